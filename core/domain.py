@@ -1,0 +1,343 @@
+"""The plan rules of DOMAIN.md as pure functions over plain values.
+
+An app's state is an immutable `AppState`; each operation is a function that takes the state and
+the moment ("now", an aware datetime) and returns the new state, or raises the `PlanError` that
+explains the refusal. Nothing here touches a database, a clock or Slack.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from core import errors
+
+__all__ = [
+    "LEGACY_CUTOFF",
+    "PURGE_AFTER",
+    "Actor",
+    "AppState",
+    "BillingMode",
+    "Operation",
+    "Plan",
+    "Status",
+    "add_months",
+    "billing_mode_for",
+    "configure",
+    "create",
+    "disable",
+    "enable",
+    "extend",
+    "migrate",
+    "month_bounds",
+    "next_month_start",
+    "purge",
+    "purge_at",
+    "suspend",
+    "upgrade",
+]
+
+#: the day the legacy billing mode ended (apps created before it are legacy by default)
+LEGACY_CUTOFF = date(2022, 12, 26)
+#: how long a disabled app can be re-enabled; after more than this it is purged
+PURGE_AFTER = timedelta(days=90)
+
+
+class Plan(enum.StrEnum):
+    """An app's plan."""
+
+    DEVELOPER = "developer"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+    @property
+    def paid(self) -> bool:
+        """Whether the plan is postpaid."""
+        return self is not Plan.DEVELOPER
+
+
+class BillingMode(enum.StrEnum):
+    """The provider's billing mode of an app."""
+
+    LEGACY = "legacy"
+    CURRENT = "current"
+
+
+class Status(enum.StrEnum):
+    """An app's service status."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DISABLED = "disabled"
+    PURGED = "purged"
+
+
+class Operation(enum.StrEnum):
+    """A change a person can ask for (and the lifecycle's own changes)."""
+
+    CREATE = "create"
+    UPGRADE = "upgrade"
+    CONFIGURE = "configure"
+    EXTEND = "extend"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    MIGRATE = "migrate"
+    SUSPEND = "suspend"
+    PURGE = "purge"
+
+    @property
+    def verb(self) -> str:
+        """The past participle used in messages ("upgraded")."""
+        return _VERBS[self]
+
+
+_VERBS = {
+    Operation.CREATE: "created",
+    Operation.UPGRADE: "upgraded",
+    Operation.CONFIGURE: "reconfigured",
+    Operation.EXTEND: "extended",
+    Operation.DISABLE: "disabled",
+    Operation.ENABLE: "re-enabled",
+    Operation.MIGRATE: "migrated",
+    Operation.SUSPEND: "suspended",
+    Operation.PURGE: "purged",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an opaque, stable user id, a display name, and the groups they belong to."""
+
+    user_id: str
+    name: str = ""
+    groups: frozenset[str] = frozenset()
+
+    @property
+    def label(self) -> str:
+        """How the actor is named in records."""
+        return self.name or self.user_id
+
+
+@dataclass(frozen=True)
+class AppState:
+    """An app's plan state at one moment."""
+
+    app_id: str
+    name: str
+    plan: Plan
+    billing_mode: BillingMode
+    status: Status
+    created_at: datetime
+    owner_channel: str | None = None
+    dev_expires_at: datetime | None = None
+    disabled_at: datetime | None = None
+    config_changed_at: datetime | None = None
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+
+    @property
+    def purge_at(self) -> datetime | None:
+        """When a disabled app is purged."""
+        return purge_at(self.disabled_at) if self.disabled_at else None
+
+
+# --- dates ---------------------------------------------------------------------------------
+
+
+def add_months(moment: datetime, months: int = 1) -> datetime:
+    """The same day and time `months` calendar months later, clamped to the month's end."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def month_bounds(year: int, month: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The first instant of the month and of the next one, in the billing time zone."""
+    start = datetime(year, month, 1, tzinfo=tz)
+    return start, add_months(start)
+
+
+def next_month_start(moment: datetime, tz: ZoneInfo) -> datetime:
+    """Midnight of the 1st of the month after `moment`, in the billing time zone."""
+    local = moment.astimezone(tz)
+    return add_months(datetime.combine(local.date().replace(day=1), time(), tzinfo=tz))
+
+
+def purge_at(disabled_at: datetime) -> datetime:
+    """The moment after which a disabled app can no longer be recovered."""
+    return disabled_at + PURGE_AFTER
+
+
+def billing_mode_for(created_at: datetime) -> BillingMode:
+    """The billing mode an app created at that moment has by default."""
+    return BillingMode.LEGACY if created_at.date() < LEGACY_CUTOFF else BillingMode.CURRENT
+
+
+# --- guards --------------------------------------------------------------------------------
+
+
+def _not_purged(app: AppState) -> None:
+    if app.status is Status.PURGED:
+        raise errors.AppPurged(app.app_id)
+
+
+def _current_billing(app: AppState, op: Operation) -> None:
+    _not_purged(app)
+    if app.billing_mode is BillingMode.LEGACY:
+        raise errors.LegacyBillingMode(app.app_id, op.verb)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def create(*, app_id: str, name: str, owner_channel: str | None, now: datetime) -> AppState:
+    """A new developer app on the current billing mode, valid for one month."""
+    clean = name.strip()
+    if not clean:
+        raise errors.InvalidAppName("it is empty.")
+    if len(clean) > 80:
+        raise errors.InvalidAppName("it is longer than 80 characters.")
+    if clean.isdigit():
+        raise errors.InvalidAppName("it is all digits, which would read as an app id.")
+    return AppState(
+        app_id=app_id,
+        name=clean,
+        plan=Plan.DEVELOPER,
+        billing_mode=BillingMode.CURRENT,
+        status=Status.ACTIVE,
+        created_at=now,
+        owner_channel=owner_channel,
+        dev_expires_at=add_months(now),
+    )
+
+
+def upgrade(app: AppState, target: Plan, now: datetime) -> AppState:
+    """Developer -> standard or premium, at once; never back."""
+    _current_billing(app, Operation.UPGRADE)
+    if target not in (Plan.STANDARD, Plan.PREMIUM):
+        raise errors.InvalidTargetPlan(str(target))
+    if app.plan is not Plan.DEVELOPER:
+        raise errors.UpgradeNotAllowed(app.app_id, app.plan)
+    if app.status not in (Status.ACTIVE, Status.SUSPENDED):
+        raise errors.UpgradeNotAllowed(app.app_id, f"{app.plan} ({app.status})")
+    return replace(
+        app, plan=target, status=Status.ACTIVE, dev_expires_at=None, version=app.version + 1
+    )
+
+
+def configure(
+    app: AppState,
+    *,
+    edition: Plan | None,
+    addons: Mapping[str, str],
+    now: datetime,
+    tz: ZoneInfo,
+) -> AppState:
+    """Change a paid app's edition and/or add-ons, at most once per billing month.
+
+    Add-on names and values are checked against the catalog by the caller (money.Catalog).
+    """
+    _current_billing(app, Operation.CONFIGURE)
+    if not app.plan.paid:
+        raise errors.ConfigChangeNotAllowed(
+            app.app_id,
+            f"it is on the developer plan. Upgrade it first with `/plan upgrade {app.app_id} "
+            "standard` (or premium).",
+        )
+    if app.status is not Status.ACTIVE:
+        raise errors.ConfigChangeNotAllowed(
+            app.app_id, f"it is {app.status}. Re-enable it first with `/plan enable {app.app_id}`."
+        )
+    if edition is not None and edition not in (Plan.STANDARD, Plan.PREMIUM):
+        raise errors.InvalidTargetPlan(str(edition))
+    new_plan = edition or app.plan
+    new_config = {**app.config, **addons}
+    if new_plan is app.plan and new_config == dict(app.config):
+        raise errors.NothingToChange(app.app_id, "that configuration")
+    if app.config_changed_at is not None:
+        changed = app.config_changed_at.astimezone(tz)
+        local_now = now.astimezone(tz)
+        if (changed.year, changed.month) == (local_now.year, local_now.month):
+            raise errors.ConfigChangeLimitReached(app.app_id, changed, next_month_start(now, tz))
+    return replace(
+        app, plan=new_plan, config=new_config, config_changed_at=now, version=app.version + 1
+    )
+
+
+def extend(app: AppState, now: datetime) -> AppState:
+    """One more calendar month of developer validity from the later of now and the expiry."""
+    _current_billing(app, Operation.EXTEND)
+    if app.plan is not Plan.DEVELOPER:
+        raise errors.ExtendNotAllowed(app.app_id, app.plan)
+    base = max(now, app.dev_expires_at) if app.dev_expires_at else now
+    return replace(
+        app, dev_expires_at=add_months(base), status=Status.ACTIVE, version=app.version + 1
+    )
+
+
+def disable(app: AppState, now: datetime) -> AppState:
+    """Stop a paid app's service at once; it can be re-enabled for 90 days."""
+    _current_billing(app, Operation.DISABLE)
+    if not app.plan.paid:
+        reason = (
+            "it is a developer app; a suspended developer app is left to expire."
+            if app.status is Status.SUSPENDED
+            else "disabling is for standard and premium apps; a developer app simply expires "
+            "at the end of its validity."
+        )
+        raise errors.DisableNotAllowed(app.app_id, reason)
+    if app.status is Status.DISABLED:
+        raise errors.DisableNotAllowed(app.app_id, "it is already disabled.")
+    return replace(app, status=Status.DISABLED, disabled_at=now, version=app.version + 1)
+
+
+def enable(app: AppState, now: datetime) -> AppState:
+    """Re-enable a disabled app within 90 days, restoring its plan and configuration."""
+    _not_purged(app)
+    if app.status is not Status.DISABLED or app.disabled_at is None:
+        raise errors.EnableNotAllowed(app.app_id, app.status)
+    deadline = purge_at(app.disabled_at)
+    if now > deadline:
+        raise errors.PurgeDeadlinePassed(app.app_id, deadline)
+    return replace(app, status=Status.ACTIVE, disabled_at=None, version=app.version + 1)
+
+
+def migrate(app: AppState, now: datetime) -> AppState:
+    """Move a legacy app to the current billing mode (one-way)."""
+    _not_purged(app)
+    if app.billing_mode is BillingMode.CURRENT:
+        raise errors.AlreadyCurrentBilling(app.app_id)
+    return replace(app, billing_mode=BillingMode.CURRENT, version=app.version + 1)
+
+
+def suspend(app: AppState, now: datetime) -> AppState | None:
+    """The developer app whose validity has ended, suspended; None when nothing is due."""
+    if (
+        app.plan is Plan.DEVELOPER
+        and app.status is Status.ACTIVE
+        and app.dev_expires_at is not None
+        and app.dev_expires_at <= now
+    ):
+        return replace(app, status=Status.SUSPENDED, version=app.version + 1)
+    return None
+
+
+def purge(app: AppState, now: datetime) -> AppState | None:
+    """The app disabled for more than 90 days, purged; None when nothing is due."""
+    if app.status is Status.DISABLED and app.disabled_at and now > purge_at(app.disabled_at):
+        return replace(app, status=Status.PURGED, version=app.version + 1)
+    return None
+
+
+def utcnow() -> datetime:
+    """The current moment, aware, in UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,338 @@
+"""Every refusal the plan service can give, as one exception tree.
+
+    PlanError                      a refusal written for the person in Slack
+    ├── AppNotFound, AmbiguousAppName, AppNameTaken, InvalidAppName
+    ├── AppPurged                  terminal state: nothing changes any more
+    ├── LegacyBillingMode          current-mode operation on a legacy app
+    ├── AlreadyCurrentBilling
+    ├── UpgradeNotAllowed, InvalidTargetPlan
+    ├── ConfigChangeNotAllowed, ConfigChangeLimitReached, UnknownAddon, InvalidAddonValue
+    ├── NothingToChange
+    ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
+    ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview
+    ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, ChannelNotAllowed
+    └── CsvImportError             a CSV with bad rows (nothing imported)
+
+Each message says what was refused, why, and what to do instead. Messages are plain text with
+`code` marks only; the edge escapes and formats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+__all__ = [
+    "AlreadyCurrentBilling",
+    "AmbiguousAppName",
+    "AppChangedSincePreview",
+    "AppNameTaken",
+    "AppNotFound",
+    "AppPurged",
+    "ChannelNotAllowed",
+    "ConfigChangeLimitReached",
+    "ConfigChangeNotAllowed",
+    "CsvImportError",
+    "DisableNotAllowed",
+    "EnableNotAllowed",
+    "ExtendNotAllowed",
+    "InvalidAddonValue",
+    "InvalidAppName",
+    "InvalidTargetPlan",
+    "LegacyBillingMode",
+    "NotYourRequest",
+    "NothingToChange",
+    "PermissionDenied",
+    "PlanError",
+    "PurgeDeadlinePassed",
+    "RequestAlreadyDecided",
+    "RequestExpired",
+    "RequestNotFound",
+    "SelfApprovalNotAllowed",
+    "UnknownAddon",
+    "UpgradeNotAllowed",
+]
+
+
+class PlanError(Exception):
+    """A refusal: the message tells the person what, why, and what to do instead."""
+
+    #: whether a refused confirmation for this reason is written to the audit log
+    audited: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AppNotFound(PlanError):
+    """No app has that id or exact name."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(
+            f"No app `{ref}` found. Use the app id (digits) or its exact name; "
+            "`/plan list` shows the apps you can see."
+        )
+        self.ref = ref
+
+
+class AmbiguousAppName(PlanError):
+    """Several apps share the name given."""
+
+    def __init__(self, name: str, app_ids: Sequence[str]) -> None:
+        ids = ", ".join(f"`{i}`" for i in app_ids)
+        super().__init__(f"Several apps are named `{name}` ({ids}). Use the app id instead.")
+        self.app_ids = tuple(app_ids)
+
+
+class AppNameTaken(PlanError):
+    """Creating an app under a name another app already has."""
+
+    def __init__(self, name: str, app_id: str) -> None:
+        super().__init__(f"An app named `{name}` already exists (`{app_id}`). Choose another name.")
+
+
+class InvalidAppName(PlanError):
+    """A name that cannot be an app's name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"That app name can't be used: {reason}")
+
+
+class AppPurged(PlanError):
+    """The app was purged: terminal, nothing can change it."""
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__(
+            f"App `{app_id}` was purged after more than 90 days disabled; its data and services "
+            "can't be recovered and it can't be changed. Create a new app with `/plan create <name>`."
+        )
+
+
+class LegacyBillingMode(PlanError):
+    """A current-billing operation was asked of an app still on legacy billing."""
+
+    def __init__(self, app_id: str, operation: str) -> None:
+        super().__init__(
+            f"App `{app_id}` is on the legacy billing mode, so it can't be {operation} here: plan "
+            "operations belong to the current billing mode. Migrate it first with "
+            f"`/plan migrate {app_id}` (one-way: legacy billing can't be restored)."
+        )
+
+
+class AlreadyCurrentBilling(PlanError):
+    """Migration asked of an app already on the current billing mode."""
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__(
+            f"App `{app_id}` is already on the current billing mode; there is nothing to migrate."
+        )
+
+
+class UpgradeNotAllowed(PlanError):
+    """Upgrade asked of an app that is not on the developer plan."""
+
+    def __init__(self, app_id: str, plan: str) -> None:
+        hint = (
+            f" To switch between standard and premium use `/plan config {app_id} edition=...`."
+            if plan in ("standard", "premium")
+            else ""
+        )
+        super().__init__(
+            f"App `{app_id}` is on the {plan} plan; only developer apps can be upgraded.{hint}"
+        )
+
+
+class InvalidTargetPlan(PlanError):
+    """An upgrade target that is not standard or premium."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(
+            f"`{target}` is not an upgrade target: choose `standard` or `premium`. There is no "
+            "way back to the developer plan; to use it again, create a new app."
+        )
+
+
+class ConfigChangeNotAllowed(PlanError):
+    """Feature configuration asked of an app that is not an active paid app."""
+
+    def __init__(self, app_id: str, reason: str) -> None:
+        super().__init__(f"The configuration of app `{app_id}` can't be changed: {reason}")
+
+
+class ConfigChangeLimitReached(PlanError):
+    """A second configuration change in the same billing month."""
+
+    def __init__(self, app_id: str, changed_at: datetime, next_allowed: datetime) -> None:
+        super().__init__(
+            f"App `{app_id}` had its configuration changed on {changed_at:%Y-%m-%d}; the "
+            f"configuration can be changed once per calendar month. The next change is possible "
+            f"from {next_allowed:%Y-%m-%d %H:%M} ({next_allowed:%Z})."
+        )
+        self.next_allowed = next_allowed
+
+
+class UnknownAddon(PlanError):
+    """An add-on the catalog does not offer."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"There is no add-on `{name}`. Available: {', '.join(f'`{k}`' for k in known)}."
+        )
+
+
+class InvalidAddonValue(PlanError):
+    """An add-on value the catalog does not offer."""
+
+    def __init__(self, name: str, value: str, options: Sequence[str]) -> None:
+        super().__init__(
+            f"`{value}` is not a value of `{name}`. Choose one of: "
+            f"{', '.join(f'`{o}`' for o in options)}."
+        )
+
+
+class NothingToChange(PlanError):
+    """The change asked for is what the app already has."""
+
+    def __init__(self, app_id: str, what: str) -> None:
+        super().__init__(f"App `{app_id}` already has {what}; nothing to change.")
+
+
+class ExtendNotAllowed(PlanError):
+    """Extension asked of an app that is not on the developer plan."""
+
+    def __init__(self, app_id: str, plan: str) -> None:
+        super().__init__(
+            f"App `{app_id}` is on the {plan} plan; only developer apps have a validity to extend. "
+            "Paid plans don't expire."
+        )
+
+
+class DisableNotAllowed(PlanError):
+    """Disabling asked of an app that is not an active paid app."""
+
+    def __init__(self, app_id: str, reason: str) -> None:
+        super().__init__(f"App `{app_id}` can't be disabled: {reason}")
+
+
+class EnableNotAllowed(PlanError):
+    """Re-enabling asked of an app that is not disabled."""
+
+    def __init__(self, app_id: str, status: str) -> None:
+        super().__init__(
+            f"App `{app_id}` is {status}, not disabled; there is nothing to re-enable."
+        )
+
+
+class PurgeDeadlinePassed(PlanError):
+    """Re-enabling asked after the 90-day window."""
+
+    def __init__(self, app_id: str, purge_at: datetime) -> None:
+        super().__init__(
+            f"App `{app_id}` has been disabled for more than 90 days (since {purge_at:%Y-%m-%d}); "
+            "it can't be recovered. Create a new app with `/plan create <name>`."
+        )
+
+
+class RequestNotFound(PlanError):
+    """A button carried a request id that does not exist."""
+
+    audited = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "That request doesn't exist (it may be from another workspace or was never made). "
+            "Run the `/plan` command again."
+        )
+
+
+class RequestExpired(PlanError):
+    """The pending request was not confirmed in time."""
+
+    audited = True
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(
+            f"This request expired at {expired_at:%Y-%m-%d %H:%M} UTC, so nothing was changed. "
+            "Run the `/plan` command again for a fresh preview."
+        )
+
+
+class RequestAlreadyDecided(PlanError):
+    """The request was already applied, cancelled or rejected."""
+
+    def __init__(self, state: str, by: str | None) -> None:
+        who = f" by {by}" if by else ""
+        word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}.get(
+            state, state
+        )
+        super().__init__(f"This request was {word}{who}; nothing more to do.")
+        self.state = state
+
+
+class AppChangedSincePreview(PlanError):
+    """The app changed between the preview and the confirmation."""
+
+    audited = True
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__(
+            f"App `{app_id}` changed since this preview was shown, so nothing was applied. "
+            "Run the `/plan` command again to see the current state and cost."
+        )
+
+
+class PermissionDenied(PlanError):
+    """The actor lacks the role the operation needs."""
+
+    audited = True
+
+    def __init__(self, what: str, role: str, granters: str) -> None:
+        super().__init__(
+            f"You can't {what}: it needs the `{role}` role. Ask {granters} to grant it "
+            f"(`/plan access grant @you {role}`)."
+        )
+        self.role = role
+
+
+class NotYourRequest(PlanError):
+    """Someone other than the requester (or an approver) pressed the button."""
+
+    audited = True
+
+    def __init__(self, requester: str) -> None:
+        super().__init__(
+            f"This request belongs to {requester}; only they can confirm or cancel it."
+        )
+
+
+class SelfApprovalNotAllowed(PlanError):
+    """The requester tried to approve their own peer-approved request."""
+
+    audited = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You made this request, and it needs approval by someone else; ask a colleague "
+            "with the needed role to approve it."
+        )
+
+
+class ChannelNotAllowed(PlanError):
+    """A plan change from a channel that is not on the allowed list."""
+
+    def __init__(self, channels: Sequence[str]) -> None:
+        where = ", ".join(f"<#{c}>" for c in channels)
+        super().__init__(f"Plan changes can only be made from {where}. Run the command there.")
+
+
+class CsvImportError(PlanError):
+    """A CSV file with bad rows: nothing was imported."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        shown = list(problems[:50])
+        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(
+            f"Nothing was imported: {len(problems)} problem(s) found.\n" + "\n".join(shown) + more
+        )
+        self.problems = tuple(problems)

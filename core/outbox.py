@@ -1,0 +1,212 @@
+"""Delivering the outbox: audit messages, notices and provisioning calls, with retries.
+
+Entries are written in the same transaction as the change they report. A dispatcher leases the
+oldest due entry of each app and destination (so messages about one app arrive in order), delivers
+it outside any transaction, and marks it delivered; a failure is retried with backoff (or after
+the Retry-After the receiver asked for). Several dispatchers, in one process or several replicas,
+never deliver one entry at the same time: leases are taken with row locks (SKIP LOCKED on
+PostgreSQL, the single writer on SQLite). A crash between sending and marking can repeat one
+delivery after the lease runs out; nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+from core.domain import utcnow
+from core.store.uow import UnitOfWork
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryReport",
+    "Notifier",
+    "OutboxDispatcher",
+    "Provisioner",
+]
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """A delivery failed; `permanent` ones are not retried, others wait `retry_after` or backoff."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class Notifier(Protocol):
+    """Delivers a message entry to a destination (a chat channel); returns a receipt."""
+
+    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Deliver, or raise DeliveryError."""
+        ...
+
+
+class Provisioner(Protocol):
+    """Hands a confirmed change to the system that really provisions it."""
+
+    def provision(self, change: Mapping[str, Any]) -> None:
+        """Apply the change (idempotently, by its idempotency_key), or raise DeliveryError."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one delivery pass did."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class OutboxDispatcher:
+    """Delivers due outbox entries, now (`deliver_due`) or in a background thread (`start`)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        notifier: Notifier,
+        provisioner: Provisioner,
+        clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = timedelta(seconds=60),
+        max_backoff: float = 300.0,
+        poll_interval: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.provisioner = provisioner
+        self.clock = clock
+        self.lease = lease
+        self.max_backoff = max_backoff
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self, *, limit: int = 1000) -> DeliveryReport:
+        """Deliver what is due now, in order per app and destination, up to `limit` entries."""
+        delivered = retried = dead = 0
+        while delivered + retried + dead < limit and not self._stop.is_set():
+            now = self.clock()
+            with UnitOfWork(self.engine) as uow:
+                batch = uow.outbox.claim_due(now, now + self.lease, limit=50)
+                claimed = [
+                    (r.id, r.kind, r.destination, dict(r.payload), r.attempts) for r in batch
+                ]
+                uow.commit()
+            if not claimed:
+                break
+            for entry_id, kind, destination, payload, attempts in claimed:
+                assert entry_id is not None
+                result = self._deliver_one(entry_id, kind, destination, payload, attempts)
+                delivered += result == "delivered"
+                retried += result == "retry"
+                dead += result == "dead"
+        return DeliveryReport(delivered, retried, dead)
+
+    def _deliver_one(
+        self, entry_id: int, kind: str, destination: str, payload: dict[str, Any], attempts: int
+    ) -> str:
+        receipt: Mapping[str, Any] | None = None
+        try:
+            if kind == "provision":
+                self.provisioner.provision(payload)
+            else:
+                if "update_of" in payload:
+                    payload["receipt"] = self._receipt_of(int(payload["update_of"]))
+                receipt = self.notifier.send(destination, payload)
+        except DeliveryError as err:
+            return self._failed(entry_id, attempts, err)
+        except Exception as err:  # a bug in a notifier must not stop the others; retry later
+            log.exception("outbox entry %s: unexpected delivery error", entry_id)
+            return self._failed(entry_id, attempts, DeliveryError(repr(err)))
+        with UnitOfWork(self.engine) as uow:
+            row = uow.outbox.get(entry_id)
+            if row is not None:
+                row.status = "delivered"
+                row.delivered_at = self.clock()
+                row.lease_until = None
+                row.last_error = None
+                row.receipt = dict(receipt or {})
+                uow.session.add(row)
+            uow.commit()
+        return "delivered"
+
+    def _receipt_of(self, entry_id: int) -> dict[str, Any]:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = uow.outbox.get(entry_id)
+            if row is None or row.status != "delivered":
+                raise DeliveryError(f"entry {entry_id} it updates is not delivered yet")
+            return dict(row.receipt)
+
+    def _failed(self, entry_id: int, attempts: int, err: DeliveryError) -> str:
+        now = self.clock()
+        if err.retry_after is not None:
+            delay = float(err.retry_after)
+        else:
+            delay = min(self.max_backoff, 2.0 ** min(attempts - 1, 16))
+            delay *= random.uniform(0.8, 1.2)
+        with UnitOfWork(self.engine) as uow:
+            row = uow.outbox.get(entry_id)
+            if row is not None:
+                row.lease_until = None
+                row.last_error = err.reason[:500]
+                if err.permanent:
+                    row.status = "dead"
+                else:
+                    row.next_attempt_at = now + timedelta(seconds=delay)
+                uow.session.add(row)
+            uow.commit()
+        if err.permanent:
+            log.error("outbox entry %s given up: %s", entry_id, err.reason)
+            return "dead"
+        log.warning("outbox entry %s failed (%s); retry in %.1fs", entry_id, err.reason, delay)
+        return "retry"
+
+    # --- background thread -----------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Deliver soon (called after a transaction wrote entries)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Deliver in a background thread until `stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the background thread (the entry being delivered finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.deliver_due()
+            except Exception:  # the database may be briefly unreachable: keep the thread alive
+                log.exception("outbox delivery pass failed")
+                self._stop.wait(self.poll_interval)

@@ -1,0 +1,410 @@
+"""The unit of work and its repositories: one transaction, committed explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from core.audit import chain_hash
+from core.domain import AppState, BillingMode, Plan, Status
+from core.money import RateSegment
+from core.store.db import read_only
+from core.store.tables import (
+    AccessGrantRow,
+    ApprovalRow,
+    AppRow,
+    AuditEventRow,
+    AuditHeadRow,
+    OutboxRow,
+    PendingRequestRow,
+    PlanHistoryRow,
+)
+
+__all__ = ["UnitOfWork", "app_state", "apply_state"]
+
+
+def app_state(row: AppRow) -> AppState:
+    """The domain value of an app row."""
+    return AppState(
+        app_id=row.app_id,
+        name=row.name,
+        plan=Plan(row.plan),
+        billing_mode=BillingMode(row.billing_mode),
+        status=Status(row.status),
+        created_at=row.created_at,
+        owner_channel=row.owner_channel,
+        dev_expires_at=row.dev_expires_at,
+        disabled_at=row.disabled_at,
+        config_changed_at=row.config_changed_at,
+        config=dict(row.config or {}),
+        version=row.version,
+    )
+
+
+def apply_state(row: AppRow, state: AppState, now: datetime) -> None:
+    """Write a domain value back onto its row."""
+    row.name = state.name
+    row.owner_channel = state.owner_channel
+    row.plan = state.plan.value
+    row.billing_mode = state.billing_mode.value
+    row.status = state.status.value
+    row.dev_expires_at = state.dev_expires_at
+    row.disabled_at = state.disabled_at
+    row.config_changed_at = state.config_changed_at
+    row.config = dict(state.config)
+    row.version = state.version
+    row.updated_at = now
+
+
+class Apps:
+    """Apps by id or name."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, app_id: str, *, lock: bool = False) -> AppRow | None:
+        """The app, row-locked for the transaction when `lock`."""
+        query = select(AppRow).where(AppRow.app_id == app_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def by_name(self, name: str) -> Sequence[AppRow]:
+        """Apps with exactly that name."""
+        return self.session.exec(select(AppRow).where(AppRow.name == name).limit(5)).all()
+
+    def add(self, row: AppRow) -> None:
+        """Stage a new app."""
+        self.session.add(row)
+
+    def page(
+        self, *, contains: str | None, channels: Sequence[str] | None, offset: int, limit: int
+    ) -> tuple[Sequence[AppRow], int]:
+        """A page of apps (optionally filtered) and the count of all matching."""
+        query = select(AppRow)
+        if contains:
+            like = f"%{contains.lower()}%"
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(AppRow.name).like(like),
+                    col(AppRow.app_id).like(like),
+                    AppRow.plan == contains.lower(),
+                    AppRow.status == contains.lower(),
+                )
+            )
+        if channels is not None:
+            query = query.where(col(AppRow.owner_channel).in_(channels))
+        total = self.session.exec(select(sa.func.count()).select_from(query.subquery())).one()
+        rows = self.session.exec(
+            query.order_by(AppRow.name, AppRow.app_id).offset(offset).limit(limit)
+        ).all()
+        return rows, int(total)
+
+    def ids(self) -> set[str]:
+        """Every app id (for imports)."""
+        return set(self.session.exec(select(AppRow.app_id)).all())
+
+
+class History:
+    """The plan history of apps."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: PlanHistoryRow) -> None:
+        """Stage a history entry."""
+        self.session.add(row)
+
+    def for_app(self, app_id: str, *, limit: int | None = None) -> Sequence[PlanHistoryRow]:
+        """The app's history, newest first."""
+        query = (
+            select(PlanHistoryRow)
+            .where(PlanHistoryRow.app_id == app_id)
+            .order_by(col(PlanHistoryRow.effective_at).desc(), col(PlanHistoryRow.id).desc())
+        )
+        if limit:
+            query = query.limit(limit)
+        return self.session.exec(query).all()
+
+    def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
+        """The app's rate segments that started before `until`, oldest first."""
+        rows = self.session.exec(
+            select(PlanHistoryRow)
+            .where(PlanHistoryRow.app_id == app_id, PlanHistoryRow.effective_at < until)
+            .order_by(col(PlanHistoryRow.effective_at), col(PlanHistoryRow.id))
+        ).all()
+        return [segment(row) for row in rows]
+
+    def segments_for(
+        self, app_ids: Iterable[str], *, until: datetime
+    ) -> dict[str, list[RateSegment]]:
+        """Rate segments for several apps at once."""
+        ids = list(app_ids)
+        result: dict[str, list[RateSegment]] = {i: [] for i in ids}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            rows = self.session.exec(
+                select(PlanHistoryRow)
+                .where(col(PlanHistoryRow.app_id).in_(chunk), PlanHistoryRow.effective_at < until)
+                .order_by(col(PlanHistoryRow.effective_at), col(PlanHistoryRow.id))
+            ).all()
+            for row in rows:
+                result[row.app_id].append(segment(row))
+        return result
+
+
+def segment(row: PlanHistoryRow) -> RateSegment:
+    """The rate segment a history entry starts."""
+    return RateSegment(
+        start=row.effective_at,
+        plan=Plan(row.plan),
+        status=Status(row.status),
+        billing_mode=BillingMode(row.billing_mode),
+        monthly=Decimal(row.monthly_price),
+    )
+
+
+class Requests:
+    """Pending requests and their approvals."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, request_id: str, *, lock: bool = False) -> PendingRequestRow | None:
+        """The request, row-locked for the transaction when `lock`."""
+        query = select(PendingRequestRow).where(PendingRequestRow.id == request_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.exec(query).first()
+
+    def add(self, row: PendingRequestRow) -> None:
+        """Stage a new request."""
+        self.session.add(row)
+
+    def approvals(self, request_id: str) -> Sequence[ApprovalRow]:
+        """The approvals given so far."""
+        return self.session.exec(
+            select(ApprovalRow).where(ApprovalRow.request_id == request_id).order_by(ApprovalRow.id)
+        ).all()
+
+    def add_approval(self, row: ApprovalRow) -> None:
+        """Stage an approval."""
+        self.session.add(row)
+
+    def expired(self, now: datetime, *, limit: int) -> Sequence[PendingRequestRow]:
+        """Requests still pending past their expiry."""
+        return self.session.exec(
+            select(PendingRequestRow)
+            .where(PendingRequestRow.state == "pending", PendingRequestRow.expires_at <= now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+
+class Audit:
+    """The append-only, hash-chained audit log."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, **fields: Any) -> AuditEventRow:
+        """Append one record; the head row lock orders concurrent writers."""
+        head = self.session.exec(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).first()
+        if head is None:
+            head = AuditHeadRow(id=1, seq=0)
+            self.session.add(head)
+        fields["seq"] = head.seq + 1
+        fields.setdefault("before", {})
+        fields.setdefault("after", {})
+        fields.setdefault("detail", "")
+        fields.setdefault("actor_name", "")
+        digest = chain_hash(head.hash, fields)
+        row = AuditEventRow(**fields, prev_hash=head.hash, hash=digest)
+        self.session.add(row)
+        head.seq, head.hash = row.seq, digest
+        self.session.add(head)
+        return row
+
+    def head(self) -> AuditHeadRow:
+        """The stored head of the chain."""
+        return self.session.get(AuditHeadRow, 1) or AuditHeadRow(id=1, seq=0)
+
+    def iterate(self, *, batch: int = 5000) -> Iterable[AuditEventRow]:
+        """Every record in order, in batches."""
+        last = 0
+        while True:
+            rows = self.session.exec(
+                select(AuditEventRow)
+                .where(AuditEventRow.seq > last)
+                .order_by(AuditEventRow.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
+
+    def for_app(self, app_id: str, *, limit: int) -> Sequence[AuditEventRow]:
+        """The app's newest records."""
+        return self.session.exec(
+            select(AuditEventRow)
+            .where(AuditEventRow.app_id == app_id)
+            .order_by(col(AuditEventRow.seq).desc())
+            .limit(limit)
+        ).all()
+
+
+class Outbox:
+    """Messages and provisioning calls waiting for delivery."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: OutboxRow) -> None:
+        """Stage an entry (written in the caller's transaction)."""
+        self.session.add(row)
+
+    def has_key(self, key: str) -> bool:
+        """Whether an entry with that idempotency key exists."""
+        return (
+            self.session.exec(select(OutboxRow.id).where(OutboxRow.key == key)).first() is not None
+        )
+
+    def claim_due(self, now: datetime, lease_until: datetime, *, limit: int) -> list[OutboxRow]:
+        """Lease the oldest due entries, at most one per app and destination, in order."""
+        earlier = sa.orm.aliased(OutboxRow)
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.status == "pending",
+                earlier.destination == OutboxRow.destination,
+                earlier.app_id == OutboxRow.app_id,
+                col(earlier.id) < col(OutboxRow.id),
+            )
+            .exists()
+        )
+        rows = self.session.exec(
+            select(OutboxRow)
+            .where(
+                OutboxRow.status == "pending",
+                OutboxRow.next_attempt_at <= now,
+                sa.or_(col(OutboxRow.lease_until).is_(None), col(OutboxRow.lease_until) <= now),
+                ~blocked,
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.lease_until = lease_until
+            row.attempts += 1
+            self.session.add(row)
+        return list(rows)
+
+    def get(self, entry_id: int) -> OutboxRow | None:
+        """One entry by id."""
+        return self.session.get(OutboxRow, entry_id)
+
+    def counts(self) -> dict[str, int]:
+        """How many entries are in each status."""
+        rows = self.session.exec(
+            select(OutboxRow.status, sa.func.count()).group_by(OutboxRow.status)
+        ).all()
+        return {status: int(count) for status, count in rows}
+
+    def next_due(self) -> datetime | None:
+        """When the next pending entry is due."""
+        return self.session.exec(
+            select(sa.func.min(OutboxRow.next_attempt_at)).where(OutboxRow.status == "pending")
+        ).first()
+
+
+class Grants:
+    """Access grants."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def for_principals(self, ids: Iterable[str]) -> Sequence[AccessGrantRow]:
+        """Grants to any of these users or groups."""
+        return self.session.exec(
+            select(AccessGrantRow).where(col(AccessGrantRow.principal_id).in_(list(ids)))
+        ).all()
+
+    def all(self) -> Sequence[AccessGrantRow]:
+        """Every grant."""
+        return self.session.exec(
+            select(AccessGrantRow).order_by(AccessGrantRow.role, AccessGrantRow.principal_id)
+        ).all()
+
+    def find(self, kind: str, principal_id: str, role: str, team: str) -> AccessGrantRow | None:
+        """One exact grant."""
+        return self.session.exec(
+            select(AccessGrantRow).where(
+                AccessGrantRow.principal_kind == kind,
+                AccessGrantRow.principal_id == principal_id,
+                AccessGrantRow.role == role,
+                AccessGrantRow.team == team,
+            )
+        ).first()
+
+    def add(self, row: AccessGrantRow) -> None:
+        """Stage a grant."""
+        self.session.add(row)
+
+    def delete(self, row: AccessGrantRow) -> None:
+        """Stage a revocation."""
+        self.session.delete(row)
+
+
+class UnitOfWork:
+    """One database transaction with the repositories; commit explicitly or it rolls back."""
+
+    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+        self.engine = engine if write else read_only(engine)
+        self._after_commit: list[Callable[[], None]] = []
+
+    def __enter__(self) -> Self:
+        self.session = Session(self.engine, expire_on_commit=False, autoflush=True)
+        self.apps = Apps(self.session)
+        self.history = History(self.session)
+        self.requests = Requests(self.session)
+        self.audit = Audit(self.session)
+        self.outbox = Outbox(self.session)
+        self.grants = Grants(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def flush(self) -> None:
+        """Send staged changes to the database without committing."""
+        self.session.flush()
+
+    def commit(self) -> None:
+        """Commit, then run the after-commit callbacks."""
+        self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed."""
+        self._after_commit.append(callback)
