@@ -19,6 +19,7 @@ from core.domain import (
 from core.errors import *  # noqa: F403  (the error tree is part of the public API)
 from core.errors import __all__ as _error_names
 from core.importer import ImportResult, import_apps
+from core.lifecycle import AppCharges, Lifecycle, PlanDays, SweepReport, TeamStatement
 from core.money import Catalog, CostImpact, DayCharge, Statement, format_money, load_catalog
 from core.outbox import DeliveryError, DeliveryReport, Notifier, OutboxDispatcher, Provisioner
 from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
@@ -38,7 +39,7 @@ from core.store.db import make_engine, normalize_url
 from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.uow import UnitOfWork
 
-__all__ = [  # noqa: RUF022  (grouped by module, errors appended)
+__all__ = [
     "AccessPolicy",
     "ApprovalRule",
     "Grant",
@@ -56,6 +57,11 @@ __all__ = [  # noqa: RUF022  (grouped by module, errors appended)
     "utcnow",
     "ImportResult",
     "import_apps",
+    "AppCharges",
+    "Lifecycle",
+    "PlanDays",
+    "SweepReport",
+    "TeamStatement",
     "Catalog",
     "CostImpact",
     "DayCharge",

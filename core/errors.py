@@ -229,8 +229,9 @@ class PurgeDeadlinePassed(PlanError):
 
     def __init__(self, app_id: str, purge_at: datetime) -> None:
         super().__init__(
-            f"App `{app_id}` has been disabled for more than 90 days (since {purge_at:%Y-%m-%d}); "
-            "it can't be recovered. Create a new app with `/plan create <name>`."
+            f"App `{app_id}` has been disabled for more than 90 days (it could be re-enabled "
+            f"until {purge_at:%Y-%m-%d}); it can't be recovered. Create a new app with "
+            "`/plan create <name>`."
         )
 
 
@@ -262,11 +263,21 @@ class RequestAlreadyDecided(PlanError):
     """The request was already applied, cancelled or rejected."""
 
     def __init__(self, state: str, by: str | None) -> None:
-        who = f" by {by}" if by else ""
-        word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}.get(
-            state, state
-        )
-        super().__init__(f"This request was {word}{who}; nothing more to do.")
+        closed = {  # closed by the service, not by a person: no "by", and a way forward
+            "expired": "expired before it was confirmed",
+            "stale": "not applied because the app changed since its preview",
+            "refused": "refused when it was confirmed",
+        }
+        if state in closed:
+            message = (
+                f"This request was {closed[state]}; nothing was changed. Run the `/plan` "
+                "command again for a fresh preview."
+            )
+        else:
+            who = f" by {by}" if by else ""
+            word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}
+            message = f"This request was {word.get(state, state)}{who}; nothing more to do."
+        super().__init__(message)
         self.state = state
 
 
@@ -283,16 +294,17 @@ class AppChangedSincePreview(PlanError):
 
 
 class PermissionDenied(PlanError):
-    """The actor lacks the role the operation needs."""
+    """The actor lacks the role the operation needs; `admins` are the people who can grant it."""
 
     audited = True
 
-    def __init__(self, what: str, role: str, granters: str) -> None:
+    def __init__(self, what: str, role: str, admins: Sequence[str] = ()) -> None:
         super().__init__(
-            f"You can't {what}: it needs the `{role}` role. Ask {granters} to grant it "
+            f"You can't {what}: it needs the `{role}` role. Ask a planbot admin to grant it "
             f"(`/plan access grant @you {role}`)."
         )
         self.role = role
+        self.admins = tuple(admins)
 
 
 class NotYourRequest(PlanError):
@@ -319,11 +331,11 @@ class SelfApprovalNotAllowed(PlanError):
 
 
 class ChannelNotAllowed(PlanError):
-    """A plan change from a channel that is not on the allowed list."""
+    """A plan change from a channel that is not on the allowed list (`channels`)."""
 
     def __init__(self, channels: Sequence[str]) -> None:
-        where = ", ".join(f"<#{c}>" for c in channels)
-        super().__init__(f"Plan changes can only be made from {where}. Run the command there.")
+        super().__init__("Plan changes can only be made from the allowed channels. Run it there.")
+        self.channels = tuple(channels)
 
 
 class CsvImportError(PlanError):

@@ -19,14 +19,14 @@ from core.domain import (
     BillingMode,
     Plan,
     Status,
-    add_months,
     billing_mode_for,
+    one_month_later,
 )
 from core.money import Catalog
 from core.store.tables import AppRow, PlanHistoryRow
 from core.store.uow import UnitOfWork
 
-__all__ = ["REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "ImportResult", "import_apps"]
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "ImportResult", "import_apps"]
 
 REQUIRED_COLUMNS = ("app_id", "name", "plan", "created_at")
 OPTIONAL_COLUMNS = ("billing_mode", "status", "owner_channel", "dev_expires_at", "disabled_at")
@@ -93,8 +93,8 @@ def _check_row(
         if created > now:
             problems.append("created_at is in the future")
         if mode is None:
-            mode = billing_mode_for(created)
-        elif mode is BillingMode.LEGACY and created.date() >= LEGACY_CUTOFF:
+            mode = billing_mode_for(created, tz)
+        elif mode is BillingMode.LEGACY and created.astimezone(tz).date() >= LEGACY_CUTOFF:
             problems.append(
                 f"billing_mode legacy is impossible for an app created on or after {LEGACY_CUTOFF}"
             )
@@ -121,7 +121,7 @@ def _check_row(
         if plan.paid and dev_expires is not None:
             problems.append("dev_expires_at is only for developer apps")
         if not plan.paid and dev_expires is None and created is not None:
-            dev_expires = add_months(created)
+            dev_expires = one_month_later(created, tz)
     owner = get.get("owner_channel") or None
     if owner is not None and (len(owner) > 40 or not owner.replace("_", "").isalnum()):
         problems.append(f"owner_channel {owner!r} is not a channel id")

@@ -23,8 +23,8 @@ from core.domain import Actor, AppState, Operation, Plan, Status
 from core.money import Catalog, CostImpact, RateSegment, Statement, cost_impact, format_money
 from core.store.tables import (
     AccessGrantRow,
-    AppRow,
     ApprovalRow,
+    AppRow,
     OutboxRow,
     PendingRequestRow,
     PlanHistoryRow,
@@ -406,6 +406,11 @@ class PlanService:
             self._require(uow, actor, "view", None, "see who has access")
             return [(_grant(r), r.principal_label) for r in uow.grants.all()]
 
+    def granted_groups(self) -> set[str]:
+        """The user groups that hold any grant (the only ones worth resolving)."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            return {g.principal_id for g in uow.grants.all() if g.principal_kind == "group"}
+
     # --- internals: checks -----------------------------------------------------------------
 
     def _resolve(self, uow: UnitOfWork, ref: str, *, lock: bool = False) -> AppState:
@@ -442,13 +447,10 @@ class PlanService:
     ) -> None:
         needed = ROLE_FOR[action]
         if self._role(uow, actor, team) < needed:
-            raise errors.PermissionDenied(what, needed.label, self._granters())
+            raise errors.PermissionDenied(what, needed.label, self._admins())
 
-    def _granters(self) -> str:
-        admins = sorted(self.config.access.admins)
-        if not admins:
-            return "a planbot admin"
-        return "an admin (" + ", ".join(f"<@{a}>" for a in admins[:5]) + ")"
+    def _admins(self) -> list[str]:
+        return sorted(self.config.access.admins)[:5]
 
     def _visible_teams(self, uow: UnitOfWork, actor: Actor) -> list[str] | None:
         """None when the actor sees every app; else the owner teams they may see."""
@@ -456,7 +458,7 @@ class PlanService:
             return None
         teams = [g.team for g in self._grants(uow, actor) if g.team and g.role >= Role.VIEWER]
         if not teams:
-            raise errors.PermissionDenied("list apps", Role.VIEWER.label, self._granters())
+            raise errors.PermissionDenied("list apps", Role.VIEWER.label, self._admins())
         return teams
 
     def _check(
@@ -488,7 +490,7 @@ class PlanService:
                 app, edition=change.plan, addons=addons, now=now, tz=self.config.billing_tz
             )
         if op is Operation.EXTEND:
-            return domain.extend(app, now)
+            return domain.extend(app, now, self.config.billing_tz)
         if op is Operation.DISABLE:
             return domain.disable(app, now)
         if op is Operation.ENABLE:
@@ -500,7 +502,9 @@ class PlanService:
     def _new_app(
         self, uow: UnitOfWork, name: str, channel_id: str | None, now: datetime, *, app_id: str
     ) -> AppState:
-        state = domain.create(app_id=app_id, name=name, owner_channel=channel_id, now=now)
+        state = domain.create(
+            app_id=app_id, name=name, owner_channel=channel_id, now=now, tz=self.config.billing_tz
+        )
         taken = uow.apps.by_name(state.name)
         if taken:
             raise errors.AppNameTaken(state.name, taken[0].app_id)
@@ -568,7 +572,7 @@ class PlanService:
         return [
             FieldChange(label, old.get(label, "-"), value)
             for label, value in new.items()
-            if old.get(label) != value and not (before is None and value == "-")
+            if old.get(label, "-") != value and (old.get(label, "-"), value) != ("-", "no add-ons")
         ]
 
     def _cost_text(self, cost: CostImpact) -> str:
@@ -686,7 +690,7 @@ class PlanService:
                 decided_at=now,
             )
         )
-        names = tuple(a.approver_name or a.approver_id for a in given) + (actor.label,)
+        names = (*(a.approver_name or a.approver_id for a in given), actor.label)
         if len(names) < row.approvals_needed:
             self._audit_request(uow, row, actor, outcome="approved", detail="approval recorded")
             left = row.approvals_needed - len(names)

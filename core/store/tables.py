@@ -15,6 +15,7 @@ __all__ = [
     "ApprovalRow",
     "AuditEventRow",
     "AuditHeadRow",
+    "LifecycleMarkRow",
     "OutboxRow",
     "PendingRequestRow",
     "PlanHistoryRow",
@@ -183,6 +184,15 @@ class OutboxRow(SQLModel, table=True):
     delivered_at: datetime | None = _when(nullable=True)
     last_error: str | None = Field(default=None, max_length=500)
     receipt: dict[str, Any] = _json()
+
+
+class LifecycleMarkRow(SQLModel, table=True):
+    """How far a lifecycle job has looked (a watermark), or when a monthly job was done."""
+
+    __tablename__ = "lifecycle_mark"
+
+    name: str = Field(primary_key=True, max_length=80)
+    at: datetime = _when()
 
 
 class AccessGrantRow(SQLModel, table=True):

@@ -95,8 +95,8 @@ class Apps:
                 sa.or_(
                     sa.func.lower(AppRow.name).like(like),
                     col(AppRow.app_id).like(like),
-                    AppRow.plan == contains.lower(),
-                    AppRow.status == contains.lower(),
+                    col(AppRow.plan) == contains.lower(),
+                    col(AppRow.status) == contains.lower(),
                 )
             )
         if channels is not None:
@@ -191,7 +191,9 @@ class Requests:
     def approvals(self, request_id: str) -> Sequence[ApprovalRow]:
         """The approvals given so far."""
         return self.session.exec(
-            select(ApprovalRow).where(ApprovalRow.request_id == request_id).order_by(ApprovalRow.id)
+            select(ApprovalRow)
+            .where(ApprovalRow.request_id == request_id)
+            .order_by(col(ApprovalRow.id))
         ).all()
 
     def add_approval(self, row: ApprovalRow) -> None:
@@ -245,7 +247,7 @@ class Audit:
             rows = self.session.exec(
                 select(AuditEventRow)
                 .where(AuditEventRow.seq > last)
-                .order_by(AuditEventRow.seq)
+                .order_by(col(AuditEventRow.seq))
                 .limit(batch)
             ).all()
             if not rows:
@@ -390,6 +392,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
+            # Detach what was loaded first, so rows handed out stay readable after the unit of
+            # work (a rollback would expire them, and a detached row can't reload).
+            self.session.expunge_all()
             self.session.rollback()
         finally:
             self.session.close()

@@ -1,0 +1,109 @@
+"""Building the bot: settings in, a ready Bolt app, core service and outbox dispatcher out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
+from bot.delivery import GroupDirectory, Responder, ResponseSender, SlackNotifier, make_client
+from bot.listeners import Bot, register
+from bot.settings import Settings
+from core import (
+    Notifier,
+    OutboxDispatcher,
+    PlanService,
+    Provisioner,
+    RecordingProvisioner,
+    WebhookProvisioner,
+    make_engine,
+    upgrade_schema,
+)
+from core.lifecycle import Lifecycle
+
+__all__ = ["Planbot", "build"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Planbot:
+    """The assembled bot: Bolt app, core service, outbox dispatcher and lifecycle sweep."""
+
+    settings: Settings
+    app: App
+    bot: Bot
+    service: PlanService
+    dispatcher: OutboxDispatcher
+    lifecycle: Lifecycle
+    client: WebClient
+
+    def sweep(self) -> None:
+        """One lifecycle sweep, then deliver what it wrote."""
+        self.lifecycle.sweep()
+        self.dispatcher.deliver_due()
+
+    def close(self) -> None:
+        """Stop background work (queued card replacements get a few seconds)."""
+        self.dispatcher.stop()
+        self.bot.responder.close()
+        self.service.engine.dispose()
+
+
+def _provisioner(settings: Settings) -> Provisioner:
+    if settings.webhook_url and settings.webhook_secret:
+        return WebhookProvisioner(settings.webhook_url, settings.webhook_secret)
+    return RecordingProvisioner()
+
+
+def build(
+    settings: Settings,
+    *,
+    signing_secret: str | None = None,
+    token: str | None = None,
+    notifier: Notifier | None = None,
+    responder: Responder | None = None,
+) -> Planbot:
+    """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
+
+    `notifier` and `responder` replace the Slack channel and response_url delivery (the local
+    shell draws them in the terminal instead).
+    """
+    config = settings.core_config()
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    client = make_client(token or settings.bot_token, settings.api_url)
+    service = PlanService(engine=engine, config=config)
+    dispatcher = OutboxDispatcher(
+        engine=engine,
+        notifier=notifier or SlackNotifier(client, config.billing_tz),
+        provisioner=_provisioner(settings),
+    )
+    service.on_outbox = dispatcher.wake
+    bot_token = token or settings.bot_token
+
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        # One workspace, one token: no auth.test round trip to Slack on the ack path.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
+
+    app = App(
+        client=client,
+        authorize=authorize,
+        signing_secret=signing_secret or settings.signing_secret,
+        process_before_response=True,
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        ssl_check_enabled=True,
+        url_verification_enabled=True,
+        raise_error_for_unhandled_request=False,
+    )
+    groups = GroupDirectory(
+        client if (token or settings.bot_token) else None, service.granted_groups
+    )
+    bot = Bot(service=service, responder=responder or ResponseSender(), groups=groups)
+    register(app, bot)
+    lifecycle = Lifecycle(engine=engine, service=service)
+    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client)

@@ -1,0 +1,512 @@
+"""Block Kit builders: pure functions from core values to Slack message dicts.
+
+Every piece of user-supplied text (app names, display names, what was typed) goes through
+`escape`, so an app named `<!channel>` pings nobody. Slack's limits are kept here: at most 50
+blocks a message, 3000 characters a section, 10 fields of 2000, 150 a header, 75 a button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.grammar import escape_mrkdwn as escape
+from core import (
+    AppPage,
+    AppState,
+    AppStatus,
+    ChannelNotAllowed,
+    Grant,
+    HistoryEntry,
+    Outcome,
+    PendingRequest,
+    PermissionDenied,
+    PlanError,
+    Statement,
+    format_money,
+)
+
+__all__ = [
+    "APPROVE",
+    "CANCEL",
+    "CONFIRM",
+    "REJECT",
+    "access_list_message",
+    "approval_card",
+    "audit_message",
+    "bill_message",
+    "clip",
+    "escape",
+    "failure_message",
+    "help_message",
+    "history_message",
+    "list_message",
+    "outcome_card",
+    "preview_card",
+    "refusal",
+    "status_message",
+    "text_message",
+]
+
+CONFIRM = "plan_confirm"
+CANCEL = "plan_cancel"
+APPROVE = "plan_approve"
+REJECT = "plan_reject"
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_BUTTON = 75
+
+
+def clip(text: str, limit: int) -> str:
+    """The text cut to `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": clip(text, MAX_HEADER), "emoji": True},
+    }
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": clip(t, MAX_SECTION)} for t in texts[:10]],
+    }
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    blocks = []
+    for start in range(0, len(pairs), 10):
+        chunk = pairs[start : start + 10]
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": clip(f"*{k}*\n{v}", 2000)} for k, v in chunk],
+            }
+        )
+    return blocks
+
+
+def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": clip(text, MAX_BUTTON), "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _message(text: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"text": clip(text, 3000), "blocks": blocks[:MAX_BLOCKS], **extra}
+
+
+def text_message(text: str, **extra: Any) -> dict[str, Any]:
+    """A one-section message (the text is mrkdwn the caller already escaped)."""
+    return _message(text, [_section(text)], **extra)
+
+
+def _when(moment: datetime | None, tz: ZoneInfo, *, time: bool = False) -> str:
+    if moment is None:
+        return "-"
+    local = moment.astimezone(tz)
+    return local.strftime("%Y-%m-%d %H:%M %Z" if time else "%Y-%m-%d")
+
+
+def _app(name: str, app_id: str | None) -> str:
+    return f"*{escape(name)}* (`{app_id}`)" if app_id else f"*{escape(name)}*"
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+def refusal(err: PlanError, **extra: Any) -> dict[str, Any]:
+    """A refusal, as the person should read it: what, why, what to do instead."""
+    text = f":no_entry: {escape(err.message)}"
+    if isinstance(err, PermissionDenied) and err.admins:
+        text += "\nAdmins: " + ", ".join(f"<@{a}>" for a in err.admins)
+    if isinstance(err, ChannelNotAllowed) and err.channels:
+        text += "\nAllowed: " + ", ".join(f"<#{c}>" for c in err.channels)
+    return text_message(text, **extra)
+
+
+def failure_message(reference: str) -> dict[str, Any]:
+    """What a person sees when something unexpected broke (details are only in the log)."""
+    return text_message(
+        ":warning: Something went wrong on planbot's side and nothing was changed. "
+        f"Try again in a moment; if it keeps happening, give this reference to the admins: "
+        f"`{reference}`."
+    )
+
+
+def help_message(text: str) -> dict[str, Any]:
+    """The help text (from the grammar) as a message."""
+    return _message("planbot help", [_section(chunk) for chunk in _chunks(text, MAX_SECTION)])
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    chunks, current = [], ""
+    for line in text.splitlines(keepends=True):
+        if len(current) + len(line) > size and current:
+            chunks.append(current)
+            current = ""
+        current += line[:size]
+    return [*chunks, current] if current else chunks or [""]
+
+
+# --- the preview card and what becomes of it ----------------------------------------------------
+
+
+def _change_lines(changes: Sequence[Any]) -> str:
+    lines = []
+    for change in changes:
+        label, before, after = (
+            (change.label, change.before, change.after)
+            if hasattr(change, "label")
+            else tuple(change)
+        )
+        lines.append(f"• {escape(label)}: {escape(before)} → *{escape(after)}*")
+    return "\n".join(lines) or "• nothing visible changes"
+
+
+def preview_card(pending: PendingRequest, tz: ZoneInfo) -> dict[str, Any]:
+    """The ephemeral card of a previewed change, with Confirm / Cancel (or waiting for approval)."""
+    preview = pending.preview
+    title = preview.summary + ("?" if not pending.approval.needs_peer else "")
+    blocks: list[dict[str, Any]] = [
+        _header(title),
+        _section(f"*App:* {_app(preview.app_name, preview.app_id)}"),
+        _section("*Changes*\n" + _change_lines(preview.changes)),
+        _section(f"*Cost*\n{escape(preview.cost_text)}"),
+    ]
+    for warning in preview.warnings:
+        icon = ":warning:" if preview.danger or preview.irreversible else ":information_source:"
+        blocks.append(_section(f"{icon} {escape(warning)}"))
+    expires = _when(pending.expires_at, tz, time=True)
+    if pending.approval.needs_peer:
+        n = pending.approval.approvers
+        blocks.append(
+            _section(
+                f":hourglass_flowing_sand: This change needs approval by {n} other "
+                f"{'person' if n == 1 else 'people'} with the needed role. An approval card was "
+                "posted; you'll see the outcome here and in the audit channel."
+            )
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "plan_request",
+                "elements": [_button("Withdraw request", CANCEL, pending.id)],
+            }
+        )
+    else:
+        confirm = _button(
+            "Confirm", CONFIRM, pending.id, style="danger" if preview.danger else "primary"
+        )
+        if preview.danger:
+            confirm["confirm"] = {
+                "title": {"type": "plain_text", "text": "Are you sure?"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": clip(
+                        escape(" ".join(preview.warnings)) or "This can't be undone.", 300
+                    ),
+                },
+                "confirm": {"type": "plain_text", "text": "Yes, go ahead"},
+                "deny": {"type": "plain_text", "text": "No, keep it"},
+                "style": "danger",
+            }
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "plan_request",
+                "elements": [confirm, _button("Cancel", CANCEL, pending.id)],
+            }
+        )
+    blocks.append(_context(f"Expires {expires} · request `{pending.id}`"))
+    return _message(
+        f"{escape(preview.summary)}: confirm or cancel", blocks, response_type="ephemeral"
+    )
+
+
+_OUTCOME_ICON = {
+    "applied": ":white_check_mark:",
+    "cancelled": ":heavy_multiplication_x:",
+    "rejected": ":no_entry_sign:",
+    "approved": ":ballot_box_with_check:",
+}
+
+
+def outcome_card(outcome: Outcome, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """What replaces the preview card once the request is decided."""
+    icon = _OUTCOME_ICON.get(outcome.state, ":information_source:")
+    blocks = [_section(f"{icon} {escape(outcome.message)}")]
+    if outcome.state == "applied":
+        if outcome.changes:
+            blocks.append(_section("*Changes*\n" + _change_lines(outcome.changes)))
+        if outcome.cost_text:
+            blocks.append(_section(f"*Cost*\n{escape(outcome.cost_text)}"))
+    who = f"<@{outcome.actor.user_id}>"
+    extra = f" · approved by {escape(', '.join(outcome.approvals))}" if outcome.approvals else ""
+    blocks.append(
+        _context(f"{outcome.state.capitalize()} by {who} at {_when(now, tz, time=True)}{extra}")
+    )
+    return _message(escape(outcome.message), blocks, replace_original=True)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def status_message(status: AppStatus, tz: ZoneInfo) -> dict[str, Any]:
+    """An app's status card."""
+    app = status.app
+    price = format_money(status.monthly_price, status.currency)
+    pairs = [
+        ("Plan", f"{app.plan} ({price}/month)"),
+        ("Status", str(app.status)),
+        ("Billing mode", str(app.billing_mode)),
+        ("Owner", f"<#{app.owner_channel}>" if app.owner_channel else "-"),
+        ("Created", _when(app.created_at, tz)),
+    ]
+    if app.plan.value == "developer":
+        pairs.append(("Developer validity until", _when(app.dev_expires_at, tz)))
+    else:
+        pairs.append(("Add-ons", escape(status.config_text)))
+        used = (
+            f"used (next change from {_when(status.next_config_change, tz)})"
+            if status.config_change_used
+            else "available"
+        )
+        pairs.append(("Configuration change this month", used))
+    if app.disabled_at:
+        pairs.append(("Disabled on", _when(app.disabled_at, tz)))
+        pairs.append(("Purged after", _when(status.purge_at, tz)))
+    limits = status.limits
+    if limits:
+        pairs.append(
+            (
+                "Limits",
+                f"{limits.get('monthly_active_users', 0):,} free MAU · "
+                f"{limits.get('members_per_group', 0):,} members/group · "
+                f"{limits.get('history_days', 0)} days history",
+            )
+        )
+    blocks = [_header(f"{clip(app.name, 100)} ({app.app_id})"), *_fields(pairs)]
+    if app.billing_mode.value == "legacy":
+        blocks.append(
+            _context(f"On legacy billing: plan operations need `/plan migrate {app.app_id}` first.")
+        )
+    return _message(f"{escape(app.name)} ({app.app_id}): {app.plan}, {app.status}", blocks)
+
+
+def list_message(page: AppPage, *, contains: str | None) -> dict[str, Any]:
+    """One page of the app list (at most 40 apps a page keeps within 50 blocks)."""
+    if not page.apps:
+        what = f" matching `{escape(contains)}`" if contains else ""
+        return text_message(f"No apps{what}.")
+    lines = [
+        f"`{a.app_id}` *{escape(clip(a.name, 60))}* · {a.plan} · {a.status}"
+        + (" · legacy billing" if a.billing_mode.value == "legacy" else "")
+        for a in page.apps
+    ]
+    blocks = [_section(chunk) for chunk in _chunks("\n".join(lines), MAX_SECTION)]
+    filt = f" matching `{escape(contains)}`" if contains else ""
+    more = ""
+    if page.page < page.pages:
+        arg = f" {escape(contains)}" if contains else ""
+        more = f" · next: `/plan list{arg} page={page.page + 1}`"
+    blocks.append(_context(f"{page.total:,} apps{filt} · page {page.page} of {page.pages}{more}"))
+    return _message(f"{page.total} apps", blocks)
+
+
+def history_message(app: AppState, entries: Sequence[HistoryEntry], tz: ZoneInfo) -> dict[str, Any]:
+    """An app's plan history, newest first."""
+    lines = [
+        f"{_when(e.at, tz, time=True)} · *{e.operation}* → {e.plan}, {e.status}"
+        f"{', legacy billing' if e.billing_mode == 'legacy' else ''}"
+        f" · {format_money(e.monthly_price)}/month · {escape(e.actor)}"
+        for e in entries
+    ]
+    body = "\n".join(lines) or "No history."
+    blocks = [_header(f"History of {clip(app.name, 100)} ({app.app_id})")]
+    blocks += [_section(chunk) for chunk in _chunks(body, MAX_SECTION)]
+    return _message(f"History of {escape(app.name)}", blocks)
+
+
+def bill_message(app: AppState, statement: Statement) -> dict[str, Any]:
+    """A month's statement, day by day, with the total to the cent."""
+    cur = statement.currency
+    rows = [
+        f"{d.day:%Y-%m-%d}  {d.label:<26} {format_money(d.amount, cur):>10}"
+        + ("  (projected)" if d.projected else "")
+        for d in statement.days
+    ]
+    month = f"{statement.year}-{statement.month:02d}"
+    table = "```\n" + ("\n".join(rows) or "no days in this month") + "\n```"
+    first, last = statement.bill_window
+    total = f"*Total for {month}: {format_money(statement.total, cur)}*"
+    if statement.projected:
+        total += (
+            f" (charged to date, today included: {format_money(statement.to_date, cur)}; "
+            "the rest is projected if nothing changes)"
+        )
+    blocks = [
+        _header(f"Bill for {clip(app.name, 80)} ({app.app_id}), {month}"),
+        _section(table),
+        _section(total),
+        _context(
+            f"Billed on {first:%Y-%m-%d}–{last:%d}. A day costs the monthly price / days in the month, at the highest rate in force that day."
+        ),
+    ]
+    return _message(
+        f"Bill for {escape(app.name)} {month}: {format_money(statement.total, cur)}", blocks
+    )
+
+
+def access_list_message(
+    grants: Sequence[tuple[Grant, str]], admins: Sequence[str]
+) -> dict[str, Any]:
+    """Who has which role."""
+    lines = [f"• <@{a}>: admin (configured)" for a in admins]
+    for grant, label in grants:
+        who = (
+            f"<@{grant.principal_id}>"
+            if grant.principal_kind == "user"
+            else f"<!subteam^{grant.principal_id}>"
+        )
+        where = f" for <#{grant.team}>" if grant.team else ""
+        lines.append(
+            f"• {who}: {grant.role.label}{where}" + (f" ({escape(label)})" if label else "")
+        )
+    body = "\n".join(lines) or "No grants: everyone has the default role."
+    return _message(
+        "planbot access",
+        [_header("Who may do what"), *(_section(c) for c in _chunks(body, MAX_SECTION))],
+    )
+
+
+# --- channel messages (from the outbox) ------------------------------------------------------
+
+
+def audit_message(payload: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """An audit-channel message for a change, a refused confirmation, or an access change."""
+    kind = payload.get("type")
+    actor = f"<@{payload.get('actor_id')}>"
+    at = datetime.fromisoformat(str(payload["at"])) if payload.get("at") else None
+    context = f"audit #{payload.get('audit_seq')} · {_when(at, tz, time=True)}"
+    if payload.get("request_id"):
+        context += f" · request `{escape(str(payload['request_id']))}`"
+    app = _app(str(payload.get("app_name") or payload.get("app_id") or "?"), payload.get("app_id"))
+    if kind in ("access.grant", "access.revoke"):
+        verb = "granted" if kind == "access.grant" else "revoked"
+        text = (
+            f":key: {actor} {verb} *{escape(str(payload.get('role')))}* "
+            f"{'to' if verb == 'granted' else 'from'} {escape(str(payload.get('label') or payload.get('principal')))} "
+            f"({escape(str(payload.get('team')))})"
+        )
+        return _message(text, [_section(text), _context(context)])
+    if kind == "change":
+        verb = {
+            "create": "created",
+            "upgrade": "upgraded",
+            "configure": "reconfigured",
+            "extend": "extended",
+            "disable": "disabled",
+            "enable": "re-enabled",
+            "migrate": "migrated",
+            "suspend": "suspended",
+            "purge": "purged",
+        }.get(str(payload.get("operation")), str(payload.get("operation")))
+        icon = (
+            ":red_circle:"
+            if verb in ("disabled", "purged", "suspended")
+            else ":large_green_circle:"
+        )
+        text = f"{icon} {actor} {verb} {app}"
+        if payload.get("actor_id") == "planbot":
+            text = f"{icon} {app} was {verb}"
+        blocks = [_section(text)]
+        changes = payload.get("changes") or []
+        if changes:
+            blocks.append(_section(_change_lines(changes)))
+        if payload.get("cost"):
+            blocks.append(_section(f"*Cost:* {escape(str(payload['cost']))}"))
+        if payload.get("detail"):
+            blocks.append(_section(escape(str(payload["detail"]))))
+        if payload.get("requester_id") and payload.get("requester_id") != payload.get("actor_id"):
+            context += f" · requested by <@{payload['requester_id']}>"
+        blocks.append(_context(context))
+        return _message(
+            f"{verb} {escape(str(payload.get('app_name') or payload.get('app_id')))}", blocks
+        )
+    outcome = str(payload.get("outcome", kind))
+    icon = {
+        "refused": ":no_entry:",
+        "rejected": ":no_entry_sign:",
+        "approved": ":ballot_box_with_check:",
+    }.get(outcome, ":information_source:")
+    text = f"{icon} {outcome.capitalize()}: {actor} on {payload.get('operation')} of {app}"
+    blocks = [_section(text)]
+    if payload.get("detail"):
+        blocks.append(_section(escape(str(payload["detail"]))))
+    blocks.append(_context(context))
+    return _message(text, blocks)
+
+
+def approval_card(payload: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """The card asking peers to approve or reject a request."""
+    request_id = str(payload["request_id"])
+    needed = int(payload.get("approvals_needed", 1))
+    expires = (
+        datetime.fromisoformat(str(payload["expires_at"])) if payload.get("expires_at") else None
+    )
+    blocks: list[dict[str, Any]] = [
+        _header(f"Approval needed: {payload.get('summary', '')}"),
+        _section(
+            f"<@{payload.get('requester_id')}> asks to {escape(str(payload.get('operation')))} "
+            f"{_app(str(payload.get('app_name') or ''), payload.get('app_id'))}. "
+            f"Needs {needed} approval{'s' if needed != 1 else ''} from someone else with the role."
+        ),
+        _section("*Changes*\n" + _change_lines(payload.get("changes") or [])),
+    ]
+    if payload.get("cost"):
+        blocks.append(_section(f"*Cost*\n{escape(str(payload['cost']))}"))
+    for warning in payload.get("warnings") or []:
+        blocks.append(_section(f":warning: {escape(str(warning))}"))
+    approve = _button(
+        "Approve", APPROVE, request_id, style="danger" if payload.get("danger") else "primary"
+    )
+    if payload.get("danger"):
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "Approve this change?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": clip(
+                    escape(" ".join(payload.get("warnings") or [])) or "Are you sure?", 300
+                ),
+            },
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Not yet"},
+            "style": "danger",
+        }
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "plan_approval",
+            "elements": [approve, _button("Reject", REJECT, request_id)],
+        }
+    )
+    blocks.append(_context(f"Expires {_when(expires, tz, time=True)} · request `{request_id}`"))
+    return _message(f"Approval needed: {escape(str(payload.get('summary', '')))}", blocks)

@@ -1,0 +1,274 @@
+"""The `planbot` command: run the bot (HTTP, Socket Mode or the local shell) and admin tasks.
+
+This is the only place that reads the environment (and `.env`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from dotenv import load_dotenv
+
+from bot.settings import Settings, SettingsError
+from core import (
+    Actor,
+    PlanError,
+    UnitOfWork,
+    current_revision,
+    head_revision,
+    import_apps,
+    make_engine,
+    upgrade_schema,
+    utcnow,
+    verify_chain,
+)
+
+__all__ = ["main"]
+
+CLI_ACTOR = Actor("cli", "planbot CLI")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="planbot",
+        description="Slack chat-ops for IM app plans. With no command: Socket Mode when "
+        "SLACK_APP_TOKEN is set, HTTP mode when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set, "
+        "otherwise the local shell.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve Slack over HTTP (POST /slack/events)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    sub.add_parser("socket", help="connect to Slack with Socket Mode")
+    shell = sub.add_parser("shell", help="the whole bot in a terminal, no Slack workspace needed")
+    shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
+    shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")
+    shell.add_argument("--no-color", action="store_true", help="plain text, no ANSI colors")
+    sub.add_parser("tick", help="one lifecycle sweep and outbox delivery, then exit")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command")
+    db.add_parser("upgrade", help="bring the schema to the newest revision")
+    db.add_parser("current", help="show the schema revision")
+    apps = sub.add_parser("apps", help="apps").add_subparsers(dest="apps_command")
+    imp = apps.add_parser("import", help="import apps from CSV (all rows or none)")
+    imp.add_argument("path", help="CSV file, or - for standard input")
+    lst = apps.add_parser("list", help="list apps")
+    lst.add_argument("filter", nargs="?", default=None)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command")
+    audit.add_parser("verify", help="check the hash chain")
+    export = audit.add_parser("export", help="export every audit record")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", "-o", default="-", help="file, or - for standard output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `planbot` console script."""
+    args = _parser().parse_args(argv)
+    load_dotenv(Path.cwd() / ".env", override=False)
+    logging.basicConfig(
+        level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env(os.environ)
+        return _dispatch(args, settings)
+    except SettingsError as err:
+        print(f"planbot: configuration error: {err}", file=sys.stderr)
+        return 2
+    except PlanError as err:
+        print(f"planbot: {err.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.command
+    if command is None:
+        if settings.app_token:
+            command = "socket"
+        elif settings.bot_token and settings.signing_secret:
+            command = "serve"
+            args.host, args.port = "0.0.0.0", int(os.environ.get("PORT", "3000"))
+        else:
+            command = "shell"
+            args.one_shot, args.user, args.no_color = None, None, False
+    if command == "serve":
+        return _serve(settings, args.host, args.port)
+    if command == "socket":
+        return _socket(settings)
+    if command == "shell":
+        from bot.shell import run_shell
+
+        return run_shell(settings, one_shot=args.one_shot, user=args.user, color=not args.no_color)
+    if command == "tick":
+        return _tick(settings)
+    if command == "db":
+        return _db(settings, args.db_command)
+    if command == "apps":
+        return _apps(settings, args)
+    if command == "audit":
+        return _audit(settings, args)
+    _parser().print_help()
+    return 2
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from bot.app import build
+    from bot.server import serve
+
+    settings.require_http()
+    serve(build(settings), host=host, port=port)
+    return 0
+
+
+def _socket(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build
+    from bot.server import Ticker
+
+    settings.require_socket()
+    planbot = build(settings, signing_secret="socket-mode")
+    planbot.dispatcher.start()
+    ticker = Ticker(planbot, settings.sweep_interval)
+    ticker.start()
+    try:
+        SocketModeHandler(planbot.app, settings.app_token).start()
+    finally:
+        ticker.stop()
+        planbot.close()
+    return 0
+
+
+def _tick(settings: Settings) -> int:
+    from bot.app import build
+
+    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    report = planbot.lifecycle.sweep()
+    delivered = planbot.dispatcher.deliver_due()
+    print(f"sweep: {report}")
+    print(f"outbox: {delivered}")
+    planbot.close()
+    return 0
+
+
+def _db(settings: Settings, what: str | None) -> int:
+    engine = make_engine(settings.database_url)
+    if what == "upgrade":
+        print(f"schema at revision {upgrade_schema(engine)}")
+    else:
+        print(f"schema at revision {current_revision(engine)} (newest {head_revision()})")
+    return 0
+
+
+def _apps(settings: Settings, args: argparse.Namespace) -> int:
+    config = settings.core_config()
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    if args.apps_command == "import":
+        text = sys.stdin.read() if args.path == "-" else _read(args.path)
+        with UnitOfWork(engine) as uow:
+            result = import_apps(
+                uow,
+                text,
+                catalog=config.catalog,
+                tz=config.billing_tz,
+                actor=CLI_ACTOR,
+                now=utcnow(),
+            )
+            uow.commit()
+        print(f"imported {result.imported} apps")
+        return 0
+    with UnitOfWork(engine, write=False) as uow:
+        offset, shown = 0, 0
+        while True:
+            rows, _ = uow.apps.page(contains=args.filter, channels=None, offset=offset, limit=1000)
+            for row in rows:
+                print(
+                    f"{row.app_id}\t{row.name}\t{row.plan}\t{row.status}\t{row.billing_mode}\t{row.owner_channel or '-'}"
+                )
+            shown += len(rows)
+            offset += 1000
+            if not rows:
+                break
+        print(f"{shown} apps", file=sys.stderr)
+    return 0
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlanError(f"Can't read {path}: {err}") from None
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)
+    with UnitOfWork(engine, write=False) as uow:
+        if args.audit_command == "verify":
+            head = uow.audit.head()
+            report = verify_chain(
+                (r.model_dump() for r in uow.audit.iterate()),
+                head_seq=head.seq,
+                head_hash=head.hash,
+            )
+            if report.ok:
+                print(f"audit log intact: {report.records} records, chain verified")
+                return 0
+            print(f"audit log TAMPERED: {report.problem}", file=sys.stderr)
+            return 1
+        if args.output == "-":
+            _export(uow, sys.stdout, args.format)
+        else:
+            with open(args.output, "w", newline="", encoding="utf-8") as out:
+                _export(uow, out, args.format)
+    return 0
+
+
+def _export(uow: UnitOfWork, out: TextIO, fmt: str) -> None:
+    fields = [
+        "seq",
+        "at",
+        "actor_id",
+        "actor_name",
+        "action",
+        "outcome",
+        "app_id",
+        "request_id",
+        "before",
+        "after",
+        "cost",
+        "detail",
+        "prev_hash",
+        "hash",
+    ]
+    writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for row in uow.audit.iterate():
+        record: dict[str, Any] = row.model_dump()
+        record["at"] = row.at.isoformat()
+        if writer:
+            writer.writerow(
+                {
+                    k: json.dumps(v) if isinstance(v, dict) else v
+                    for k, v in record.items()
+                    if k in fields
+                }
+            )
+        else:
+            out.write(json.dumps({k: record[k] for k in fields}, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

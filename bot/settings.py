@@ -1,0 +1,169 @@
+"""Settings, read once from the environment (or a mapping in tests) into a frozen object."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core import AccessPolicy, ApprovalRule, CoreConfig, Role, load_catalog
+
+__all__ = ["Settings", "SettingsError"]
+
+_ID = re.compile(r"^[A-Z0-9][A-Z0-9_]{1,39}$")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message names it in one line."""
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
+    raw = env.get(name, "")
+    ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    bad = sorted(i for i in ids if not _ID.match(i))
+    if bad:
+        raise SettingsError(f"{name}: {', '.join(bad)} is not a Slack id (like U0123ABCD)")
+    return ids
+
+
+def _channel(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip() or None
+    if value is not None and not _ID.match(value):
+        raise SettingsError(f"{name}: {value!r} is not a channel id (like C0123ABCD)")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise SettingsError(f"{name}: must be positive, got {raw}")
+    return value
+
+
+def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
+    """PLANBOT_APPROVALS="disable=peer,migrate=peer:2" (operation=self|peer[:N])."""
+    rules: dict[str, ApprovalRule] = {}
+    raw = env.get("PLANBOT_APPROVALS", "")
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        op, _, rule = part.partition("=")
+        mode, _, count = rule.partition(":")
+        if op not in {"upgrade", "configure", "extend", "disable", "enable", "migrate", "create"}:
+            raise SettingsError(f"PLANBOT_APPROVALS: unknown operation {op!r}")
+        if mode not in ("self", "peer") or (count and not count.isdigit()):
+            raise SettingsError(f"PLANBOT_APPROVALS: {part!r} is not op=self or op=peer[:N]")
+        rules[op] = ApprovalRule(mode, int(count or 1))
+    return rules
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything planbot reads from its environment."""
+
+    bot_token: str | None = None
+    signing_secret: str | None = None
+    app_token: str | None = None
+    api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///planbot.sqlite3"
+    audit_channel: str | None = None
+    admins: frozenset[str] = frozenset()
+    catalog_path: str | None = None
+    billing_tz: str = "Asia/Shanghai"
+    default_role: str = "viewer"
+    approvals: Mapping[str, ApprovalRule] = field(default_factory=dict)
+    approvals_channel: str | None = None
+    allowed_channels: frozenset[str] = frozenset()
+    request_ttl: float = 900.0
+    approval_ttl: float = 86400.0
+    sweep_interval: float = 60.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and check every setting; raises SettingsError naming the bad one."""
+        tz = env.get("PLANBOT_BILLING_TZ", "").strip() or "Asia/Shanghai"
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"PLANBOT_BILLING_TZ: {tz!r} is not a time zone name") from None
+        catalog = env.get("PLANBOT_CATALOG", "").strip() or None
+        if catalog is not None and not Path(catalog).is_file():
+            raise SettingsError(f"PLANBOT_CATALOG: no file at {catalog}")
+        default_role = env.get("PLANBOT_DEFAULT_ROLE", "").strip().lower() or "viewer"
+        if default_role not in ("nobody", "viewer", "operator", "admin"):
+            raise SettingsError(
+                f"PLANBOT_DEFAULT_ROLE: {default_role!r} is not nobody, viewer, operator or admin"
+            )
+        api_url = env.get("SLACK_API_URL", "").strip() or "https://slack.com/api/"
+        if not api_url.startswith(("http://", "https://")):
+            raise SettingsError(f"SLACK_API_URL: {api_url!r} is not an http(s) URL")
+        webhook_url = env.get("PLANBOT_WEBHOOK_URL", "").strip() or None
+        webhook_secret = env.get("PLANBOT_WEBHOOK_SECRET", "").strip() or None
+        if webhook_url and not webhook_secret:
+            raise SettingsError("PLANBOT_WEBHOOK_SECRET: required when PLANBOT_WEBHOOK_URL is set")
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN", "").strip() or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
+            app_token=env.get("SLACK_APP_TOKEN", "").strip() or None,
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+            database_url=env.get("DATABASE_URL", "").strip() or "sqlite:///planbot.sqlite3",
+            audit_channel=_channel(env, "PLANBOT_AUDIT_CHANNEL"),
+            admins=_ids(env, "PLANBOT_ADMINS"),
+            catalog_path=catalog,
+            billing_tz=tz,
+            default_role=default_role,
+            approvals=_approvals(env),
+            approvals_channel=_channel(env, "PLANBOT_APPROVALS_CHANNEL"),
+            allowed_channels=_ids(env, "PLANBOT_ALLOWED_CHANNELS"),
+            request_ttl=_seconds(env, "PLANBOT_REQUEST_TTL", 900.0),
+            approval_ttl=_seconds(env, "PLANBOT_APPROVAL_TTL", 86400.0),
+            sweep_interval=_seconds(env, "PLANBOT_SWEEP_INTERVAL", 60.0),
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+
+    def require_http(self) -> None:
+        """HTTP mode needs the bot token and the signing secret."""
+        for name, value in (
+            ("SLACK_BOT_TOKEN", self.bot_token),
+            ("SLACK_SIGNING_SECRET", self.signing_secret),
+        ):
+            if not value:
+                raise SettingsError(f"{name}: required to serve Slack over HTTP")
+
+    def require_socket(self) -> None:
+        """Socket Mode needs the app-level token and the bot token."""
+        if not self.app_token or not self.app_token.startswith("xapp-"):
+            raise SettingsError("SLACK_APP_TOKEN: required for Socket Mode (an xapp- token)")
+        if not self.bot_token:
+            raise SettingsError("SLACK_BOT_TOKEN: required for Socket Mode")
+
+    def core_config(self) -> CoreConfig:
+        """The core's configuration."""
+        try:
+            catalog = load_catalog(self.catalog_path)
+        except (OSError, ValueError) as err:
+            raise SettingsError(f"PLANBOT_CATALOG: {err}") from None
+        return CoreConfig(
+            catalog=catalog,
+            billing_tz=ZoneInfo(self.billing_tz),
+            request_ttl=timedelta(seconds=self.request_ttl),
+            approval_ttl=timedelta(seconds=self.approval_ttl),
+            audit_channel=self.audit_channel,
+            access=AccessPolicy(
+                admins=self.admins,
+                default_role=Role.parse(self.default_role),
+                approvals=dict(self.approvals),
+                allowed_channels=self.allowed_channels,
+                approvals_channel=self.approvals_channel,
+            ),
+        )

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Set-up and run in one step: `python3 tasks.py run` (the bot) or `python3 tasks.py test`.
+
+Creates `.venv` with this project and its test tools on first use (and again when
+pyproject.toml changes), then runs the bot or the test suite inside it. Needs only Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".planbot-installed"
+
+
+def ensure_venv() -> None:
+    """Create or refresh the virtualenv when pyproject.toml changed."""
+    if sys.version_info < (3, 11):
+        raise SystemExit(f"planbot needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest and (BIN / "planbot").exists():
+        return
+    if not (BIN / "python").exists():
+        print("Creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("Installing planbot and its test tools into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    """`run [planbot args...]` or `test [pytest args...]`."""
+    if not argv or argv[0] not in ("run", "test", "lint", "bench"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    what, rest = argv[0], argv[1:]
+    if what == "run":
+        return subprocess.call([str(BIN / "planbot"), *rest], cwd=ROOT)
+    if what == "lint":
+        first = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+        second = subprocess.call([str(BIN / "ruff"), "format", "--check", "."], cwd=ROOT)
+        return first or second or subprocess.call([str(BIN / "mypy")], cwd=ROOT)
+    if what == "bench":
+        return subprocess.call([str(BIN / "python"), "-m", "bench.run", *rest], cwd=ROOT)
+    return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

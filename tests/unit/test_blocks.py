@@ -1,0 +1,201 @@
+"""Block Kit builders: within Slack's limits, escaped, and saying what a person needs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import blocks
+from core import (
+    Actor,
+    AppPage,
+    AppState,
+    ApprovalRule,
+    BillingMode,
+    FieldChange,
+    Operation,
+    Outcome,
+    PendingRequest,
+    PermissionDenied,
+    Plan,
+    Preview,
+    Status,
+)
+from core.money import DayCharge, Statement
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 26, 3, tzinfo=UTC)
+
+
+def walk_texts(node: Any) -> list[str]:
+    """Every text string in a block tree."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(walk_texts(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(walk_texts(item))
+    return found
+
+
+def assert_within_limits(message: dict[str, Any]) -> None:
+    """Slack's limits: 50 blocks, 3000 a section, 150 a header, 2000 a button value."""
+    assert len(message.get("blocks", [])) <= 50
+    for block in message.get("blocks", []):
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            if "text" in block:
+                assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            for field in block.get("fields", []):
+                assert len(field["text"]) <= 2000
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                assert len(element["value"]) <= 2000
+                assert len(element["text"]["text"]) <= 75
+
+
+def pending(name: str, op: Operation = Operation.UPGRADE, *, peer: bool = False) -> PendingRequest:
+    preview = Preview(
+        operation=op,
+        app_id="1400000001",
+        app_name=name,
+        summary=f"Upgrade {name} (1400000001) from developer to premium",
+        changes=(FieldChange("Plan", "developer", "premium"),),
+        cost=None,
+        cost_text="+$116.50 for the rest of 2026-11",
+        warnings=("Takes effect at once and can't be undone.",),
+        irreversible=op is Operation.UPGRADE,
+        danger=op in (Operation.DISABLE, Operation.MIGRATE),
+    )
+    return PendingRequest(
+        id="req123",
+        preview=preview,
+        requester=Actor("U1", "ada"),
+        created_at=NOW,
+        expires_at=NOW + timedelta(minutes=15),
+        approval=ApprovalRule("peer" if peer else "self"),
+        channel_id="C1",
+    )
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e for b in message["blocks"] for e in b.get("elements", []) if e.get("type") == "button"
+    ]
+
+
+def test_preview_card_has_confirm_and_cancel_carrying_only_the_request_id() -> None:
+    card = blocks.preview_card(pending("demo"), TZ)
+    confirm, cancel = buttons(card)
+    assert (confirm["action_id"], confirm["value"]) == ("plan_confirm", "req123")
+    assert (cancel["action_id"], cancel["value"]) == ("plan_cancel", "req123")
+    assert confirm["style"] == "primary" and "confirm" not in confirm
+    assert card["response_type"] == "ephemeral"
+    text = "\n".join(walk_texts(card))
+    assert "+$116.50" in text and "can't be undone" in text
+
+
+def test_danger_operations_get_a_danger_button_with_a_confirm_dialog() -> None:
+    for op in (Operation.DISABLE, Operation.MIGRATE):
+        confirm = buttons(blocks.preview_card(pending("demo", op), TZ))[0]
+        assert confirm["style"] == "danger"
+        assert confirm["confirm"]["confirm"]["text"] and confirm["confirm"]["deny"]["text"]
+
+
+def test_a_peer_request_offers_no_confirm_to_the_requester() -> None:
+    card = blocks.preview_card(pending("demo", peer=True), TZ)
+    assert [b["action_id"] for b in buttons(card)] == ["plan_cancel"]
+    assert "approval" in "\n".join(walk_texts(card))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=400))
+def test_any_app_name_stays_escaped_and_within_limits(name: str) -> None:
+    card = blocks.preview_card(pending(name), TZ)
+    assert_within_limits(card)
+    mrkdwn = [t for b in card["blocks"] if b["type"] != "header" for t in walk_texts(b)] + [
+        card["text"]
+    ]
+    for text in mrkdwn:
+        assert "<!" not in text.replace("<!subteam^", "")
+        assert "<@" not in text or "<@U" in text
+
+
+def test_refusal_names_the_admins_who_can_grant() -> None:
+    message = blocks.refusal(PermissionDenied("disable this app", "admin", ["UA", "UB"]))
+    text = message["blocks"][0]["text"]["text"]
+    assert "`admin` role" in text and "<@UA>" in text and "<@UB>" in text
+
+
+def test_outcome_card_replaces_the_original() -> None:
+    outcome = Outcome(
+        request_id="r",
+        state="applied",
+        operation=Operation.UPGRADE,
+        app_id="1",
+        app_name="<!here>",
+        message="<!here> (1) upgraded.",
+        actor=Actor("U1", "ada"),
+        changes=(FieldChange("Plan", "developer", "premium"),),
+        cost_text="+$1.00",
+    )
+    card = blocks.outcome_card(outcome, TZ, NOW)
+    assert card["replace_original"] is True
+    assert "<!here>" not in str(card)
+
+
+def test_list_of_a_full_page_stays_within_fifty_blocks() -> None:
+    apps = tuple(
+        AppState(
+            app_id=f"14{n:08d}",
+            name="x" * 80,
+            plan=Plan.STANDARD,
+            billing_mode=BillingMode.CURRENT,
+            status=Status.ACTIVE,
+            created_at=NOW,
+        )
+        for n in range(40)
+    )
+    message = blocks.list_message(AppPage(apps, 100_000, 1, 2500), contains=None)
+    assert_within_limits(message)
+    assert "page 1 of 2500" in "\n".join(walk_texts(message))
+    assert "page=2" in "\n".join(walk_texts(message))
+
+
+def test_bill_shows_every_day_and_the_total() -> None:
+    days = tuple(
+        DayCharge(
+            day=(NOW + timedelta(days=i)).date(),
+            label="premium",
+            rate=Decimal(699) / 30,
+            amount=Decimal("23.30"),
+            projected=i > 0,
+        )
+        for i in range(5)
+    )
+    app = AppState(
+        app_id="1",
+        name="demo",
+        plan=Plan.PREMIUM,
+        billing_mode=BillingMode.CURRENT,
+        status=Status.ACTIVE,
+        created_at=NOW,
+    )
+    message = blocks.bill_message(app, Statement(2026, 11, "USD", days))
+    text = "\n".join(walk_texts(message))
+    table = message["blocks"][1]["text"]["text"]
+    assert table.count("$23.30") == 5 and table.count("(projected)") == 4
+    assert "Total for 2026-11: $116.50" in text
+    assert "$23.30" in text and "projected" in text
+    assert_within_limits(message)

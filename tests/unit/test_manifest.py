@@ -1,0 +1,54 @@
+"""The Slack app manifest matches what the code registers and calls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = (ROOT / "manifest.yml").read_text()
+
+#: the bot scope each Web API method the code calls needs
+SCOPE_OF = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "usergroups_users_list": "usergroups:read",
+    "usergroups_list": "usergroups:read",
+    "users_info": "users:read",
+}
+
+
+def manifest_list(key: str) -> list[str]:
+    """The items of a YAML list under `key:` (the manifest is plain enough for this)."""
+    block = re.search(rf"^(\s*){key}:\n((?:\1\s+-.*\n)+)", MANIFEST, re.MULTILINE)
+    assert block, f"no {key} list in manifest.yml"
+    return [
+        re.sub(r"\s+#.*$", "", line.split("-", 1)[1]).strip()
+        for line in block.group(2).splitlines()
+    ]
+
+
+def test_slash_commands_match_the_registered_ones() -> None:
+    in_manifest = set(re.findall(r"-\s*command:\s*(/\S+)", MANIFEST))
+    source = "\n".join(p.read_text() for p in (ROOT / "bot").glob("*.py"))
+    registered = set(re.findall(r"\.command\(\"(/[a-z-]+)\"\)", source))
+    assert registered == {"/plan"}
+    assert in_manifest == registered
+
+
+def test_bot_scopes_are_exactly_the_ones_the_code_uses() -> None:
+    source = "\n".join(p.read_text() for p in (ROOT / "bot").glob("*.py"))
+    called = set(
+        re.findall(r"client\.((?:chat|users|usergroups|conversations|auth)_\w+)\(", source)
+    )
+    needed = {SCOPE_OF[m] for m in called} | {"commands"}
+    assert set(manifest_list("bot")) == needed
+
+
+def test_interactivity_and_events_point_at_the_one_endpoint() -> None:
+    assert re.search(
+        r"interactivity:\n\s+is_enabled: true\n\s+request_url: \S+/slack/events", MANIFEST
+    )
+    assert "url: https://planbot.example.com/slack/events" in MANIFEST
+    assert "should_escape: true" in MANIFEST
