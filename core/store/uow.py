@@ -90,11 +90,12 @@ class Apps:
         """A page of apps (optionally filtered) and the count of all matching."""
         query = select(AppRow)
         if contains:
-            like = f"%{contains.lower()}%"
+            literal = contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{literal}%"
             query = query.where(
                 sa.or_(
-                    sa.func.lower(AppRow.name).like(like),
-                    col(AppRow.app_id).like(like),
+                    sa.func.lower(AppRow.name).like(like, escape="\\"),
+                    col(AppRow.app_id).like(like, escape="\\"),
                     col(AppRow.plan) == contains.lower(),
                     col(AppRow.status) == contains.lower(),
                 )

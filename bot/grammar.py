@@ -1,0 +1,1077 @@
+"""The `/plan` command grammar: the text of a slash command in, a `Command` out.
+
+Pure: no I/O, no Slack calls, no clock. Every decision about apps, plans, add-ons and access is the
+core's; this module only checks the shape of what was typed and says clearly what is wrong with it.
+
+Input is the slash command's `text` as Slack sends it: `&`, `<`, `>` typed by the person arrive as
+`&amp;`, `&lt;`, `&gt;`, and mentions picked from the autocomplete arrive as control sequences
+(`<@U0123ABC|alice>`, `<!subteam^S0123ABC|@ops>`, `<#C0123ABC|team-chat>`) when the command is
+registered with "escape channels, users, and links" (`should_escape: true` in the manifest).
+`parse` decodes the three entities first, so every string in a `Command` is plain text, the way the
+person meant it. `unparse` is its inverse: the command in Slack's wire form again.
+
+Errors (one class, written for the person in Slack, in mrkdwn, with user text escaped):
+
+    ValueError
+     └── CommandSyntaxError   what was wrong, and the usage of that subcommand
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "MAX_HISTORY_LIMIT",
+    "MAX_PAGE",
+    "MAX_TEXT_LENGTH",
+    "PAID_PLANS",
+    "ROLES",
+    "SUBCOMMANDS",
+    "AccessGrant",
+    "AccessList",
+    "AccessRevoke",
+    "Bill",
+    "Command",
+    "CommandSyntaxError",
+    "Configure",
+    "Create",
+    "Disable",
+    "Enable",
+    "Extend",
+    "Help",
+    "History",
+    "ListApps",
+    "Migrate",
+    "Principal",
+    "Status",
+    "Upgrade",
+    "Usage",
+    "escape_mrkdwn",
+    "help_text",
+    "parse",
+    "resolve_subcommand",
+    "unparse",
+]
+
+MAX_TEXT_LENGTH = 2000
+"""Longest command text accepted (Slack itself caps slash-command text at a few thousand)."""
+
+PAID_PLANS: tuple[str, ...] = ("standard", "premium")
+"""The plans an app can be upgraded to, or switched between by `config edition=`."""
+
+ROLES: tuple[str, ...] = ("viewer", "operator", "admin")
+"""Roles from least to most powerful; each includes the ones before it."""
+
+DEFAULT_HISTORY_LIMIT = 20
+MAX_HISTORY_LIMIT = 100
+MAX_PAGE = 10_000
+
+_ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+_QUOTES = '"“”'  # straight and Slack's "smart" quotes; any of them opens or closes a quoted part
+_HELP_WORDS = frozenset({"help", "--help", "-h", "?"})
+_DEVELOPER_WORDS = frozenset({"developer", "dev", "free", "development"})
+_EDITION_KEYS = frozenset({"edition", "plan"})
+_SHOWN_WORD_MAX = 40
+
+_ENTITY_RE = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_BARE_WORD_RE = re.compile(r"[\w.\-]+")
+_NUMBER_RE = re.compile(r"[0-9]{1,9}")
+_APP_ID_RE = re.compile(r"[0-9]{1,20}")
+_MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{1,2})")
+_KEY_RE = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
+_USER_MENTION_RE = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")
+_GROUP_MENTION_RE = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_MENTION_RE = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL_MENTION_RE = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_RAW_USER_RE = re.compile(r"[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
+_RAW_GROUP_RE = re.compile(r"S(?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
+_RAW_CHANNEL_RE = re.compile(r"[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape `&`, `<` and `>` so user text shows as typed in Slack and never pings or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _unescape_slack(text: str) -> str:
+    """Decode Slack's three entities in one pass (so `&amp;lt;` becomes `&lt;`, not `<`)."""
+    return _ENTITY_RE.sub(lambda m: _ENTITIES[m.group(1)], text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Usage table
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How to use one subcommand: plain-text syntax (one form per line) and the role it needs."""
+
+    name: str
+    syntax: str
+    summary: str
+    role: str
+    aliases: tuple[str, ...] = ()
+    example: str = ""
+    details: str = ""
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The syntax lines (most subcommands have one; `access` has three)."""
+        return tuple(self.syntax.splitlines())
+
+
+SUBCOMMANDS: dict[str, Usage] = {
+    usage.name: usage
+    for usage in (
+        Usage(
+            "help",
+            "/plan help [subcommand]",
+            "Show what you can do, or how to use one subcommand.",
+            "viewer",
+            aliases=("?", "-h", "--help"),
+            example="/plan help upgrade",
+        ),
+        Usage(
+            "list",
+            "/plan list [filter] [page=N]",
+            "List the apps, optionally only those matching a word (name, id, plan or status).",
+            "viewer",
+            aliases=("ls",),
+            example="/plan list premium",
+            details="Long lists come in pages: add `page=2` for the next one.",
+        ),
+        Usage(
+            "status",
+            "/plan status <app>",
+            "Show an app's plan, status, billing mode, owner and key dates.",
+            "viewer",
+            aliases=("info", "show"),
+            example="/plan status 1400123456",
+            details="Also shows whether this month's configuration change has been used.",
+        ),
+        Usage(
+            "history",
+            "/plan history <app> [limit]",
+            "Show an app's plan changes, newest first.",
+            "viewer",
+            aliases=("log",),
+            example="/plan history demo-chat 50",
+            details=(
+                f"Shows the last {DEFAULT_HISTORY_LIMIT} changes unless you give a limit "
+                f"(1 to {MAX_HISTORY_LIMIT})."
+            ),
+        ),
+        Usage(
+            "bill",
+            "/plan bill <app> [YYYY-MM]",
+            "Show an app's bill for a month, day by day, with the total.",
+            "viewer",
+            aliases=("billing",),
+            example="/plan bill demo-chat 2025-03",
+            details=(
+                "Without a month, shows this month: the charges to date and the projection to "
+                "the month's end."
+            ),
+        ),
+        Usage(
+            "upgrade",
+            "/plan upgrade <app> <standard|premium>",
+            "Upgrade a developer app to a paid plan.",
+            "operator",
+            example="/plan upgrade 1400123456 premium",
+            details=(
+                "Takes effect at once and is charged by the day for the rest of the month. "
+                "There is no way back to the developer plan: to use it again, create a new app."
+            ),
+        ),
+        Usage(
+            "config",
+            "/plan config <app> [edition=standard|premium] [<addon>=<value>...]",
+            "Change a paid app's edition and/or add-ons (once per calendar month).",
+            "operator",
+            aliases=("configure",),
+            example="/plan config demo-chat edition=premium",
+            details=(
+                "Give at least one change. Put a value with spaces in double quotes: "
+                '`retention="30 days"`. You see the cost before you confirm.'
+            ),
+        ),
+        Usage(
+            "extend",
+            "/plan extend <app>",
+            "Extend a developer app's validity by one month (and reactivate it if suspended).",
+            "operator",
+            example="/plan extend demo-dev",
+        ),
+        Usage(
+            "create",
+            "/plan create <name>",
+            "Create a new app on the developer plan.",
+            "operator",
+            aliases=("new",),
+            example='/plan create "Support Chat"',
+            details="Put a name with spaces in double quotes. A name can't be only digits.",
+        ),
+        Usage(
+            "disable",
+            "/plan disable <app>",
+            "Disable a paid app: its service stops at once, and it is purged after 90 days.",
+            "admin",
+            example="/plan disable demo-chat",
+        ),
+        Usage(
+            "enable",
+            "/plan enable <app>",
+            "Re-enable a disabled app within 90 days, with its plan and configuration.",
+            "admin",
+            aliases=("reenable", "re-enable"),
+            example="/plan enable demo-old",
+        ),
+        Usage(
+            "migrate",
+            "/plan migrate <app>",
+            "Move a legacy-billing app to the current billing mode (one-way).",
+            "admin",
+            example="/plan migrate demo-legacy",
+            details="Once migrated, the legacy billing mode cannot be restored.",
+        ),
+        Usage(
+            "access",
+            "/plan access list\n"
+            "/plan access grant <@user|@group> <viewer|operator|admin> [#team-channel]\n"
+            "/plan access revoke <@user|@group> <viewer|operator|admin> [#team-channel]",
+            "See and manage who may do what.",
+            "admin",
+            example="/plan access grant @alice operator #team-chat",
+            details=(
+                "Pick the person, group and channel from Slack's autocomplete as you type `@` or "
+                "`#`. Without a team channel the grant covers every app; with one, only the apps "
+                "that team owns."
+            ),
+        ),
+    )
+}
+"""Every subcommand's usage, keyed by its canonical name, in the order help lists them."""
+
+_ALIASES: dict[str, str] = {
+    word: usage.name for usage in SUBCOMMANDS.values() for word in (usage.name, *usage.aliases)
+}
+_ACCESS_ACTIONS = {"list": "list", "ls": "list", "grant": "grant", "add": "grant"}
+_ACCESS_ACTIONS |= {"revoke": "revoke", "remove": "revoke", "rm": "revoke"}
+
+
+def resolve_subcommand(word: str) -> str | None:
+    """The canonical subcommand for a word or alias (case-insensitive), or None."""
+    return _ALIASES.get(word.strip().lower())
+
+
+def help_text(allowed_roles: set[str] | None = None, topic: str | None = None) -> str:
+    """Help in mrkdwn: the subcommands those roles allow (all when None), or one topic in detail.
+
+    Roles are ranked (`viewer` < `operator` < `admin`): holding a role allows the subcommands of
+    that role and of the roles below it. Unknown role names are ignored.
+    """
+    if allowed_roles is None:
+        rank = len(ROLES) - 1
+    else:
+        rank = max((_ROLE_RANK[role] for role in allowed_roles if role in _ROLE_RANK), default=-1)
+    if topic is None:
+        return _overview(rank)
+    name = resolve_subcommand(topic)
+    if name is not None:
+        return _topic_help(SUBCOMMANDS[name], rank)
+    near = _nearest(topic, list(_ALIASES))
+    did_you_mean = f" Did you mean `{_ALIASES[near]}`?" if near else ""
+    return f"There is no subcommand {_show(topic)}.{did_you_mean}\n\n{_overview(rank)}"
+
+
+_APP_NOTE = (
+    "`&lt;app&gt;` is an app id or its exact name, in double quotes if it has spaces: "
+    '`"Support Chat"`.'
+)
+_SECTIONS = (("viewer", "*See*"), ("operator", "*Change*"), ("admin", "*Administer*"))
+
+
+def _overview(rank: int) -> str:
+    if rank < 0:
+        return (
+            "You can't use `/plan` yet: you have no planbot role. Ask a planbot admin to grant "
+            "you one, e.g. `/plan access grant @you viewer`."
+        )
+    lines = [f"*planbot* runs plan operations on your IM apps. {_APP_NOTE}"]
+    for role, title in _SECTIONS:
+        if _ROLE_RANK[role] > rank:
+            continue
+        lines += ["", title]
+        for usage in SUBCOMMANDS.values():
+            if usage.role != role:
+                continue
+            forms = usage.forms
+            lines.append(f"• `{escape_mrkdwn(forms[0])}`: {escape_mrkdwn(usage.summary)}")
+            lines.extend(f"• `{escape_mrkdwn(form)}`" for form in forms[1:])
+    lines += [
+        "",
+        "Every change shows a preview (what changes, what it costs) and waits for your Confirm. "
+        "Type `/plan help &lt;subcommand&gt;` for details and an example.",
+    ]
+    return "\n".join(lines)
+
+
+def _topic_help(usage: Usage, rank: int) -> str:
+    lines = [f"*/plan {usage.name}*: {escape_mrkdwn(usage.summary)}", _usage_lines(usage.name)]
+    if "<app>" in usage.syntax:
+        lines.append(_APP_NOTE)
+    if usage.details:
+        lines.append(escape_mrkdwn(usage.details))
+    if usage.example:
+        lines.append(f"Example: `{escape_mrkdwn(usage.example)}`")
+    if usage.aliases:
+        lines.append("Also written: " + ", ".join(f"`{alias}`" for alias in usage.aliases))
+    needed = f"Needs the *{usage.role}* role."
+    if _ROLE_RANK[usage.role] > rank:
+        needed += " You don't have it: ask a planbot admin."
+    lines.append(needed)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a grant is for: a Slack user or user group, by id (the label is for display only)."""
+
+    kind: Literal["user", "group"]
+    id: str
+    label: str
+
+    def mention(self) -> str:
+        """The Slack control sequence that mentions this principal (`<@U..>`, `<!subteam^S..>`)."""
+        return f"<@{self.id}>" if self.kind == "user" else f"<!subteam^{self.id}>"
+
+    def to_text(self) -> str:
+        """The mention as Slack sends it in command text, label included."""
+        labelled = bool(self.label) and self.label != self.id
+        label = escape_mrkdwn(self.label)
+        if self.kind == "user":
+            return f"<@{self.id}|{label}>" if labelled else f"<@{self.id}>"
+        return f"<!subteam^{self.id}|@{label}>" if labelled else f"<!subteam^{self.id}>"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed `/plan` command; each subcommand is a frozen subclass."""
+
+    subcommand: ClassVar[str] = ""
+
+    def to_text(self) -> str:
+        """The command text as Slack would send it, so that `parse(c.to_text()) == c`."""
+        return " ".join([self.subcommand, *self._arguments()])
+
+    def _arguments(self) -> list[str]:
+        return []
+
+
+@dataclass(frozen=True)
+class Help(Command):
+    """`/plan help [subcommand]`; `topic` is a canonical subcommand name or None."""
+
+    topic: str | None = None
+    subcommand: ClassVar[str] = "help"
+
+    def _arguments(self) -> list[str]:
+        return [] if self.topic is None else [self.topic]
+
+
+@dataclass(frozen=True)
+class ListApps(Command):
+    """`/plan list [filter] [page=N]`."""
+
+    filter: str | None = None
+    page: int = 1
+    subcommand: ClassVar[str] = "list"
+
+    def _arguments(self) -> list[str]:
+        args = [] if self.filter is None else [_quote(self.filter)]
+        return args if self.page == 1 else [*args, f"page={self.page}"]
+
+
+@dataclass(frozen=True)
+class _AppCommand(Command):
+    """A subcommand whose only argument is an app (id or exact name)."""
+
+    app: str
+
+    def _arguments(self) -> list[str]:
+        return [_quote(self.app)]
+
+
+@dataclass(frozen=True)
+class Status(_AppCommand):
+    """`/plan status <app>`."""
+
+    subcommand: ClassVar[str] = "status"
+
+
+@dataclass(frozen=True)
+class Extend(_AppCommand):
+    """`/plan extend <app>`."""
+
+    subcommand: ClassVar[str] = "extend"
+
+
+@dataclass(frozen=True)
+class Disable(_AppCommand):
+    """`/plan disable <app>`."""
+
+    subcommand: ClassVar[str] = "disable"
+
+
+@dataclass(frozen=True)
+class Enable(_AppCommand):
+    """`/plan enable <app>`."""
+
+    subcommand: ClassVar[str] = "enable"
+
+
+@dataclass(frozen=True)
+class Migrate(_AppCommand):
+    """`/plan migrate <app>`."""
+
+    subcommand: ClassVar[str] = "migrate"
+
+
+@dataclass(frozen=True)
+class Upgrade(Command):
+    """`/plan upgrade <app> <standard|premium>`."""
+
+    app: str
+    plan: str
+    subcommand: ClassVar[str] = "upgrade"
+
+    def _arguments(self) -> list[str]:
+        return [_quote(self.app), self.plan]
+
+
+@dataclass(frozen=True)
+class Configure(Command):
+    """`/plan config <app> [edition=...] [<addon>=<value>...]`; addons keep their typed order."""
+
+    app: str
+    edition: str | None = None
+    addons: tuple[tuple[str, str], ...] = ()
+    subcommand: ClassVar[str] = "config"
+
+    def _arguments(self) -> list[str]:
+        args = [_quote(self.app)]
+        if self.edition is not None:
+            args.append(f"edition={self.edition}")
+        args.extend(f"{key}={_quote(value)}" for key, value in self.addons)
+        return args
+
+
+@dataclass(frozen=True)
+class Create(Command):
+    """`/plan create <name>`."""
+
+    name: str
+    subcommand: ClassVar[str] = "create"
+
+    def _arguments(self) -> list[str]:
+        return [_quote(self.name)]
+
+
+@dataclass(frozen=True)
+class History(Command):
+    """`/plan history <app> [limit]`."""
+
+    app: str
+    limit: int = DEFAULT_HISTORY_LIMIT
+    subcommand: ClassVar[str] = "history"
+
+    def _arguments(self) -> list[str]:
+        args = [_quote(self.app)]
+        return args if self.limit == DEFAULT_HISTORY_LIMIT else [*args, str(self.limit)]
+
+
+@dataclass(frozen=True)
+class Bill(Command):
+    """`/plan bill <app> [YYYY-MM]`; `month` is `(year, month)` or None for the current month."""
+
+    app: str
+    month: tuple[int, int] | None = None
+    subcommand: ClassVar[str] = "bill"
+
+    def _arguments(self) -> list[str]:
+        args = [_quote(self.app)]
+        if self.month is not None:
+            args.append(f"{self.month[0]:04d}-{self.month[1]:02d}")
+        return args
+
+
+@dataclass(frozen=True)
+class AccessList(Command):
+    """`/plan access list` (also `/plan access` alone)."""
+
+    subcommand: ClassVar[str] = "access"
+
+    def _arguments(self) -> list[str]:
+        return ["list"]
+
+
+@dataclass(frozen=True)
+class _AccessChange(Command):
+    """A grant or revoke: a principal, a role, and optionally the owner team's channel id."""
+
+    principal: Principal
+    role: str
+    team: str | None = None
+    subcommand: ClassVar[str] = "access"
+    action: ClassVar[str] = ""
+
+    def _arguments(self) -> list[str]:
+        args = [self.action, self.principal.to_text(), self.role]
+        return args if self.team is None else [*args, f"<#{self.team}>"]
+
+
+@dataclass(frozen=True)
+class AccessGrant(_AccessChange):
+    """`/plan access grant <@user|@group> <role> [#team-channel]`; `team` is a channel id."""
+
+    action: ClassVar[str] = "grant"
+
+
+@dataclass(frozen=True)
+class AccessRevoke(_AccessChange):
+    """`/plan access revoke <@user|@group> <role> [#team-channel]`; `team` is a channel id."""
+
+    action: ClassVar[str] = "revoke"
+
+
+def unparse(command: Command) -> str:
+    """The canonical text of a command, as Slack would send it; `parse(unparse(c)) == c`."""
+    return command.to_text()
+
+
+def _quote(value: str) -> str:
+    """A value as one token: bare when it is a plain word, otherwise quoted and escaped."""
+    if _BARE_WORD_RE.fullmatch(value) and value.lower() not in _HELP_WORDS:
+        return value
+    escaped = value.replace("\\", "\\\\")
+    for quote in _QUOTES:
+        escaped = escaped.replace(quote, "\\" + quote)
+    return '"' + escape_mrkdwn(escaped) + '"'
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+
+
+class CommandSyntaxError(ValueError):
+    """A `/plan` command that could not be understood; `message` is mrkdwn for the person."""
+
+    def __init__(
+        self, message: str, subcommand: str | None = None, suggestion: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.subcommand = subcommand
+        self.suggestion = suggestion
+
+
+def _show(word: str) -> str:
+    """User text made safe to echo in mrkdwn: one line, short, escaped, in a code span."""
+    one_line = " ".join(
+        "".join(ch if unicodedata.category(ch) != "Cc" else " " for ch in word).split()
+    )
+    if len(one_line) > _SHOWN_WORD_MAX:
+        one_line = one_line[: _SHOWN_WORD_MAX - 1] + "…"
+    if not one_line:
+        return "(empty)" if not word else "(blank)"
+    escaped = escape_mrkdwn(one_line)
+    return f"“{escaped}”" if "`" in escaped else f"`{escaped}`"
+
+
+def _usage_lines(subcommand: str) -> str:
+    forms = SUBCOMMANDS[subcommand].forms
+    if len(forms) == 1:
+        return f"Usage: `{escape_mrkdwn(forms[0])}`"
+    return "Usage:\n" + "\n".join(f"• `{escape_mrkdwn(form)}`" for form in forms)
+
+
+def _error(subcommand: str | None, problem: str, suggestion: str | None = None) -> Exception:
+    """Build the error for a problem (already mrkdwn-safe), followed by the usage."""
+    if subcommand is None:
+        message = f"{problem}\nType `/plan help` to see what you can do."
+    else:
+        message = f"{problem}\n{_usage_lines(subcommand)}"
+    return CommandSyntaxError(message, subcommand, suggestion)
+
+
+def _nearest(word: str, candidates: list[str] | tuple[str, ...], cutoff: float = 0.6) -> str | None:
+    matches = difflib.get_close_matches(word.lower(), list(candidates), n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens
+
+
+@dataclass(frozen=True)
+class _Token:
+    """One whitespace-separated word, with quoted parts joined in and their quotes removed."""
+
+    text: str
+    quoted: bool
+    eq: int | None  # index in `text` of the first `=` typed outside quotes, if any
+
+    @property
+    def word(self) -> str:
+        """The token as a keyword: lower case; a quoted token is never a keyword."""
+        return "" if self.quoted else self.text.lower()
+
+
+_Parser = Callable[[list[_Token]], Command]
+
+
+class _UnclosedQuoteError(Exception):
+    pass
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split on whitespace; double quotes (straight or curly) group, `<...>` stays one piece."""
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        parts: list[str] = []
+        length = 0
+        quoted = False
+        eq: int | None = None
+        while i < n and not text[i].isspace():
+            ch = text[i]
+            if ch in _QUOTES:
+                quoted = True
+                start = i
+                i += 1
+                while True:
+                    if i >= n:
+                        raise _UnclosedQuoteError(text[start:])
+                    c = text[i]
+                    if c in _QUOTES:
+                        i += 1
+                        break
+                    if c == "\\" and i + 1 < n and (text[i + 1] in _QUOTES or text[i + 1] == "\\"):
+                        c = text[i + 1]
+                        i += 1
+                    parts.append(c)
+                    length += 1
+                    i += 1
+            elif ch == "<" and (end := text.find(">", i)) != -1:
+                parts.append(text[i : end + 1])
+                length += end + 1 - i
+                i = end + 1
+            else:
+                if ch == "=" and eq is None:
+                    eq = length
+                parts.append(ch)
+                length += 1
+                i += 1
+        tokens.append(_Token("".join(parts), quoted, eq))
+    return tokens
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse(text: str) -> Command:
+    """Parse the text after `/plan`; raises `CommandSyntaxError` (and nothing else) when invalid."""
+    if len(text) > MAX_TEXT_LENGTH:
+        raise CommandSyntaxError(
+            f"That command is too long: {len(text):,} characters, and `/plan` takes at most "
+            f"{MAX_TEXT_LENGTH:,}.\nType `/plan help` to see what you can do."
+        )
+    plain = _unescape_slack(text)
+    try:
+        tokens = _tokenize(plain)
+    except _UnclosedQuoteError as exc:
+        words = plain.split()
+        subcommand = resolve_subcommand(words[0]) if words else None
+        raise _error(
+            subcommand,
+            f"A quote is not closed: {_show(str(exc))}. Put the name between two double quotes, "
+            'like `"My App"`.',
+        ) from None
+    if not tokens:
+        return Help(None)
+    first, args = tokens[0], tokens[1:]
+    subcommand = resolve_subcommand(first.text)
+    if subcommand is None:
+        raise _unknown_subcommand(first.text)
+    if subcommand != "help" and len(args) == 1 and args[0].word in _HELP_WORDS:
+        return Help(subcommand)
+    return _PARSERS[subcommand](args)
+
+
+def _unknown_subcommand(word: str) -> Exception:
+    if _APP_ID_RE.fullmatch(word):
+        return _error(
+            None,
+            f"Unknown subcommand {_show(word)}. To see that app, type `/plan status {word}`.",
+            "status",
+        )
+    suggestion = _nearest(word, list(_ALIASES))
+    if suggestion is None:
+        return _error(None, f"Unknown subcommand {_show(word)}.")
+    canonical = _ALIASES[suggestion]
+    problem = f"Unknown subcommand {_show(word)}. Did you mean `{canonical}`?"
+    return CommandSyntaxError(f"{problem}\n{_usage_lines(canonical)}", None, canonical)
+
+
+def _too_many(subcommand: str, extra: list[_Token], *, names: bool = True) -> Exception:
+    shown = ", ".join(_show(token.text) for token in extra[:3])
+    more = "" if len(extra) <= 3 else f" and {len(extra) - 3} more"
+    hint = ' If a name has spaces, put it in double quotes: `"My App"`.' if names else ""
+    return _error(
+        subcommand,
+        f"Too many words for `/plan {subcommand}`: {shown}{more} not expected.{hint}",
+    )
+
+
+def _app(token: _Token, subcommand: str) -> str:
+    if not token.text.strip():
+        raise _error(subcommand, "The app is empty: give its id or its exact name.")
+    return token.text
+
+
+def _parse_help(args: list[_Token]) -> Command:
+    if not args:
+        return Help(None)
+    if len(args) > 1:
+        raise _too_many("help", args[1:], names=False)
+    topic = resolve_subcommand(args[0].text)
+    if topic is None:
+        suggestion = _nearest(args[0].text, list(_ALIASES))
+        canonical = _ALIASES[suggestion] if suggestion else None
+        did_you_mean = f" Did you mean `{canonical}`?" if canonical else ""
+        raise _error(
+            "help", f"There is no subcommand {_show(args[0].text)}.{did_you_mean}", canonical
+        )
+    return Help(topic)
+
+
+def _parse_list(args: list[_Token]) -> Command:
+    filter_: str | None = None
+    page: int | None = None
+    for token in args:
+        if token.eq is not None:
+            key, value = token.text[: token.eq].strip().lower(), token.text[token.eq + 1 :]
+            if key != "page":
+                near = _nearest(key, ["page"])
+                hint = " Did you mean `page`?" if near else ""
+                raise _error(
+                    "list",
+                    f"Unknown option {_show(key)}.{hint} To filter by text with `=`, quote it.",
+                    near,
+                )
+            if page is not None:
+                raise _error("list", "`page` is given twice; give it once.")
+            page = _number(value, "list", "page", 1, MAX_PAGE)
+        elif filter_ is not None:
+            raise _too_many("list", [token], names=False)
+        else:
+            filter_ = token.text
+    return ListApps(filter_, 1 if page is None else page)
+
+
+def _number(value: str, subcommand: str, what: str, low: int, high: int) -> int:
+    digits = value.strip()
+    if not _NUMBER_RE.fullmatch(digits) or not low <= int(digits) <= high:
+        raise _error(
+            subcommand,
+            f"{_show(value)} is not a valid {what}: give a whole number from {low} to {high:,}.",
+        )
+    return int(digits)
+
+
+def _one_app(command: type[_AppCommand]) -> _Parser:
+    subcommand = command.subcommand
+
+    def parse_one_app(args: list[_Token]) -> Command:
+        if not args:
+            raise _error(subcommand, f"`/plan {subcommand}` needs an app: its id or exact name.")
+        if len(args) > 1:
+            raise _too_many(subcommand, args[1:])
+        return command(_app(args[0], subcommand))
+
+    return parse_one_app
+
+
+def _plan(token: _Token, subcommand: str, setting: str = "") -> str:
+    word = token.text.strip().lower()
+    if word in PAID_PLANS:
+        return word
+    if word in _DEVELOPER_WORDS or _nearest(word, ["developer"], cutoff=0.8):
+        raise _error(
+            subcommand,
+            f"{_show(token.text)} can't be the target: there is no downgrade to the developer "
+            "plan. Choose `standard` or `premium`; to use the developer plan again, create a "
+            "new app with `/plan create &lt;name&gt;`.",
+        )
+    near = _nearest(word, PAID_PLANS)
+    what = f"{_show(token.text)} is not {'an edition' if setting else 'a plan'}"
+    if near:
+        raise _error(subcommand, f"{what}. Did you mean `{near}`?", near)
+    raise _error(subcommand, f"{what}: choose `standard` or `premium`.")
+
+
+def _parse_upgrade(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("upgrade", "`/plan upgrade` needs an app and a plan.")
+    if len(args) == 1:
+        if args[0].word in PAID_PLANS:
+            raise _error("upgrade", "`/plan upgrade` needs the app before the plan.")
+        raise _error(
+            "upgrade", "`/plan upgrade` needs a plan after the app: `standard` or `premium`."
+        )
+    if len(args) > 2:
+        raise _too_many("upgrade", args[2:])
+    return Upgrade(_app(args[0], "upgrade"), _plan(args[1], "upgrade"))
+
+
+def _parse_config(args: list[_Token]) -> Command:
+    if not args or args[0].eq is not None:
+        raise _error(
+            "config", "`/plan config` needs the app first (its id or exact name), then the changes."
+        )
+    app = _app(args[0], "config")
+    edition: str | None = None
+    addons: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for token in args[1:]:
+        if token.eq is None:
+            if token.word in PAID_PLANS:
+                raise _error(
+                    "config",
+                    f"Write the edition as a setting: `edition={token.word}`.",
+                    f"edition={token.word}",
+                )
+            raise _error(
+                "config",
+                f"{_show(token.text)} is not a setting: write settings as `name=value`, "
+                "e.g. `edition=premium`.",
+            )
+        raw_key, value = token.text[: token.eq].strip(), token.text[token.eq + 1 :]
+        key = raw_key.lower()
+        if not _KEY_RE.fullmatch(key):
+            raise _error(
+                "config",
+                f"{_show(raw_key)} is not a setting name: use letters, digits, `_` or `-`, "
+                "starting with a letter.",
+            )
+        if not value.strip():
+            raise _error("config", f"The setting `{key}` has no value: write `{key}=value`.")
+        canonical = "edition" if key in _EDITION_KEYS else key
+        looks_like_edition = value.strip().lower() in (*PAID_PLANS, *_DEVELOPER_WORDS)
+        if canonical != "edition" and looks_like_edition and _nearest(key, ["edition"], 0.7):
+            raise _error("config", f"Unknown setting `{key}`. Did you mean `edition`?", "edition")
+        if canonical in seen:
+            raise _error("config", f"`{canonical}` is given twice; give each setting once.")
+        seen.add(canonical)
+        if canonical == "edition":
+            edition = _plan(_Token(value, True, None), "config", "edition")
+        else:
+            addons.append((key, value))
+    if edition is None and not addons:
+        raise _error(
+            "config",
+            "`/plan config` needs at least one change: `edition=standard|premium` or an add-on "
+            "`name=value`.",
+        )
+    return Configure(app, edition, tuple(addons))
+
+
+def _parse_create(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("create", "`/plan create` needs a name for the new app.")
+    if len(args) > 1:
+        raise _too_many("create", args[1:])
+    name = args[0].text.strip()
+    if not name:
+        raise _error("create", "The name is empty: give the new app a name.")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise _error("create", "A name must be on one line, without control characters.")
+    if name.isdigit():
+        raise _error(
+            "create", f"{_show(name)} can't be a name: names of only digits look like app ids."
+        )
+    return Create(name)
+
+
+def _parse_history(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("history", "`/plan history` needs an app: its id or exact name.")
+    if len(args) > 2:
+        raise _too_many("history", args[2:])
+    app = _app(args[0], "history")
+    if len(args) == 1:
+        return History(app)
+    token = args[1]
+    value = token.text
+    if token.eq is not None:
+        key = token.text[: token.eq].strip().lower()
+        if key != "limit":
+            raise _error("history", f"Unknown option {_show(key)}: give a number of changes.")
+        value = token.text[token.eq + 1 :]
+    return History(app, _number(value, "history", "limit", 1, MAX_HISTORY_LIMIT))
+
+
+def _parse_bill(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("bill", "`/plan bill` needs an app: its id or exact name.")
+    if len(args) > 2:
+        raise _too_many("bill", args[2:])
+    app = _app(args[0], "bill")
+    if len(args) == 1:
+        return Bill(app)
+    text = args[1].text.strip()
+    match = _MONTH_RE.fullmatch(text)
+    if match is None:
+        raise _error("bill", f"{_show(text)} is not a month: write it `YYYY-MM`, e.g. `2025-03`.")
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12:
+        raise _error(
+            "bill",
+            f"{_show(text)} is not a month: the month must be 01 to 12 "
+            "(`YYYY-MM`, e.g. `2025-03`).",
+        )
+    if year < 1970:
+        raise _error("bill", f"{_show(text)} is too far back: give a year from 1970 on.")
+    return Bill(app, (year, month))
+
+
+def _parse_access(args: list[_Token]) -> Command:
+    if not args:
+        return AccessList()
+    action = _ACCESS_ACTIONS.get(args[0].word)
+    if action is None:
+        near = _nearest(args[0].text, ["list", "grant", "revoke"])
+        hint = f" Did you mean `{near}`?" if near else " Use `list`, `grant` or `revoke`."
+        raise _error("access", f"Unknown access action {_show(args[0].text)}.{hint}", near)
+    rest = args[1:]
+    if action == "list":
+        if rest:
+            raise _too_many("access", rest, names=False)
+        return AccessList()
+    if len(rest) < 2:
+        raise _error(
+            "access",
+            f"`/plan access {action}` needs a person or group and a role "
+            "(`viewer`, `operator` or `admin`).",
+        )
+    if len(rest) > 3:
+        raise _too_many("access", rest[3:], names=False)
+    principal = _principal(rest[0])
+    role = _role(rest[1])
+    team = _team(rest[2]) if len(rest) == 3 else None
+    if action == "grant":
+        return AccessGrant(principal, role, team)
+    return AccessRevoke(principal, role, team)
+
+
+_AUTOCOMPLETE_HINT = (
+    "Type `@` and pick the person or group from Slack's autocomplete list, so that Slack sends "
+    "their id."
+)
+
+
+def _principal(token: _Token) -> Principal:
+    text = token.text.strip()
+    if match := _USER_MENTION_RE.fullmatch(text):
+        return Principal("user", match.group(1), match.group(2) or match.group(1))
+    if match := _GROUP_MENTION_RE.fullmatch(text):
+        label = match.group(2) or ""
+        label = label[1:] if label.startswith("@") else label
+        return Principal("group", match.group(1), label or match.group(1))
+    if _RAW_USER_RE.fullmatch(text):
+        return Principal("user", text, text)
+    if _RAW_GROUP_RE.fullmatch(text):
+        return Principal("group", text, text)
+    if match := _SPECIAL_MENTION_RE.fullmatch(text):
+        raise _error(
+            "access",
+            f"A role can't be given to `@{match.group(1)}`: name one person or one user group.",
+        )
+    if _CHANNEL_MENTION_RE.fullmatch(text) or text.startswith("#"):
+        raise _error(
+            "access",
+            f"{_show(text)} is a channel, not a person or group. Give the person or group first, "
+            "then the role, then the team channel.",
+        )
+    if text.startswith("@"):
+        raise _error(
+            "access",
+            f"{_show(text)} is plain text, so I can't tell who it is. {_AUTOCOMPLETE_HINT}",
+        )
+    if token.word in _ROLE_RANK:
+        raise _error("access", "Give the person or group first, then the role.")
+    raise _error("access", f"{_show(text)} is not a person or group. {_AUTOCOMPLETE_HINT}")
+
+
+def _role(token: _Token) -> str:
+    word = token.text.strip().lower()
+    if word in _ROLE_RANK:
+        return word
+    near = _nearest(word, ROLES)
+    if near:
+        raise _error("access", f"{_show(token.text)} is not a role. Did you mean `{near}`?", near)
+    raise _error(
+        "access", f"{_show(token.text)} is not a role: choose `viewer`, `operator` or `admin`."
+    )
+
+
+def _team(token: _Token) -> str:
+    text = token.text.strip()
+    if match := _CHANNEL_MENTION_RE.fullmatch(text):
+        return match.group(1)
+    if _RAW_CHANNEL_RE.fullmatch(text):
+        return text
+    if text.startswith("#"):
+        raise _error(
+            "access",
+            f"{_show(text)} is plain text, so I can't tell which channel it is. Type `#` and pick "
+            "the team's channel from Slack's autocomplete list.",
+        )
+    raise _error(
+        "access",
+        f"{_show(text)} is not a channel: give the team's channel (type `#` and pick it), "
+        "or leave it out for every app.",
+    )
+
+
+_PARSERS: dict[str, _Parser] = {
+    "help": _parse_help,
+    "list": _parse_list,
+    "status": _one_app(Status),
+    "history": _parse_history,
+    "bill": _parse_bill,
+    "upgrade": _parse_upgrade,
+    "config": _parse_config,
+    "extend": _one_app(Extend),
+    "create": _parse_create,
+    "disable": _one_app(Disable),
+    "enable": _one_app(Enable),
+    "migrate": _one_app(Migrate),
+    "access": _parse_access,
+}
