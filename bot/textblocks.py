@@ -102,6 +102,9 @@ _EMOJI = {
     "pencil2": "✏️",
     "wastebasket": "🗑️",
     "leftwards_arrow_with_hook": "↩️",
+    "heavy_multiplication_x": "✖️",
+    "ballot_box_with_check": "☑️",
+    "key": "🔑",
 }
 
 
