@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["GENESIS", "ChainReport", "chain_hash", "verify_chain"]
@@ -32,7 +32,8 @@ HASHED_FIELDS = (
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # the store gives moments back in UTC, so hash them in UTC whatever zone wrote them
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
     return value
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "migrate",
     "month_bounds",
     "next_month_start",
+    "one_month_later",
     "purge",
     "purge_at",
     "suspend",
@@ -177,9 +178,17 @@ def purge_at(disabled_at: datetime) -> datetime:
     return disabled_at + PURGE_AFTER
 
 
-def billing_mode_for(created_at: datetime) -> BillingMode:
-    """The billing mode an app created at that moment has by default."""
-    return BillingMode.LEGACY if created_at.date() < LEGACY_CUTOFF else BillingMode.CURRENT
+def billing_mode_for(created_at: datetime, tz: ZoneInfo | None = None) -> BillingMode:
+    """The billing mode an app created at that moment has by default (its day counted in `tz`)."""
+    day = (created_at.astimezone(tz) if tz is not None else created_at).date()
+    return BillingMode.LEGACY if day < LEGACY_CUTOFF else BillingMode.CURRENT
+
+
+def one_month_later(moment: datetime, tz: ZoneInfo | None = None) -> datetime:
+    """One calendar month later, counted in `tz` (in the moment's own zone when None)."""
+    if tz is None:
+        return add_months(moment)
+    return add_months(moment.astimezone(tz)).astimezone(moment.tzinfo)
 
 
 # --- guards --------------------------------------------------------------------------------
@@ -199,8 +208,15 @@ def _current_billing(app: AppState, op: Operation) -> None:
 # --- operations ----------------------------------------------------------------------------
 
 
-def create(*, app_id: str, name: str, owner_channel: str | None, now: datetime) -> AppState:
-    """A new developer app on the current billing mode, valid for one month."""
+def create(
+    *,
+    app_id: str,
+    name: str,
+    owner_channel: str | None,
+    now: datetime,
+    tz: ZoneInfo | None = None,
+) -> AppState:
+    """A new developer app on the current billing mode, valid for one month (counted in `tz`)."""
     clean = name.strip()
     if not clean:
         raise errors.InvalidAppName("it is empty.")
@@ -216,7 +232,7 @@ def create(*, app_id: str, name: str, owner_channel: str | None, now: datetime) 
         status=Status.ACTIVE,
         created_at=now,
         owner_channel=owner_channel,
-        dev_expires_at=add_months(now),
+        dev_expires_at=one_month_later(now, tz),
     )
 
 
@@ -241,10 +257,12 @@ def configure(
     addons: Mapping[str, str],
     now: datetime,
     tz: ZoneInfo,
+    defaults: Mapping[str, str] | None = None,
 ) -> AppState:
     """Change a paid app's edition and/or add-ons, at most once per billing month.
 
-    Add-on names and values are checked against the catalog by the caller (money.Catalog).
+    Add-on names and values are checked against the catalog by the caller (money.Catalog), which
+    also gives each add-on's `defaults`: an add-on at its default is the same as no add-on.
     """
     _current_billing(app, Operation.CONFIGURE)
     if not app.plan.paid:
@@ -260,8 +278,10 @@ def configure(
     if edition is not None and edition not in (Plan.STANDARD, Plan.PREMIUM):
         raise errors.InvalidTargetPlan(str(edition))
     new_plan = edition or app.plan
-    new_config = {**app.config, **addons}
-    if new_plan is app.plan and new_config == dict(app.config):
+    at_default = defaults or {}
+    new_config = {k: v for k, v in {**app.config, **addons}.items() if at_default.get(k) != v}
+    old_config = {k: v for k, v in app.config.items() if at_default.get(k) != v}
+    if new_plan is app.plan and new_config == old_config:
         raise errors.NothingToChange(app.app_id, "that configuration")
     if app.config_changed_at is not None:
         changed = app.config_changed_at.astimezone(tz)
@@ -273,14 +293,14 @@ def configure(
     )
 
 
-def extend(app: AppState, now: datetime) -> AppState:
-    """One more calendar month of developer validity from the later of now and the expiry."""
+def extend(app: AppState, now: datetime, tz: ZoneInfo | None = None) -> AppState:
+    """One more calendar month (in `tz`) of developer validity from the later of now and expiry."""
     _current_billing(app, Operation.EXTEND)
     if app.plan is not Plan.DEVELOPER:
         raise errors.ExtendNotAllowed(app.app_id, app.plan)
     base = max(now, app.dev_expires_at) if app.dev_expires_at else now
     return replace(
-        app, dev_expires_at=add_months(base), status=Status.ACTIVE, version=app.version + 1
+        app, dev_expires_at=one_month_later(base, tz), status=Status.ACTIVE, version=app.version + 1
     )
 
 

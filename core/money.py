@@ -115,11 +115,15 @@ class Catalog:
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """The catalog from a TOML file, or the one shipped with the package."""
-    if path is None:
-        raw = tomllib.loads(resources.files("core").joinpath("catalog.toml").read_text("utf-8"))
-    else:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
+    try:
+        if path is None:
+            text = resources.files("core").joinpath("catalog.toml").read_text("utf-8")
+            raw = tomllib.loads(text)
+        else:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"plan catalog {path or '(built-in)'} is not valid TOML: {exc}") from exc
     try:
         plans = {
             Plan(name): PlanPrice(
@@ -140,8 +144,12 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             )
             for name, spec in raw.get("addons", {}).items()
         }
-    except (KeyError, ValueError, ArithmeticError) as exc:
+    except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
         raise ValueError(f"plan catalog {path or '(built-in)'} is malformed: {exc!r}") from exc
+    prices = [p.monthly for p in plans.values()]
+    prices += [v for a in addons.values() for v in a.options.values()]
+    if any(not price.is_finite() or price < 0 for price in prices):
+        raise ValueError(f"plan catalog {path or '(built-in)'} has a negative or invalid price")
     missing = set(Plan) - set(plans)
     if missing:
         raise ValueError(f"plan catalog {path or '(built-in)'} lacks plans: {sorted(missing)}")

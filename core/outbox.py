@@ -112,6 +112,8 @@ class OutboxDispatcher:
                 break
             for entry_id, kind, destination, payload, attempts in claimed:
                 assert entry_id is not None
+                if not self._renew_lease(entry_id, attempts):
+                    continue  # its lease ran out while earlier entries were sent: not ours now
                 result = self._deliver_one(entry_id, kind, destination, payload, attempts)
                 delivered += result == "delivered"
                 retried += result == "retry"
@@ -145,6 +147,22 @@ class OutboxDispatcher:
                 uow.session.add(row)
             uow.commit()
         return "delivered"
+
+    def _renew_lease(self, entry_id: int, attempts: int) -> bool:
+        """Extend the lease of a claimed entry just before sending it; False if it was re-claimed.
+
+        A batch is sent one entry after another, so a slow receiver can outlast the lease taken
+        at claim time; another dispatcher may then have claimed (and counted an attempt on) the
+        entries still waiting here.
+        """
+        with UnitOfWork(self.engine) as uow:
+            row = uow.outbox.get(entry_id, lock=True)
+            if row is None or row.status != "pending" or row.attempts != attempts:
+                return False
+            row.lease_until = self.clock() + self.lease
+            uow.session.add(row)
+            uow.commit()
+        return True
 
     def _receipt_of(self, entry_id: int) -> dict[str, Any]:
         with UnitOfWork(self.engine, write=False) as uow:

@@ -1,0 +1,187 @@
+"""The store on both backends: a fresh SQLite file per test, and a PostgreSQL database per session.
+
+PostgreSQL comes from PLANBOT_TEST_POSTGRES_URL (default: the local server's `test` database). A
+database `planbot_test_<random>` is created for the session (so parallel workers never meet),
+migrated once, emptied before each test (the audit head reset to its genesis) and dropped at the
+end. When no server is reachable the
+PostgreSQL cases are skipped with the reason, except in CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from core import (
+    AccessPolicy,
+    Actor,
+    Catalog,
+    CoreConfig,
+    PlanService,
+    import_apps,
+    make_engine,
+    normalize_url,
+    upgrade_schema,
+)
+from core.audit import GENESIS
+from core.store.uow import UnitOfWork
+from tests.conftest import SHANGHAI, Clock
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TABLES = (
+    "approval",
+    "pending_request",
+    "plan_history",
+    "audit_event",
+    "outbox",
+    "access_grant",
+    "app",
+)
+
+ADA = Actor("UADMIN", "Ada")
+BOB = Actor("UBOB", "Bob")
+EVE = Actor("UEVE", "Eve")
+CLI = Actor("cli", "importer")
+
+
+def postgres_admin_url() -> sa.URL:
+    return make_url(
+        normalize_url(os.environ.get("PLANBOT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh, migrated database for this session (worker)."""
+    admin_url = postgres_admin_url()
+    admin = sa.create_engine(
+        admin_url,
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as err:
+        admin.dispose()
+        where = admin_url.render_as_string(hide_password=True)
+        cause = str(err.orig or err).strip().splitlines()[0]
+        reason = f"PostgreSQL is not reachable at {where} (set PLANBOT_TEST_POSTGRES_URL): {cause}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"planbot_test_{secrets.token_hex(6)}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = make_engine(url)
+        upgrade_schema(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "planbot.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_schema(engine)
+    engine.dispose()
+    return path
+
+
+def empty_postgres(engine: Engine) -> None:
+    """Every table emptied; the audit head back at its genesis.
+
+    DELETE, not TRUNCATE: on tables this small it is over ten times faster. Ids keep counting,
+    and no test depends on their absolute values.
+    """
+    with engine.begin() as connection:
+        for table in TABLES:
+            connection.execute(sa.text(f"DELETE FROM {table}"))
+        connection.execute(
+            sa.text("UPDATE audit_head SET seq = 0, hash = :genesis WHERE id = 1"),
+            {"genesis": GENESIS},
+        )
+
+
+def sqlite_engine_for(template: Path, directory: Path) -> Engine:
+    path = directory / "planbot.sqlite3"
+    shutil.copyfile(template, path)
+    return make_engine(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    engine = sqlite_engine_for(sqlite_template, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_session_engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_session_engine: Engine) -> Engine:
+    empty_postgres(postgres_session_engine)
+    return postgres_session_engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """A migrated, empty database on each backend."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def config(catalog: Catalog) -> CoreConfig:
+    """Two admins (Ada and Bob), an audit channel, the default catalog and zone."""
+    return CoreConfig(
+        catalog=catalog,
+        billing_tz=SHANGHAI,
+        audit_channel="CAUDIT",
+        access=AccessPolicy(admins=frozenset({ADA.user_id, BOB.user_id})),
+    )
+
+
+@pytest.fixture
+def service(engine: Engine, config: CoreConfig, clock: Clock) -> PlanService:
+    return PlanService(engine=engine, config=config, clock=clock)
+
+
+@pytest.fixture
+def seed(engine: Engine, config: CoreConfig, clock: Clock) -> Callable[..., int]:
+    """Import apps from CSV rows (header `app_id,name,plan,created_at,...`)."""
+
+    def load(text: str, **kwargs: Any) -> int:
+        with UnitOfWork(engine) as uow:
+            result = import_apps(
+                uow,
+                text,
+                catalog=config.catalog,
+                tz=config.billing_tz,
+                actor=CLI,
+                now=kwargs.get("now", clock()),
+            )
+            uow.commit()
+        return result.imported
+
+    return load

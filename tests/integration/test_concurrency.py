@@ -1,0 +1,170 @@
+"""Exactly once: many threads (or processes) confirming one request change the app once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import (
+    AccessPolicy,
+    ChangeRequest,
+    CoreConfig,
+    Operation,
+    Plan,
+    PlanError,
+    PlanService,
+    load_catalog,
+    make_engine,
+    verify_chain,
+)
+from core.store.uow import UnitOfWork
+from tests.conftest import SHANGHAI, Clock, utc
+from tests.integration.conftest import ADA
+
+APP = "1400000001"
+NOW = utc(2026, 11, 10, 4)
+
+
+def race(n: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run `action(i)` in n threads released together; each result or the exception raised."""
+    start = threading.Barrier(n)
+
+    def run(i: int) -> Any:
+        start.wait()
+        try:
+            return action(i)
+        except Exception as err:  # collected and asserted on by the caller
+            return err
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def facts(engine: Engine, request_id: str) -> dict[str, Any]:
+    with UnitOfWork(engine, write=False) as uow:
+        app = uow.apps.get(APP)
+        assert app is not None
+        events = [e for e in uow.audit.iterate() if e.request_id == request_id]
+        entries = uow.session.execute(sa.text("SELECT count(*) FROM outbox")).one()
+        head = uow.audit.head()
+        records = [r.model_dump() for r in uow.audit.iterate()]
+        return {
+            "plan": app.plan,
+            "version": app.version,
+            "audit": [(e.action, e.outcome) for e in events],
+            "outbox": int(entries[0]),
+            "history": len(uow.history.for_app(APP)),
+            "chain": verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok,
+        }
+
+
+def one_request(service: PlanService, seed: Callable[..., int]) -> str:
+    seed(f"app_id,name,plan,created_at,owner_channel\n{APP},race-chat,developer,2026-11-01,CTEAM\n")
+    change = ChangeRequest(Operation.UPGRADE, app=APP, plan=Plan.PREMIUM)
+    return service.request(change, actor=ADA, channel_id="CTEAM").id
+
+
+def test_twenty_threads_confirming_one_request_apply_it_once(
+    service: PlanService, engine: Engine, seed: Callable[..., int]
+) -> None:
+    request_id = one_request(service, seed)
+    results = race(20, lambda _: service.confirm(request_id, actor=ADA))
+
+    kinds = Counter(type(r).__name__ for r in results)
+    assert kinds == {"Outcome": 1, "RequestAlreadyDecided": 19}, results
+    assert all("already done" in r.message for r in results if isinstance(r, PlanError))
+    after = facts(engine, request_id)
+    assert (after["plan"], after["version"]) == ("premium", 2)
+    assert after["audit"] == [("upgrade", "applied")]
+    assert after["outbox"] == 3  # audit channel, owner channel, provisioning
+    assert after["history"] == 2  # the import, the upgrade
+    assert after["chain"]
+
+
+def test_fifty_threads_confirming_fifty_requests_all_apply(
+    service: PlanService, engine: Engine, seed: Callable[..., int]
+) -> None:
+    rows = [f"14000001{n:02d},app-{n},developer,2026-11-01,CTEAM" for n in range(50)]
+    seed("app_id,name,plan,created_at,owner_channel\n" + "\n".join(rows) + "\n")
+    requests = [
+        service.request(
+            ChangeRequest(Operation.UPGRADE, app=f"14000001{n:02d}", plan=Plan.STANDARD),
+            actor=ADA,
+        ).id
+        for n in range(50)
+    ]
+    results = race(50, lambda i: service.confirm(requests[i], actor=ADA))
+
+    assert [getattr(r, "state", r) for r in results] == ["applied"] * 50
+    with engine.connect() as connection:
+        plans = Counter(connection.execute(sa.text("SELECT plan, version FROM app")).all())
+    assert plans == {("standard", 2): 50}
+    with UnitOfWork(engine, write=False) as uow:
+        head = uow.audit.head()
+        records = [r.model_dump() for r in uow.audit.iterate()]
+    assert [r["seq"] for r in records] == list(range(1, 52))  # the import and 50 changes
+    assert sorted(r["request_id"] for r in records[1:]) == sorted(requests)
+    assert verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok
+
+
+# --- two processes on PostgreSQL -------------------------------------------------------------
+
+
+def confirm_in_a_process(url: str, request_id: str, start: Any, results: Any) -> None:
+    """A replica: its own engine and service, confirming when the other one does."""
+    engine = make_engine(url)
+    service = PlanService(
+        engine=engine,
+        config=CoreConfig(
+            catalog=load_catalog(),
+            billing_tz=SHANGHAI,
+            audit_channel="CAUDIT",
+            access=AccessPolicy(admins=frozenset({ADA.user_id})),
+        ),
+        clock=Clock(NOW),
+    )
+    start.wait(timeout=60)
+    try:
+        results.put(service.confirm(request_id, actor=ADA).state)
+    except Exception as err:  # reported to the parent, which asserts on it
+        results.put(f"{type(err).__name__}: {err}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_two_processes_confirming_one_request_apply_it_once(
+    service: PlanService, engine: Engine, seed: Callable[..., int], postgres_url: str
+) -> None:
+    request_id = one_request(service, seed)
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(
+            target=confirm_in_a_process, args=(postgres_url, request_id, start, results)
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted((results.get(timeout=120) for _ in workers), key=lambda o: o != "applied")
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+
+    assert outcomes[0] == "applied", outcomes
+    assert outcomes[1].startswith("RequestAlreadyDecided") and "already done" in outcomes[1]
+    after = facts(engine, request_id)
+    assert (after["plan"], after["version"]) == ("premium", 2)
+    assert after["audit"] == [("upgrade", "applied")]
+    assert after["outbox"] == 3
+    assert after["chain"]

@@ -1,0 +1,321 @@
+"""The outbox dispatcher: in order per app and destination, retries with backoff, exactly one sender."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from core import (
+    ChangeRequest,
+    CoreConfig,
+    DeliveryError,
+    Operation,
+    OutboxDispatcher,
+    Plan,
+    PlanService,
+)
+from core.store.tables import OutboxRow
+from core.store.uow import UnitOfWork
+from tests.conftest import Clock
+from tests.integration.conftest import ADA
+
+Entry = tuple[str | None, str, int]  # app id, destination, sequence number in the payload
+
+
+class FakeNotifier:
+    """Records what it sends; raises the errors queued for an entry's number first."""
+
+    def __init__(self, *, pause: float = 0.0) -> None:
+        self.sent: list[tuple[str, int]] = []
+        self.calls: Counter[int] = Counter()
+        self.failures: dict[int, list[Exception]] = defaultdict(list)
+        self.pause = pause
+        self.lock = threading.Lock()
+
+    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        number = int(payload["n"])
+        with self.lock:
+            self.calls[number] += 1
+            if self.failures[number]:
+                raise self.failures[number].pop(0)
+        if self.pause:
+            time.sleep(self.pause)
+        with self.lock:
+            self.sent.append((destination, number))
+        return {"ts": f"{number}.0001"}
+
+
+class FakeProvisioner:
+    """Records the changes handed to it."""
+
+    def __init__(self) -> None:
+        self.changes: list[Mapping[str, Any]] = []
+
+    def provision(self, change: Mapping[str, Any]) -> None:
+        self.changes.append(dict(change))
+
+
+def enqueue(engine: Engine, now: datetime, *entries: Entry, kind: str = "message") -> None:
+    with UnitOfWork(engine) as uow:
+        for app_id, destination, number in entries:
+            uow.outbox.add(
+                OutboxRow(
+                    kind=kind,
+                    topic="audit" if kind == "message" else "provision",
+                    destination=destination,
+                    app_id=app_id,
+                    payload={"n": number},
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+        uow.commit()
+
+
+def rows(engine: Engine) -> dict[int, OutboxRow]:
+    with UnitOfWork(engine, write=False) as uow:
+        return {int(r.payload["n"]): r for r in uow.session.exec(select(OutboxRow)).all()}
+
+
+@pytest.fixture
+def notifier() -> FakeNotifier:
+    return FakeNotifier()
+
+
+@pytest.fixture
+def dispatcher(engine: Engine, notifier: FakeNotifier, clock: Clock) -> OutboxDispatcher:
+    return OutboxDispatcher(
+        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+    )
+
+
+def in_order(sent: list[tuple[str, int]], entries: list[Entry]) -> bool:
+    """Whether each (app, destination)'s entries were sent in the order they were written."""
+    stream = {n: (app, dest) for app, dest, n in entries}
+    seen: dict[tuple[str | None, str], int] = {}
+    for _, number in sent:
+        key = stream[number]
+        if seen.get(key, -1) > number:
+            return False
+        seen[key] = number
+    return True
+
+
+def test_delivers_everything_in_order_per_app_and_destination(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    entries: list[Entry] = [
+        (app, dest, n)
+        for n, (app, dest) in enumerate(
+            [("A", "CAUDIT"), ("A", "CTEAM"), ("B", "CAUDIT"), ("A", "CAUDIT")] * 5
+        )
+    ]
+    enqueue(engine, clock(), *entries)
+    report = dispatcher.deliver_due()
+    assert (report.delivered, report.retried, report.dead) == (20, 0, 0)
+    assert sorted(n for _, n in notifier.sent) == list(range(20))
+    assert in_order(notifier.sent, entries)
+    stored = rows(engine)
+    assert {r.status for r in stored.values()} == {"delivered"}
+    assert stored[3].receipt == {"ts": "3.0001"} and stored[3].delivered_at == clock()
+    assert dispatcher.deliver_due().delivered == 0  # nothing is sent twice
+
+
+def test_a_failing_entry_holds_back_the_next_one_for_its_app_and_destination(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    entries: list[Entry] = [("A", "CAUDIT", 0), ("A", "CAUDIT", 1), ("B", "CAUDIT", 2)]
+    enqueue(engine, clock(), *entries)
+    notifier.failures[0].append(DeliveryError("Slack is down"))
+    report = dispatcher.deliver_due()
+    assert (report.delivered, report.retried) == (1, 1)
+    assert notifier.sent == [("CAUDIT", 2)]  # B is not held back by A
+    failed = rows(engine)[0]
+    assert failed.status == "pending" and failed.attempts == 1
+    assert failed.last_error == "Slack is down"
+    assert clock() + timedelta(seconds=0.8) <= failed.next_attempt_at
+    assert failed.next_attempt_at <= clock() + timedelta(seconds=1.2)
+    assert dispatcher.deliver_due().delivered == 0  # not due yet
+    clock.advance(seconds=2)
+    assert dispatcher.deliver_due().delivered == 2
+    assert notifier.sent == [("CAUDIT", 2), ("CAUDIT", 0), ("CAUDIT", 1)]
+
+
+def test_retries_back_off_exponentially(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), ("A", "CAUDIT", 0))
+    notifier.failures[0].extend(DeliveryError(f"failure {i}") for i in range(4))
+    for attempt, backoff in enumerate([1, 2, 4, 8], start=1):
+        started = clock()
+        assert dispatcher.deliver_due().retried == 1
+        entry = rows(engine)[0]
+        assert entry.attempts == attempt
+        waited = (entry.next_attempt_at - started).total_seconds()
+        assert 0.8 * backoff <= waited <= 1.2 * backoff
+        clock.set(entry.next_attempt_at)
+    assert dispatcher.deliver_due().delivered == 1
+    assert notifier.calls[0] == 5
+
+
+def test_retry_after_is_honoured(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), ("A", "CAUDIT", 0))
+    notifier.failures[0].append(DeliveryError("rate limited", retry_after=30))
+    dispatcher.deliver_due()
+    assert rows(engine)[0].next_attempt_at == clock() + timedelta(seconds=30)
+    clock.advance(seconds=29)
+    assert dispatcher.deliver_due().delivered == 0
+    clock.advance(seconds=1)
+    assert dispatcher.deliver_due().delivered == 1
+
+
+def test_a_permanent_failure_is_marked_dead_and_not_retried(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), ("A", "CGONE", 0), ("A", "CGONE", 1))
+    notifier.failures[0].append(DeliveryError("channel_not_found", permanent=True))
+    report = dispatcher.deliver_due()
+    assert (report.dead, report.delivered) == (1, 1)  # the next entry is not stuck behind it
+    dead = rows(engine)[0]
+    assert dead.status == "dead" and dead.last_error == "channel_not_found"
+    clock.advance(days=1)
+    assert dispatcher.deliver_due() == type(report)(0, 0, 0)
+    assert notifier.calls[0] == 1
+
+
+def test_an_unexpected_notifier_error_is_retried_not_lost(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), ("A", "CAUDIT", 0))
+    notifier.failures[0].append(RuntimeError("bug in a notifier"))
+    assert dispatcher.deliver_due().retried == 1
+    assert rows(engine)[0].status == "pending"
+    clock.advance(seconds=5)
+    assert dispatcher.deliver_due().delivered == 1
+
+
+def test_provisioning_entries_go_to_the_provisioner(engine: Engine, clock: Clock) -> None:
+    notifier, provisioner = FakeNotifier(), FakeProvisioner()
+    dispatcher = OutboxDispatcher(
+        engine=engine, notifier=notifier, provisioner=provisioner, clock=clock
+    )
+    enqueue(engine, clock(), ("A", "provisioner", 7), kind="provision")
+    enqueue(engine, clock(), ("A", "CAUDIT", 8))
+    assert dispatcher.deliver_due().delivered == 2
+    assert provisioner.changes == [{"n": 7}]
+    assert notifier.sent == [("CAUDIT", 8)]
+
+
+def pending_left(engine: Engine) -> int:
+    with UnitOfWork(engine, write=False) as uow:
+        return uow.outbox.counts().get("pending", 0)
+
+
+def test_two_dispatchers_at_once_never_deliver_one_entry_twice(
+    engine: Engine, clock: Clock
+) -> None:
+    entries: list[Entry] = [
+        (f"14000000{n % 6:02d}", ("CAUDIT", "CTEAM")[n % 3 == 0], n) for n in range(80)
+    ]
+    enqueue(engine, clock(), *entries)
+    notifier = FakeNotifier(pause=0.002)
+    dispatchers = [
+        OutboxDispatcher(engine=engine, notifier=notifier, provisioner=FakeProvisioner())
+        for _ in range(2)
+    ]
+    start = threading.Barrier(2)
+    delivered = [0, 0]
+
+    def drain(index: int) -> None:
+        start.wait()
+        for _ in range(500):
+            delivered[index] += dispatchers[index].deliver_due().delivered
+            if not pending_left(engine):
+                return
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert Counter(n for _, n in notifier.sent) == Counter(range(80))  # each exactly once
+    assert sum(delivered) == 80 and min(delivered) > 0  # both really took part
+    assert in_order(notifier.sent, entries)
+    assert {r.status for r in rows(engine).values()} == {"delivered"}
+
+
+def test_a_confirmed_change_reaches_its_channels_once(
+    engine: Engine, config: CoreConfig, clock: Clock, seed: Any
+) -> None:
+    seed(
+        "app_id,name,plan,created_at,owner_channel\n1400000001,dev-chat,developer,2026-11-01,CTEAM\n"
+    )
+    provisioner = FakeProvisioner()
+    sent: list[tuple[str, Mapping[str, Any]]] = []
+
+    class Recorder:
+        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+            sent.append((destination, payload))
+
+    dispatcher = OutboxDispatcher(
+        engine=engine, notifier=Recorder(), provisioner=provisioner, clock=clock
+    )
+    wakes: list[int] = []
+    service = PlanService(
+        engine=engine, config=config, clock=clock, on_outbox=lambda: wakes.append(1)
+    )
+    pending = service.request(
+        ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.PREMIUM), actor=ADA
+    )
+    service.confirm(pending.id, actor=ADA)
+    assert wakes  # the dispatcher is told to deliver right after the commit
+    assert dispatcher.deliver_due().delivered == 3
+    assert sorted(d for d, _ in sent) == ["CAUDIT", "CTEAM"]
+    assert all(p["operation"] == "upgrade" and p["request_id"] == pending.id for _, p in sent)
+    assert [c["idempotency_key"] for c in provisioner.changes] == [pending.id]
+    assert dispatcher.deliver_due().delivered == 0
+
+
+def test_a_slow_delivery_never_lets_another_dispatcher_send_the_same_entry(
+    engine: Engine, clock: Clock
+) -> None:
+    """While one dispatcher is stuck on a slow send, the rest of its batch stays its own."""
+    enqueue(engine, clock(), ("A", "CAUDIT", 0), ("B", "CAUDIT", 1), ("C", "CAUDIT", 2))
+    sent: list[tuple[str, int]] = []
+    lease = timedelta(seconds=60)
+    other: list[OutboxDispatcher] = []
+
+    class Slow:
+        """Each send takes 50 s (within the lease), so the batch outlives the lease it got."""
+
+        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+            clock.advance(seconds=50)
+            if payload["n"] == 1:  # 100 s after the claim, another replica runs a pass
+                other[0].deliver_due()
+            sent.append((destination, int(payload["n"])))
+
+    class Fast:
+        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+            sent.append((destination, int(payload["n"])))
+
+    first = OutboxDispatcher(
+        engine=engine, notifier=Slow(), provisioner=FakeProvisioner(), clock=clock, lease=lease
+    )
+    other.append(
+        OutboxDispatcher(
+            engine=engine, notifier=Fast(), provisioner=FakeProvisioner(), clock=clock, lease=lease
+        )
+    )
+    first.deliver_due()
+    assert Counter(n for _, n in sent) == {0: 1, 1: 1, 2: 1}, sent
+    assert {r.status for r in rows(engine).values()} == {"delivered"}

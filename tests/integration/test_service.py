@@ -1,0 +1,560 @@
+"""The plan service on a real database: preview -> request -> confirm, and every refusal on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from core import (
+    AccessPolicy,
+    ApprovalRule,
+    BillingMode,
+    ChangeRequest,
+    CoreConfig,
+    Operation,
+    Plan,
+    PlanService,
+    Status,
+    errors,
+    verify_chain,
+)
+from core.store.tables import OutboxRow
+from core.store.uow import UnitOfWork
+from tests.conftest import SHANGHAI, Clock, utc
+from tests.integration.conftest import ADA, BOB, EVE
+
+HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
+DEV, STD, OFF, OLD, SLEEPY = "1400000001", "1400000002", "1400000003", "1400000004", "1400000005"
+SEED = "\n".join(
+    [
+        HEADER,
+        f"{DEV},dev-chat,developer,2026-11-01,,active,CTEAM,2026-12-01,",
+        f"{STD},std-chat,standard,2026-01-15,,active,CTEAM,,",
+        f"{OFF},off-chat,premium,2026-01-15,,disabled,CTEAM,,2026-11-01T00:00:00Z",
+        f"{OLD},old-chat,standard,2021-06-01,,active,CTEAM,,",
+        f"{SLEEPY},sleepy-chat,developer,2026-09-01,,suspended,CTEAM,2026-10-01,",
+    ]
+)
+
+
+@pytest.fixture(autouse=True)
+def apps(seed: Callable[..., int]) -> None:
+    assert seed(SEED) == 5
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    tables = ("app", "plan_history", "pending_request", "audit_event", "outbox", "approval")
+    with engine.connect() as connection:
+        return {
+            t: int(connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
+            for t in tables
+        }
+
+
+def audit_log(engine: Engine) -> list[dict[str, Any]]:
+    with UnitOfWork(engine, write=False) as uow:
+        return [row.model_dump() for row in uow.audit.iterate()]
+
+
+def chain_report(engine: Engine) -> Any:
+    with UnitOfWork(engine, write=False) as uow:
+        head = uow.audit.head()
+        records = [row.model_dump() for row in uow.audit.iterate()]
+        return verify_chain(records, head_seq=head.seq, head_hash=head.hash)
+
+
+def outbox(engine: Engine, after_id: int = 0) -> list[dict[str, Any]]:
+    columns = ("id", "kind", "topic", "destination", "payload", "key", "app_id")
+    query = sa.select(*(getattr(OutboxRow, c) for c in columns)).where(col(OutboxRow.id) > after_id)
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(query.order_by(col(OutboxRow.id)))]
+
+
+def history(engine: Engine, app_id: str) -> list[Any]:
+    with UnitOfWork(engine, write=False) as uow:
+        return list(uow.history.for_app(app_id))
+
+
+def request_state(engine: Engine, request_id: str) -> str:
+    with UnitOfWork(engine, write=False) as uow:
+        row = uow.requests.get(request_id)
+        assert row is not None
+        return row.state
+
+
+# --- every operation, the whole way ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    change: ChangeRequest
+    expect: dict[str, Any]
+    shown: tuple[str, str, str]  # one FieldChange the preview must show
+    warning: str
+    delta: Decimal | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = {
+    "upgrade": Case(
+        ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM),
+        {"plan": Plan.PREMIUM, "status": Status.ACTIVE, "dev_expires_at": None},
+        ("Plan", "developer", "premium"),
+        "no way back to the developer plan",
+        delta=21 * Decimal("23.30"),  # 10-30 November at 699/30
+    ),
+    "configure": Case(
+        ChangeRequest(
+            Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM, addons={"history_retention": "90d"}
+        ),
+        {"plan": Plan.PREMIUM, "config": {"history_retention": "90d"}},
+        ("Monthly price", "$399.00", "$798.00"),
+        "once per calendar month",
+        delta=21 * (Decimal("26.60") - Decimal("13.30")),
+    ),
+    "extend": Case(
+        ChangeRequest(Operation.EXTEND, app=DEV),
+        {"dev_expires_at": datetime(2027, 1, 1, tzinfo=SHANGHAI), "status": Status.ACTIVE},
+        ("Developer validity until", "2026-12-01", "2027-01-01"),
+        "",
+        delta=Decimal(0),
+    ),
+    "extend-suspended": Case(
+        ChangeRequest(Operation.EXTEND, app=SLEEPY),
+        {"dev_expires_at": utc(2026, 12, 10, 4, 1), "status": Status.ACTIVE},
+        ("Status", "suspended", "active"),
+        "extending reactivates it",
+    ),
+    "disable": Case(
+        ChangeRequest(Operation.DISABLE, app=STD),
+        {"status": Status.DISABLED, "disabled_at": utc(2026, 11, 10, 4, 1), "plan": Plan.STANDARD},
+        ("Status", "active", "disabled"),
+        "service stops at once",
+        delta=-20 * Decimal("13.30"),  # 11-30 November no longer billed; today still is
+    ),
+    "enable": Case(
+        ChangeRequest(Operation.ENABLE, app=OFF),
+        {"status": Status.ACTIVE, "disabled_at": None, "plan": Plan.PREMIUM},
+        ("Status", "disabled", "active"),
+        "billing resumes today",
+        delta=21 * Decimal("23.30"),
+    ),
+    "migrate": Case(
+        ChangeRequest(Operation.MIGRATE, app=OLD),
+        {"billing_mode": BillingMode.CURRENT},
+        ("Billing mode", "legacy", "current"),
+        "legacy billing mode can't be restored",
+    ),
+    "create": Case(
+        ChangeRequest(Operation.CREATE, name="fresh-chat"),
+        {
+            "plan": Plan.DEVELOPER,
+            "status": Status.ACTIVE,
+            "owner_channel": "CTEAM",
+            "dev_expires_at": utc(2026, 12, 10, 4, 1),  # confirmed a minute later
+            "billing_mode": BillingMode.CURRENT,
+        },
+        ("Plan", "-", "developer"),
+        "valid for one month",
+        delta=Decimal(0),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_preview_request_confirm(
+    name: str, service: PlanService, engine: Engine, clock: Clock
+) -> None:
+    case = CASES[name]
+    op = case.change.operation
+    untouched = counts(engine)
+    audit_before = len(audit_log(engine))
+
+    preview = service.preview(case.change, actor=ADA, channel_id="CTEAM")
+    assert counts(engine) == untouched  # a preview writes nothing
+    assert preview.operation is op
+    assert case.shown in [(c.label, c.before, c.after) for c in preview.changes]
+    assert case.warning in " ".join(preview.warnings)
+    assert preview.danger is (op in (Operation.DISABLE, Operation.MIGRATE))
+    if case.delta is not None:
+        assert preview.cost is not None and preview.cost.delta == case.delta
+        assert (preview.cost.billed_from.isoformat(), preview.cost.billed_to.day) == (
+            "2026-12-01",
+            3,
+        )
+
+    pending = service.request(case.change, actor=ADA, channel_id="CTEAM")
+    assert pending.expires_at == clock() + timedelta(minutes=15)
+    assert request_state(engine, pending.id) == "pending"
+    assert counts(engine)["app"] == untouched["app"]  # nothing applied yet
+    first_entry = max((e["id"] for e in outbox(engine)), default=0)
+
+    clock.advance(minutes=1)
+    outcome = service.confirm(pending.id, actor=ADA)
+    assert outcome.state == "applied"
+    assert outcome.operation is op
+    assert request_state(engine, pending.id) == "applied"
+
+    app_id = outcome.app_id
+    assert app_id is not None and app_id.isdigit()
+    status = service.status(app_id, actor=ADA)
+    for attribute, value in case.expect.items():
+        actual = getattr(status.app, attribute)
+        assert (dict(actual) if attribute == "config" else actual) == value, attribute
+
+    newest = history(engine, app_id)[0]
+    assert (newest.operation, newest.request_id) == (op.value, pending.id)
+    assert newest.plan == status.app.plan.value and newest.status == status.app.status.value
+
+    events = audit_log(engine)[audit_before:]
+    assert len(events) == 1
+    event = events[0]
+    assert (event["action"], event["outcome"], event["request_id"]) == (
+        op.value,
+        "applied",
+        pending.id,
+    )
+    assert (event["actor_id"], event["app_id"]) == (ADA.user_id, app_id)
+    assert event["after"]["version"] == status.app.version
+    if op is Operation.CREATE:
+        assert event["before"] == {}
+    else:
+        assert event["before"]["version"] == status.app.version - 1
+
+    entries = outbox(engine, first_entry)
+    assert sorted((e["kind"], e["destination"]) for e in entries) == [
+        ("message", "CAUDIT"),
+        ("message", "CTEAM"),
+        ("provision", "provisioner"),
+    ]
+    assert all(e["app_id"] == app_id for e in entries)
+    messages = [e["payload"] for e in entries if e["kind"] == "message"]
+    assert all(m["operation"] == op.value and m["audit_seq"] == event["seq"] for m in messages)
+    provision = next(e["payload"] for e in entries if e["kind"] == "provision")
+    assert provision["idempotency_key"] == pending.id
+    assert provision["after"]["version"] == status.app.version
+    assert chain_report(engine).ok
+
+
+# --- refused confirmations -------------------------------------------------------------------
+
+
+def upgrade_dev(service: PlanService, plan: Plan = Plan.PREMIUM, actor: Any = ADA) -> str:
+    change = ChangeRequest(Operation.UPGRADE, app=DEV, plan=plan)
+    return service.request(change, actor=actor, channel_id="CTEAM").id
+
+
+def refusals(engine: Engine, request_id: str) -> list[dict[str, Any]]:
+    return [e for e in audit_log(engine) if e["request_id"] == request_id[:40]]
+
+
+def test_a_stored_request_can_be_read_back(service: PlanService) -> None:
+    request_id = upgrade_dev(service)
+    stored = service.pending(request_id)
+    assert stored is not None
+    assert (stored.state, stored.operation, stored.app_id) == ("pending", "upgrade", DEV)
+    assert stored.params["plan"] == "premium" and stored.actor_id == ADA.user_id
+    assert service.pending("no-such-request") is None
+
+
+def test_confirm_twice_is_already_done_and_audited_once(
+    service: PlanService, engine: Engine
+) -> None:
+    request_id = upgrade_dev(service)
+    service.confirm(request_id, actor=ADA)
+    snapshot = counts(engine)
+    with pytest.raises(errors.RequestAlreadyDecided) as refused:
+        service.confirm(request_id, actor=ADA)
+    assert "already done" in refused.value.message
+    assert counts(engine) == snapshot  # no second change, no second audit event
+    assert [e["outcome"] for e in refusals(engine, request_id)] == ["applied"]
+
+
+def test_an_expired_request_is_refused_and_audited(
+    service: PlanService, engine: Engine, clock: Clock
+) -> None:
+    request_id = upgrade_dev(service)
+    clock.advance(minutes=15)
+    with pytest.raises(errors.RequestExpired) as refused:
+        service.confirm(request_id, actor=ADA)
+    assert "expired at" in refused.value.message and "again" in refused.value.message
+    assert service.status(DEV, actor=ADA).app.plan is Plan.DEVELOPER
+    assert [(e["outcome"], e["actor_id"]) for e in refusals(engine, request_id)] == [
+        ("refused", ADA.user_id)
+    ]
+    assert request_state(engine, request_id) == "expired"
+    with pytest.raises(errors.RequestAlreadyDecided) as again:
+        service.confirm(request_id, actor=ADA)
+    assert "expired" in again.value.message
+    assert "expired by" not in again.value.message  # nobody expired it; time did
+
+
+def test_a_request_confirmed_just_before_its_expiry_applies(
+    service: PlanService, clock: Clock
+) -> None:
+    request_id = upgrade_dev(service)
+    clock.advance(minutes=14, seconds=59)
+    assert service.confirm(request_id, actor=ADA).state == "applied"
+
+
+def test_an_app_changed_since_the_preview_is_refused_and_audited(
+    service: PlanService, engine: Engine
+) -> None:
+    first, second = upgrade_dev(service, Plan.PREMIUM), upgrade_dev(service, Plan.STANDARD)
+    service.confirm(first, actor=ADA)
+    with pytest.raises(errors.AppChangedSincePreview) as refused:
+        service.confirm(second, actor=ADA)
+    assert "changed since this preview" in refused.value.message
+    assert service.status(DEV, actor=ADA).app.plan is Plan.PREMIUM
+    assert [e["outcome"] for e in refusals(engine, second)] == ["refused"]
+    with pytest.raises(errors.RequestAlreadyDecided) as again:
+        service.confirm(second, actor=ADA)
+    assert "stale by" not in again.value.message
+
+
+def test_someone_elses_request_is_refused_and_audited(service: PlanService, engine: Engine) -> None:
+    request_id = upgrade_dev(service)
+    with pytest.raises(errors.NotYourRequest) as refused:
+        service.confirm(request_id, actor=BOB)
+    assert "belongs to Ada" in refused.value.message
+    assert [(e["outcome"], e["actor_id"]) for e in refusals(engine, request_id)] == [
+        ("refused", BOB.user_id)
+    ]
+    assert service.status(DEV, actor=ADA).app.plan is Plan.DEVELOPER
+    assert service.confirm(request_id, actor=ADA).state == "applied"  # still Ada's to confirm
+
+
+def test_an_unknown_request_id_is_refused_and_audited(service: PlanService, engine: Engine) -> None:
+    with pytest.raises(errors.RequestNotFound) as refused:
+        service.confirm("no-such-request", actor=BOB)
+    assert "doesn't exist" in refused.value.message
+    assert [(e["outcome"], e["actor_id"]) for e in refusals(engine, "no-such-request")] == [
+        ("refused", BOB.user_id)
+    ]
+    assert chain_report(engine).ok
+
+
+def test_cancel_withdraws_the_request(service: PlanService, engine: Engine) -> None:
+    request_id = upgrade_dev(service)
+    with pytest.raises(errors.NotYourRequest):
+        service.cancel(request_id, actor=BOB)
+    outcome = service.cancel(request_id, actor=ADA)
+    assert outcome.state == "cancelled"
+    assert "nothing was changed" in outcome.message
+    with pytest.raises(errors.RequestAlreadyDecided) as refused:
+        service.confirm(request_id, actor=ADA)
+    assert "cancelled" in refused.value.message
+    assert service.status(DEV, actor=ADA).app.plan is Plan.DEVELOPER
+
+
+def test_a_refused_rule_at_preview_writes_nothing(service: PlanService, engine: Engine) -> None:
+    untouched = counts(engine)
+    with pytest.raises(errors.LegacyBillingMode) as refused:
+        service.preview(ChangeRequest(Operation.UPGRADE, app=OLD, plan=Plan.PREMIUM), actor=ADA)
+    assert f"/plan migrate {OLD}" in refused.value.message
+    with pytest.raises(errors.LegacyBillingMode):
+        service.request(ChangeRequest(Operation.DISABLE, app=OLD), actor=ADA)
+    with pytest.raises(errors.AppNotFound):
+        service.preview(ChangeRequest(Operation.EXTEND, app="no-such-app"), actor=ADA)
+    assert counts(engine) == untouched
+
+
+def test_apps_are_found_by_exact_name(service: PlanService) -> None:
+    preview = service.preview(ChangeRequest(Operation.EXTEND, app="dev-chat"), actor=ADA)
+    assert preview.app_id == DEV
+
+
+def test_a_viewer_cannot_request_changes(service: PlanService) -> None:
+    with pytest.raises(errors.PermissionDenied) as refused:
+        upgrade_dev(service, actor=EVE)
+    assert "`operator` role" in refused.value.message
+    assert service.status(DEV, actor=EVE).app.app_id == DEV  # viewers may look
+
+
+# --- peer approval ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def peer_service(engine: Engine, config: CoreConfig, clock: Clock) -> PlanService:
+    access = AccessPolicy(
+        admins=config.access.admins, approvals={"disable": ApprovalRule("peer", 1)}
+    )
+    return PlanService(
+        engine=engine,
+        config=CoreConfig(
+            catalog=config.catalog,
+            billing_tz=config.billing_tz,
+            audit_channel=config.audit_channel,
+            access=access,
+        ),
+        clock=clock,
+    )
+
+
+def test_peer_approval_needs_someone_else(peer_service: PlanService, engine: Engine) -> None:
+    pending = peer_service.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    assert pending.approval.needs_peer
+    asks = [e for e in outbox(engine) if e["topic"] == "approval"]
+    assert [(a["destination"], a["key"]) for a in asks] == [("CTEAM", f"approval:{pending.id}")]
+
+    with pytest.raises(errors.SelfApprovalNotAllowed):
+        peer_service.approve(pending.id, actor=ADA)
+    with pytest.raises(errors.NotYourRequest):
+        peer_service.confirm(pending.id, actor=ADA)
+    with pytest.raises(errors.PermissionDenied):  # a viewer can't approve a disable
+        peer_service.approve(pending.id, actor=EVE)
+    assert peer_service.status(STD, actor=ADA).app.status is Status.ACTIVE
+
+    outcome = peer_service.approve(pending.id, actor=BOB)
+    assert outcome.state == "applied" and outcome.approvals == (BOB.label,)
+    assert peer_service.status(STD, actor=ADA).app.status is Status.DISABLED
+    with pytest.raises(errors.RequestAlreadyDecided):
+        peer_service.approve(pending.id, actor=BOB)
+    outcomes = [e["outcome"] for e in refusals(engine, pending.id)]
+    assert sorted(outcomes) == ["applied", "refused", "refused", "refused"]
+    applied = next(e for e in refusals(engine, pending.id) if e["outcome"] == "applied")
+    assert applied["actor_id"] == BOB.user_id
+    assert len([h for h in history(engine, STD) if h.operation == "disable"]) == 1
+
+
+def test_a_peer_can_reject(peer_service: PlanService, engine: Engine) -> None:
+    pending = peer_service.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    outcome = peer_service.reject(pending.id, actor=BOB)
+    assert outcome.state == "rejected" and "Bob" in outcome.message
+    with pytest.raises(errors.RequestAlreadyDecided) as refused:
+        peer_service.approve(pending.id, actor=BOB)
+    assert "rejected" in refused.value.message
+    assert peer_service.status(STD, actor=ADA).app.status is Status.ACTIVE
+    assert [e["outcome"] for e in refusals(engine, pending.id)] == ["rejected"]
+
+
+def test_operations_without_a_peer_rule_stay_self_confirmed(peer_service: PlanService) -> None:
+    request_id = upgrade_dev(peer_service)
+    assert peer_service.confirm(request_id, actor=ADA).state == "applied"
+
+
+# --- statements and status -------------------------------------------------------------------
+
+
+def apply(service: PlanService, change: ChangeRequest) -> None:
+    pending = service.request(change, actor=ADA)
+    service.confirm(pending.id, actor=ADA)
+
+
+def test_a_months_statement_from_the_history(
+    service: PlanService, engine: Engine, clock: Clock
+) -> None:
+    clock.set(utc(2026, 11, 5, 4))
+    apply(service, ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.STANDARD))
+    clock.set(utc(2026, 11, 10, 4))
+    apply(service, ChangeRequest(Operation.CONFIGURE, app=DEV, plan=Plan.PREMIUM))
+    clock.set(utc(2026, 11, 20, 4))
+    apply(service, ChangeRequest(Operation.DISABLE, app=DEV))
+    clock.set(utc(2026, 12, 2, 4))
+
+    app, bill = service.statement(DEV, actor=ADA, year=2026, month=11)
+    by_day = {d.day.day: d.amount for d in bill.days}
+    assert [by_day[d] for d in (1, 4)] == [0, 0]  # developer
+    assert {by_day[d] for d in range(5, 10)} == {Decimal("13.30")}  # standard from the 5th
+    assert {by_day[d] for d in range(10, 21)} == {Decimal("23.30")}  # premium; 20th still billed
+    assert {by_day[d] for d in range(21, 31)} == {Decimal(0)}
+    assert bill.total == 5 * Decimal("13.30") + 11 * Decimal("23.30") == Decimal("322.80")
+    assert not bill.projected and bill.bill_window[0].isoformat() == "2026-12-01"
+    assert app.status is Status.DISABLED
+    _, october = service.statement(DEV, actor=ADA, year=2026, month=10)
+    assert october.days == ()  # it did not exist yet
+
+
+def test_the_current_months_statement_projects_to_the_months_end(
+    service: PlanService, clock: Clock
+) -> None:
+    apply(service, ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM))
+    _, bill = service.statement(DEV, actor=ADA)
+    assert (bill.year, bill.month) == (2026, 11)
+    assert bill.to_date == Decimal("23.30")  # today, the 10th, is the upgrade's day
+    assert bill.total == 21 * Decimal("23.30")
+    assert bill.projected
+
+
+def test_status_shows_the_months_configuration_change(service: PlanService, clock: Clock) -> None:
+    before = service.status(STD, actor=ADA)
+    assert not before.config_change_used and before.next_config_change is None
+    assert before.monthly_price == Decimal(399)
+    apply(service, ChangeRequest(Operation.CONFIGURE, app=STD, addons={"mau_pack": "50k"}))
+    after = service.status(STD, actor=ADA)
+    assert after.config_change_used
+    assert after.next_config_change == datetime(2026, 12, 1, tzinfo=SHANGHAI)
+    assert after.monthly_price == Decimal(399 + 150)
+    assert "Extra monthly active users: 50k" in after.config_text
+    with pytest.raises(errors.ConfigChangeLimitReached) as refused:
+        service.preview(ChangeRequest(Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM), actor=ADA)
+    assert "2026-12-01" in refused.value.message
+    clock.set(utc(2026, 11, 30, 16, 0))  # 1 December in UTC+8
+    assert not service.status(STD, actor=ADA).config_change_used
+
+
+def test_asking_for_an_addons_default_does_not_use_up_the_months_change(
+    service: PlanService,
+) -> None:
+    with pytest.raises(errors.NothingToChange):
+        service.preview(
+            ChangeRequest(Operation.CONFIGURE, app=STD, addons={"history_retention": "plan"}),
+            actor=ADA,
+        )
+    assert not service.status(STD, actor=ADA).config_change_used
+
+
+def test_status_of_a_disabled_app_shows_its_purge_date(service: PlanService) -> None:
+    status = service.status(OFF, actor=ADA)
+    assert status.purge_at == utc(2026, 11, 1) + timedelta(days=90)
+
+
+# --- the audit chain in the database ---------------------------------------------------------
+
+
+def make_history(service: PlanService) -> None:
+    apply(service, ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM))
+    apply(service, ChangeRequest(Operation.DISABLE, app=STD))
+    apply(service, ChangeRequest(Operation.MIGRATE, app=OLD))
+
+
+def test_the_chain_detects_an_edited_row(service: PlanService, engine: Engine) -> None:
+    make_history(service)
+    assert chain_report(engine).ok
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_event SET actor_name = 'Mallory' WHERE seq = 3"))
+    report = chain_report(engine)
+    assert not report.ok and report.seq == 3 and "altered" in (report.problem or "")
+
+
+def test_the_chain_detects_a_deleted_row(service: PlanService, engine: Engine) -> None:
+    make_history(service)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_event WHERE seq = 2"))
+    report = chain_report(engine)
+    assert not report.ok and "record 2 is missing" in (report.problem or "")
+
+
+def test_the_chain_detects_a_deleted_last_row(service: PlanService, engine: Engine) -> None:
+    make_history(service)
+    with engine.begin() as connection:
+        last = connection.execute(sa.text("SELECT max(seq) FROM audit_event")).scalar_one()
+        connection.execute(sa.text("DELETE FROM audit_event WHERE seq = :s"), {"s": last})
+    report = chain_report(engine)
+    assert not report.ok and f"but {last} were written" in (report.problem or "")
+
+
+def test_the_chain_verifies_whatever_zone_the_clock_is_in(
+    engine: Engine, config: CoreConfig, clock: Clock
+) -> None:
+    local_clock = Clock(clock().astimezone(SHANGHAI))
+    make_history(PlanService(engine=engine, config=config, clock=local_clock))
+    assert chain_report(engine).ok
