@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -53,6 +54,21 @@ class Planbot:
         self.service.engine.dispose()
 
 
+class _KnownBoltNotices(logging.Filter):
+    """Drops Bolt's start-up notices about the token, which planbot passes on purpose twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("`token`" in message and ("unused" in message or "ignored" in message))
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("planbot.bolt")
+    if not any(isinstance(f, _KnownBoltNotices) for f in logger.filters):
+        logger.addFilter(_KnownBoltNotices())
+    return logger
+
+
 def _provisioner(settings: Settings) -> Provisioner:
     if settings.webhook_url and settings.webhook_secret:
         return WebhookProvisioner(settings.webhook_url, settings.webhook_secret)
@@ -81,6 +97,7 @@ def build(
         engine=engine,
         notifier=notifier or SlackNotifier(client, config.billing_tz),
         provisioner=_provisioner(settings),
+        lease=timedelta(seconds=settings.outbox_lease),
     )
     service.on_outbox = dispatcher.wake
     bot_token = token or settings.bot_token
@@ -90,6 +107,8 @@ def build(
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
 
     app = App(
+        name="planbot",
+        logger=_bolt_logger(),
         client=client,
         authorize=authorize,
         signing_secret=signing_secret or settings.signing_secret,

@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve Slack over HTTP (POST /slack/events)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("PLANBOT_WORKERS", "1")),
+        help="server processes sharing the port (each one a replica; default 1)",
+    )
     sub.add_parser("socket", help="connect to Slack with Socket Mode")
     shell = sub.add_parser("shell", help="the whole bot in a terminal, no Slack workspace needed")
     shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
@@ -77,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env(os.environ)
         return _dispatch(args, settings)
@@ -98,11 +105,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         elif settings.bot_token and settings.signing_secret:
             command = "serve"
             args.host, args.port = "0.0.0.0", int(os.environ.get("PORT", "3000"))
+            args.workers = int(os.environ.get("PLANBOT_WORKERS", "1"))
         else:
             command = "shell"
             args.one_shot, args.user, args.no_color = None, None, False
     if command == "serve":
-        return _serve(settings, args.host, args.port)
+        return _serve(settings, args.host, args.port, getattr(args, "workers", 1))
     if command == "socket":
         return _socket(settings)
     if command == "shell":
@@ -121,13 +129,27 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> int:
     from bot.app import build
-    from bot.server import serve
+    from bot.server import serve, serve_workers
 
     settings.require_http()
-    serve(build(settings), host=host, port=port)
+    if workers > 1:
+        upgrade_schema(make_engine(settings.database_url))  # once, before the replicas start
+        serve_workers("bot.cli:asgi_from_env", host=host, port=port, workers=workers)
+    else:
+        serve(build(settings), host=host, port=port)
     return 0
+
+
+def asgi_from_env() -> Any:
+    """The ASGI app of one worker process of `planbot serve --workers N` (reads the environment)."""
+    from bot.app import build
+    from bot.server import create_asgi
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+    logging.basicConfig(level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper())
+    return create_asgi(build(Settings.from_env(os.environ)))
 
 
 def _socket(settings: Settings) -> int:
@@ -172,10 +194,12 @@ def _db(settings: Settings, what: str | None) -> int:
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:
     config = settings.core_config()
+    text = ""
+    if args.apps_command == "import":
+        text = sys.stdin.read() if args.path == "-" else _read(args.path)
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     if args.apps_command == "import":
-        text = sys.stdin.read() if args.path == "-" else _read(args.path)
         with UnitOfWork(engine) as uow:
             result = import_apps(
                 uow,

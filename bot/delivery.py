@@ -166,19 +166,31 @@ class GroupDirectory:
     """Which user groups a user is in, for the groups that hold grants (cached a few minutes)."""
 
     def __init__(
-        self, client: WebClient | None, groups_with_grants: Callable[[], set[str]], ttl: float = 300
+        self, client: WebClient | None, groups_with_grants: Callable[[], set[str]], ttl: float = 60
     ) -> None:
         self.client = client
         self.groups_with_grants = groups_with_grants
         self.ttl = ttl
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._granted_cache: tuple[float, set[str]] | None = None
         self._lock = threading.Lock()
 
     def groups_of(self, user_id: str) -> frozenset[str]:
         """The granted groups the user belongs to."""
         if self.client is None:
             return frozenset()
-        return frozenset(g for g in self.groups_with_grants() if user_id in self._users(g))
+        return frozenset(g for g in self._granted() if user_id in self._users(g))
+
+    def _granted(self) -> set[str]:
+        """The groups holding grants, re-read at most every `ttl` seconds (or after `forget`)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._granted_cache is not None and now - self._granted_cache[0] < self.ttl:
+                return self._granted_cache[1]
+        groups = self.groups_with_grants()
+        with self._lock:
+            self._granted_cache = (now, groups)
+        return groups
 
     def _users(self, group: str) -> frozenset[str]:
         now = time.monotonic()
@@ -201,3 +213,4 @@ class GroupDirectory:
         """Drop the cache (after a grant or revoke)."""
         with self._lock:
             self._members.clear()
+            self._granted_cache = None

@@ -8,6 +8,7 @@ matters (not allowed, expired, app changed, unknown request) is audited before i
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -172,11 +173,14 @@ class PlanService:
         config: CoreConfig,
         clock: Callable[[], datetime] = domain.utcnow,
         on_outbox: Callable[[], None] | None = None,
+        grants_ttl: float = 2.0,
     ) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
         self.on_outbox = on_outbox
+        self.grants_ttl = grants_ttl
+        self._grants_cache: tuple[float, tuple[Grant, ...]] | None = None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -249,6 +253,12 @@ class PlanService:
         with UnitOfWork(self.engine, write=False) as uow:
             return self._role(uow, actor, team)
 
+    def highest_role(self, actor: Actor) -> Role:
+        """The actor's highest role anywhere: global, or for the apps of any one team."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            teams = {g.team for g in self._grants(uow, actor)}
+            return max(self._role(uow, actor, team) for team in {None, *teams})
+
     # --- changing --------------------------------------------------------------------------
 
     def preview(
@@ -271,7 +281,12 @@ class PlanService:
                 id=secrets.token_urlsafe(16),
                 operation=change.operation.value,
                 app_id=before.app_id if before else None,
-                params=_params(change, channel_id),
+                # the requester's groups, to re-check their role when a peer approves
+                params={
+                    **_params(change, channel_id),
+                    "requester_groups": sorted(actor.groups),
+                    "app_name": preview.app_name,
+                },
                 actor_id=actor.user_id,
                 actor_name=actor.name,
                 channel_id=channel_id,
@@ -280,7 +295,7 @@ class PlanService:
                 expires_at=now + ttl,
                 approvals_needed=rule.approvers if rule.needs_peer else 0,
             )
-            uow.requests.add(row)
+            uow.requests.insert(row)
             if rule.needs_peer:
                 self._notify_approvers(uow, row, preview, before, rule)
             uow.commit()
@@ -326,8 +341,10 @@ class PlanService:
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
             row = self._open_request(uow, request_id, actor)
-            if row.actor_id == actor.user_id or not row.approvals_needed:
+            if row.actor_id == actor.user_id:
                 return self._cancel(uow, row, actor)
+            if not row.approvals_needed:  # a Reject on a card that has none: forged
+                self._refuse(uow, row, actor, errors.NotYourRequest(row.actor_name or row.actor_id))
             self._require_for_request(uow, row, actor)
             self._decide(row, "rejected", actor, now)
             uow.requests.add_approval(
@@ -367,6 +384,7 @@ class PlanService:
             team = grant.team or ""
             if uow.grants.find(grant.principal_kind, grant.principal_id, grant.role.label, team):
                 return
+            uow.after_commit(self._forget_grants)
             uow.grants.add(
                 AccessGrantRow(
                     principal_kind=grant.principal_kind,
@@ -392,6 +410,7 @@ class PlanService:
             )
             if row is None:
                 return False
+            uow.after_commit(self._forget_grants)
             uow.grants.delete(row)
             self._audit_access(
                 uow, "access.revoke", grant, label or row.principal_label, actor, now
@@ -409,29 +428,57 @@ class PlanService:
     def granted_groups(self) -> set[str]:
         """The user groups that hold any grant (the only ones worth resolving)."""
         with UnitOfWork(self.engine, write=False) as uow:
-            return {g.principal_id for g in uow.grants.all() if g.principal_kind == "group"}
+            return {g.principal_id for g in self._all_grants(uow) if g.principal_kind == "group"}
 
     # --- internals: checks -----------------------------------------------------------------
 
     def _resolve(self, uow: UnitOfWork, ref: str, *, lock: bool = False) -> AppState:
         ref = ref.strip()
+        if lock:
+            return self._resolve_locked(uow, ref)
         if ref.isdigit():
-            row = uow.apps.get(ref, lock=lock)
-            if row is not None:
-                return app_state(row)
+            state = uow.apps.state(ref)
+            if state is not None:
+                return state
+        states = uow.apps.states_by_name(ref)
+        if not states:
+            raise errors.AppNotFound(ref)
+        if len(states) > 1:
+            raise errors.AmbiguousAppName(ref, [s.app_id for s in states])
+        return states[0]
+
+    def _resolve_locked(self, uow: UnitOfWork, ref: str) -> AppState:
+        row = uow.apps.get(ref, lock=True) if ref.isdigit() else None
+        if row is not None:
+            return app_state(row)
         rows = uow.apps.by_name(ref)
         if not rows:
             raise errors.AppNotFound(ref)
         if len(rows) > 1:
             raise errors.AmbiguousAppName(ref, [r.app_id for r in rows])
-        if lock:
-            locked = uow.apps.get(rows[0].app_id, lock=True)
-            assert locked is not None
-            return app_state(locked)
-        return app_state(rows[0])
+        locked = uow.apps.get(rows[0].app_id, lock=True)
+        assert locked is not None
+        return app_state(locked)
 
     def _grants(self, uow: UnitOfWork, actor: Actor) -> list[Grant]:
-        return [_grant(r) for r in uow.grants.for_principals([actor.user_id, *actor.groups])]
+        mine = {actor.user_id, *actor.groups}
+        return [g for g in self._all_grants(uow) if g.principal_id in mine]
+
+    def _forget_grants(self) -> None:
+        self._grants_cache = None
+
+    def _all_grants(self, uow: UnitOfWork) -> tuple[Grant, ...]:
+        """Every grant, re-read at most every `grants_ttl` seconds (at once after a change here).
+
+        The grant table is small and read on every request, so it is kept in memory; another
+        replica's grant or revoke is seen within `grants_ttl`.
+        """
+        cached = self._grants_cache
+        if cached is not None and time.monotonic() - cached[0] < self.grants_ttl:
+            return cached[1]
+        grants = tuple(_grant(r) for r in uow.grants.all())
+        self._grants_cache = (time.monotonic(), grants)
+        return grants
 
     def _role(self, uow: UnitOfWork, actor: Actor, team: str | None) -> Role:
         return effective_role(
@@ -487,7 +534,12 @@ class PlanService:
         if op is Operation.CONFIGURE:
             addons = self.config.catalog.check_addons(change.addons)
             return domain.configure(
-                app, edition=change.plan, addons=addons, now=now, tz=self.config.billing_tz
+                app,
+                edition=change.plan,
+                addons=addons,
+                now=now,
+                tz=self.config.billing_tz,
+                defaults={n: a.default for n, a in self.config.catalog.addons.items()},
             )
         if op is Operation.EXTEND:
             return domain.extend(app, now, self.config.billing_tz)
@@ -708,7 +760,8 @@ class PlanService:
         now = self.clock()
         op = Operation(row.operation)
         change = _change(row)
-        requester = Actor(row.actor_id, row.actor_name)
+        groups = frozenset(row.params.get("requester_groups") or ())
+        requester = Actor(row.actor_id, row.actor_name, groups)
         if op is Operation.CREATE:
             try:
                 after = self._new_app(

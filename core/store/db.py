@@ -63,6 +63,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Writers take the write lock up front (BEGIN IMMEDIATE) so two confirmations never
         # both read and then deadlock upgrading their locks; readers start deferred.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "NONE":  # NONE: single-statement reads, each its own implicit transaction
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

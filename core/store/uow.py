@@ -63,6 +63,28 @@ def apply_state(row: AppRow, state: AppState, now: datetime) -> None:
     row.updated_at = now
 
 
+# The hot reads and the pending-request insert go through SQLAlchemy Core with statements built
+# once: on every Slack request they cost a fraction of the ORM's per-object bookkeeping.
+_APP = sa.inspect(AppRow).local_table
+_HISTORY = sa.inspect(PlanHistoryRow).local_table
+_PENDING = sa.inspect(PendingRequestRow).local_table
+_APP_BY_ID = sa.select(_APP).where(_APP.c.app_id == sa.bindparam("app_id"))
+_APP_BY_NAME = sa.select(_APP).where(_APP.c.name == sa.bindparam("name")).limit(5)
+_SEGMENTS = (
+    sa.select(
+        _HISTORY.c.effective_at,
+        _HISTORY.c.plan,
+        _HISTORY.c.status,
+        _HISTORY.c.billing_mode,
+        _HISTORY.c.monthly_price,
+    )
+    .where(
+        _HISTORY.c.app_id == sa.bindparam("app_id"), _HISTORY.c.effective_at < sa.bindparam("until")
+    )
+    .order_by(_HISTORY.c.effective_at, _HISTORY.c.id)
+)
+
+
 class Apps:
     """Apps by id or name."""
 
@@ -75,6 +97,16 @@ class Apps:
         if lock:
             query = query.with_for_update()
         return self.session.exec(query).first()
+
+    def state(self, app_id: str) -> AppState | None:
+        """The app's state, read without loading an ORM object."""
+        row = self.session.connection().execute(_APP_BY_ID, {"app_id": app_id}).first()
+        return app_state(row) if row is not None else None  # type: ignore[arg-type]
+
+    def states_by_name(self, name: str) -> list[AppState]:
+        """The states of the apps with exactly that name (at most 5)."""
+        rows = self.session.connection().execute(_APP_BY_NAME, {"name": name}).all()
+        return [app_state(r) for r in rows]  # type: ignore[arg-type]
 
     def by_name(self, name: str) -> Sequence[AppRow]:
         """Apps with exactly that name."""
@@ -136,12 +168,8 @@ class History:
 
     def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
         """The app's rate segments that started before `until`, oldest first."""
-        rows = self.session.exec(
-            select(PlanHistoryRow)
-            .where(PlanHistoryRow.app_id == app_id, PlanHistoryRow.effective_at < until)
-            .order_by(col(PlanHistoryRow.effective_at), col(PlanHistoryRow.id))
-        ).all()
-        return [segment(row) for row in rows]
+        rows = self.session.connection().execute(_SEGMENTS, {"app_id": app_id, "until": until})
+        return [segment(row) for row in rows]  # type: ignore[arg-type]
 
     def segments_for(
         self, app_ids: Iterable[str], *, until: datetime
@@ -188,6 +216,11 @@ class Requests:
     def add(self, row: PendingRequestRow) -> None:
         """Stage a new request."""
         self.session.add(row)
+
+    def insert(self, row: PendingRequestRow) -> None:
+        """Insert a new request now (one Core statement, no ORM bookkeeping)."""
+        values = {c.name: getattr(row, c.name) for c in _PENDING.columns}
+        self.session.connection().execute(sa.insert(_PENDING), values)
 
     def approvals(self, request_id: str) -> Sequence[ApprovalRow]:
         """The approvals given so far."""
@@ -313,9 +346,9 @@ class Outbox:
             self.session.add(row)
         return list(rows)
 
-    def get(self, entry_id: int) -> OutboxRow | None:
-        """One entry by id."""
-        return self.session.get(OutboxRow, entry_id)
+    def get(self, entry_id: int, *, lock: bool = False) -> OutboxRow | None:
+        """One entry by id, row-locked for the transaction when `lock`."""
+        return self.session.get(OutboxRow, entry_id, with_for_update=True if lock else None)
 
     def counts(self) -> dict[str, int]:
         """How many entries are in each status."""
