@@ -22,7 +22,7 @@ STAMP = VENV / ".planbot-installed"
 
 def ensure_venv() -> None:
     """Create or refresh the virtualenv when pyproject.toml changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (run by whatever python3 is found first)
         raise SystemExit(f"planbot needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and (BIN / "planbot").exists():

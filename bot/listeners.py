@@ -21,6 +21,7 @@ from bot import blocks, grammar
 from bot.delivery import GroupDirectory, Responder
 from core import (
     Actor,
+    AwaitingApproval,
     ChangeRequest,
     Grant,
     NotYourRequest,
@@ -120,7 +121,7 @@ class Bot:
         }
 
     def _help(self, command: grammar.Help, actor: Actor, channel_id: str | None) -> Message:
-        role = self.service.role_of(actor)
+        role = self.service.highest_role(actor)  # a team's operator may upgrade its apps
         allowed = {r.label for r in Role if Role.VIEWER <= r <= role}
         return blocks.help_message(grammar.help_text(allowed, command.topic))
 
@@ -180,7 +181,9 @@ class Bot:
             return blocks.text_message(f":information_source: {blocks.escape(err.message)}"), False
         except PlanError as err:
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
-            personal = isinstance(err, NotYourRequest | SelfApprovalNotAllowed | PermissionDenied)
+            personal = isinstance(
+                err, NotYourRequest | SelfApprovalNotAllowed | PermissionDenied | AwaitingApproval
+            )
             return blocks.refusal(err), not personal
         return blocks.outcome_card(outcome, self.tz, service.clock()), True
 

@@ -10,7 +10,8 @@
     ├── NothingToChange
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview
-    ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, ChannelNotAllowed
+    ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, AwaitingApproval,
+    │   ChannelNotAllowed
     └── CsvImportError             a CSV with bad rows (nothing imported)
 
 Each message says what was refused, why, and what to do instead. Messages are plain text with
@@ -29,6 +30,7 @@ __all__ = [
     "AppNameTaken",
     "AppNotFound",
     "AppPurged",
+    "AwaitingApproval",
     "ChannelNotAllowed",
     "ConfigChangeLimitReached",
     "ConfigChangeNotAllowed",
@@ -315,6 +317,19 @@ class NotYourRequest(PlanError):
     def __init__(self, requester: str) -> None:
         super().__init__(
             f"This request belongs to {requester}; only they can confirm or cancel it."
+        )
+
+
+class AwaitingApproval(PlanError):
+    """A Confirm click on a request that only peers can approve."""
+
+    audited = True
+
+    def __init__(self, approvers: int) -> None:
+        who = "another person" if approvers == 1 else f"{approvers} other people"
+        super().__init__(
+            f"This request needs approval by {who} with the needed role, so it can't be "
+            "confirmed directly. Approvers use the approval card; the requester can withdraw it."
         )
 
 

@@ -314,7 +314,7 @@ class PlanService:
         with UnitOfWork(self.engine) as uow:
             row = self._open_request(uow, request_id, actor)
             if row.approvals_needed:
-                self._refuse(uow, row, actor, errors.NotYourRequest("the approvers"))
+                self._refuse(uow, row, actor, errors.AwaitingApproval(row.approvals_needed))
             if row.actor_id != actor.user_id:
                 self._refuse(uow, row, actor, errors.NotYourRequest(row.actor_name or row.actor_id))
             outcome = self._apply_request(uow, row, actor)

@@ -65,9 +65,9 @@ def apply_state(row: AppRow, state: AppState, now: datetime) -> None:
 
 # The hot reads and the pending-request insert go through SQLAlchemy Core with statements built
 # once: on every Slack request they cost a fraction of the ORM's per-object bookkeeping.
-_APP = sa.inspect(AppRow).local_table
-_HISTORY = sa.inspect(PlanHistoryRow).local_table
-_PENDING = sa.inspect(PendingRequestRow).local_table
+_APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
+_HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
+_PENDING: sa.Table = PendingRequestRow.__table__  # type: ignore[attr-defined]
 _APP_BY_ID = sa.select(_APP).where(_APP.c.app_id == sa.bindparam("app_id"))
 _APP_BY_NAME = sa.select(_APP).where(_APP.c.name == sa.bindparam("name")).limit(5)
 _SEGMENTS = (

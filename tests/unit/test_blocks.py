@@ -14,8 +14,8 @@ from bot import blocks
 from core import (
     Actor,
     AppPage,
-    AppState,
     ApprovalRule,
+    AppState,
     BillingMode,
     FieldChange,
     Operation,
