@@ -201,7 +201,7 @@ def preview_card(pending: PendingRequest, tz: ZoneInfo) -> dict[str, Any]:
             _section(
                 f":hourglass_flowing_sand: This change needs approval by {n} other "
                 f"{'person' if n == 1 else 'people'} with the needed role. An approval card was "
-                "posted; you'll see the outcome here and in the audit channel."
+                "posted for them; the outcome will be posted in the audit channel."
             )
         )
         blocks.append(
@@ -258,6 +258,26 @@ def outcome_card(outcome: Outcome, tz: ZoneInfo, now: datetime) -> dict[str, Any
             blocks.append(_section("*Changes*\n" + _change_lines(outcome.changes)))
         if outcome.cost_text:
             blocks.append(_section(f"*Cost*\n{escape(outcome.cost_text)}"))
+    if outcome.state == "approved":  # more approvals needed: the card keeps its buttons
+        danger = outcome.operation.value in ("disable", "migrate")
+        approve = _button(
+            "Approve", APPROVE, outcome.request_id, style="danger" if danger else "primary"
+        )
+        if danger:
+            approve["confirm"] = {
+                "title": {"type": "plain_text", "text": "Approve this change?"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"{escape(outcome.app_name)}: {outcome.operation}",
+                },
+                "confirm": {"type": "plain_text", "text": "Approve"},
+                "deny": {"type": "plain_text", "text": "Not yet"},
+                "style": "danger",
+            }
+        reject = _button("Reject", REJECT, outcome.request_id)
+        blocks.append(
+            {"type": "actions", "block_id": "plan_approval", "elements": [approve, reject]}
+        )
     who = f"<@{outcome.actor.user_id}>"
     extra = f" · approved by {escape(', '.join(outcome.approvals))}" if outcome.approvals else ""
     blocks.append(
@@ -411,10 +431,18 @@ def audit_message(payload: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     app = _app(str(payload.get("app_name") or payload.get("app_id") or "?"), payload.get("app_id"))
     if kind in ("access.grant", "access.revoke"):
         verb = "granted" if kind == "access.grant" else "revoked"
+        # named by the stable id, not the changeable label (a group is not pinged)
+        principal_kind, _, principal_id = str(payload.get("principal", "")).partition(":")
+        label = escape(str(payload.get("label") or principal_id))
+        whom = {
+            "user": f"<@{principal_id}>",
+            "group": f"group {label} (`{escape(principal_id)}`)",
+        }.get(principal_kind, label)
+        team = str(payload.get("team") or "")
+        where = f"<#{team}>" if team and not team.startswith("(") else "all apps"
         text = (
             f":key: {actor} {verb} *{escape(str(payload.get('role')))}* "
-            f"{'to' if verb == 'granted' else 'from'} {escape(str(payload.get('label') or payload.get('principal')))} "
-            f"({escape(str(payload.get('team')))})"
+            f"{'to' if verb == 'granted' else 'from'} {whom} ({where})"
         )
         return _message(text, [_section(text), _context(context)])
     if kind == "change":
@@ -458,6 +486,8 @@ def audit_message(payload: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
         "approved": ":ballot_box_with_check:",
     }.get(outcome, ":information_source:")
     text = f"{icon} {outcome.capitalize()}: {actor} on {payload.get('operation')} of {app}"
+    if payload.get("requester_id") and payload.get("requester_id") != payload.get("actor_id"):
+        context += f" · requested by <@{payload['requester_id']}>"
     blocks = [_section(text)]
     if payload.get("detail"):
         blocks.append(_section(escape(str(payload["detail"]))))
