@@ -84,6 +84,7 @@ class Settings:
     request_ttl: float = 900.0
     approval_ttl: float = 86400.0
     sweep_interval: float = 60.0
+    outbox_lease: float = 60.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -127,6 +128,7 @@ class Settings:
             request_ttl=_seconds(env, "PLANBOT_REQUEST_TTL", 900.0),
             approval_ttl=_seconds(env, "PLANBOT_APPROVAL_TTL", 86400.0),
             sweep_interval=_seconds(env, "PLANBOT_SWEEP_INTERVAL", 60.0),
+            outbox_lease=_seconds(env, "PLANBOT_OUTBOX_LEASE", 60.0),
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )
