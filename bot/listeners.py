@@ -21,6 +21,7 @@ from bot import blocks, grammar
 from bot.delivery import GroupDirectory, Responder
 from core import (
     Actor,
+    AlreadyApproved,
     AwaitingApproval,
     ChangeRequest,
     Grant,
@@ -182,7 +183,12 @@ class Bot:
         except PlanError as err:
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
             personal = isinstance(
-                err, NotYourRequest | SelfApprovalNotAllowed | PermissionDenied | AwaitingApproval
+                err,
+                NotYourRequest
+                | SelfApprovalNotAllowed
+                | PermissionDenied
+                | AwaitingApproval
+                | AlreadyApproved,
             )
             return blocks.refusal(err), not personal
         return blocks.outcome_card(outcome, self.tz, service.clock()), True

@@ -9,7 +9,8 @@
     ├── ConfigChangeNotAllowed, ConfigChangeLimitReached, UnknownAddon, InvalidAddonValue
     ├── NothingToChange
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
-    ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview
+    ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
+    │   AlreadyApproved
     ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, AwaitingApproval,
     │   ChannelNotAllowed
     └── CsvImportError             a CSV with bad rows (nothing imported)
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 __all__ = [
+    "AlreadyApproved",
     "AlreadyCurrentBilling",
     "AmbiguousAppName",
     "AppChangedSincePreview",
@@ -330,6 +332,16 @@ class AwaitingApproval(PlanError):
         super().__init__(
             f"This request needs approval by {who} with the needed role, so it can't be "
             "confirmed directly. Approvers use the approval card; the requester can withdraw it."
+        )
+
+
+class AlreadyApproved(PlanError):
+    """An approver pressed Approve again on a request that still waits for others."""
+
+    def __init__(self, waiting_for: int) -> None:
+        super().__init__(
+            f"You already approved this request; it still waits for {waiting_for} more "
+            "approval(s) from other people."
         )
 
 

@@ -732,7 +732,7 @@ class PlanService:
         self._require_for_request(uow, row, actor)
         given = [a for a in uow.requests.approvals(row.id) if a.decision == "approved"]
         if any(a.approver_id == actor.user_id for a in given):
-            raise errors.RequestAlreadyDecided("approved", actor.label)
+            raise errors.AlreadyApproved(row.approvals_needed - len(given))
         uow.requests.add_approval(
             ApprovalRow(
                 request_id=row.id,

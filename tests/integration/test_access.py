@@ -559,7 +559,7 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
     first = peer.approve(pending.id, actor=BOB)
     assert first.state == "approved" and "1 more approval(s) needed" in first.message
     assert app(engine, OLD).billing_mode == "legacy"
-    with pytest.raises(errors.RequestAlreadyDecided):
+    with pytest.raises(errors.AlreadyApproved, match="still waits for 1 more"):
         peer.approve(pending.id, actor=BOB)  # the same person twice is not two approvals
     assert app(engine, OLD).billing_mode == "legacy"
 
