@@ -201,7 +201,7 @@ def preview_card(pending: PendingRequest, tz: ZoneInfo) -> dict[str, Any]:
             _section(
                 f":hourglass_flowing_sand: This change needs approval by {n} other "
                 f"{'person' if n == 1 else 'people'} with the needed role. An approval card was "
-                "posted for them; the outcome will be posted in the audit channel."
+                "posted for them; planbot will message you the outcome."
             )
         )
         blocks.append(

@@ -356,7 +356,14 @@ class PlanService:
                     decided_at=now,
                 )
             )
-            self._audit_request(uow, row, actor, outcome="rejected", detail="rejected by a peer")
+            self._audit_request(
+                uow,
+                row,
+                actor,
+                outcome="rejected",
+                detail="rejected by a peer",
+                notify_requester=True,
+            )
             uow.commit()
         self._outbox_written()
         return self._outcome(row, "rejected", actor, f"Rejected by {actor.label}.")
@@ -909,7 +916,10 @@ class PlanService:
             "audit_seq": event.seq,
             "request_id": request_id,
         }
-        for channel in self._audience(after.owner_channel):
+        audience = self._audience(after.owner_channel)
+        if request is not None and request.approvals_needed:
+            audience.append(request.actor_id)  # the requester hears how their request ended
+        for channel in audience:
             self._enqueue(uow, "message", "audit", channel, after.app_id, message, now)
         self._enqueue(
             uow,
@@ -964,7 +974,14 @@ class PlanService:
             self.on_outbox()
 
     def _audit_request(
-        self, uow: UnitOfWork, row: PendingRequestRow, actor: Actor, *, outcome: str, detail: str
+        self,
+        uow: UnitOfWork,
+        row: PendingRequestRow,
+        actor: Actor,
+        *,
+        outcome: str,
+        detail: str,
+        notify_requester: bool = False,
     ) -> None:
         now = self.clock()
         event = uow.audit.append(
@@ -977,12 +994,15 @@ class PlanService:
             request_id=row.id,
             detail=detail[:2000],
         )
-        if self.config.audit_channel:
+        audience = [self.config.audit_channel] if self.config.audit_channel else []
+        if notify_requester:
+            audience.append(row.actor_id)
+        for destination in audience:
             self._enqueue(
                 uow,
                 "message",
                 "audit",
-                self.config.audit_channel,
+                destination,
                 row.app_id,
                 {
                     "type": "refusal" if outcome == "refused" else outcome,

@@ -782,3 +782,15 @@ def test_two_approvals_at_once_complete_a_two_person_rule(racing: PlanService) -
     assert app(engine, OLD).billing_mode == "current"
     assert changes_of(engine, OLD, "migrate") == 1
     assert state_of(engine, pending.id) == "applied"
+
+
+def test_the_requester_hears_how_a_peer_decided(peer: PlanService, engine: Engine) -> None:
+    applied = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    peer.approve(applied.id, actor=BOB)
+    rejected = peer.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
+    peer.reject(rejected.id, actor=BOB)
+    to_requester = [e["payload"] for e in outbox(engine) if e["destination"] == ADA.user_id]
+    assert [(p["request_id"], p["outcome"]) for p in to_requester] == [
+        (applied.id, "applied"),
+        (rejected.id, "rejected"),
+    ]

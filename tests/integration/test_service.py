@@ -407,7 +407,7 @@ def test_peer_approval_needs_someone_else(peer_service: PlanService, engine: Eng
 
     with pytest.raises(errors.SelfApprovalNotAllowed):
         peer_service.approve(pending.id, actor=ADA)
-    with pytest.raises(errors.NotYourRequest):
+    with pytest.raises(errors.AwaitingApproval):
         peer_service.confirm(pending.id, actor=ADA)
     with pytest.raises(errors.PermissionDenied):  # a viewer can't approve a disable
         peer_service.approve(pending.id, actor=EVE)
