@@ -177,10 +177,13 @@ def _tick(settings: Settings) -> int:
     planbot = build(settings, signing_secret=settings.signing_secret or "unused")
     report = planbot.lifecycle.sweep()
     delivered = planbot.dispatcher.deliver_due()
-    print(f"sweep: {report}")
-    print(f"outbox: {delivered}")
+    print(f"sweep: {report.summary()}")
+    print(
+        f"outbox: {delivered.delivered} delivered, {delivered.retried} to retry, "
+        f"{delivered.dead} given up"
+    )
     planbot.close()
-    return 0
+    return 1 if report.failed else 0
 
 
 def _db(settings: Settings, what: str | None) -> int:

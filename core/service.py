@@ -273,8 +273,11 @@ class PlanService:
     ) -> PendingRequest:
         """Store the previewed change as a pending request for its confirmation."""
         now = self.clock()
-        with UnitOfWork(self.engine) as uow:
+        # The preview is read outside the write transaction: the app's version goes with the
+        # request, and the confirmation refuses it if the app changed in between.
+        with UnitOfWork(self.engine, write=False) as uow:
             before, preview = self._check(uow, change, actor, channel_id)
+        with UnitOfWork(self.engine) as uow:
             rule = self.config.access.approval_for(change.operation)
             ttl = self.config.approval_ttl if rule.needs_peer else self.config.request_ttl
             row = PendingRequestRow(

@@ -43,6 +43,7 @@ TABLES = (
     "audit_event",
     "outbox",
     "access_grant",
+    "lifecycle_mark",
     "app",
 )
 

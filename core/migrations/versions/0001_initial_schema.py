@@ -13,7 +13,6 @@ from alembic import op
 
 import core.store.tables
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -104,6 +103,12 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "lifecycle_mark",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("at", core.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
         "outbox",
@@ -197,6 +202,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_due")
 
     op.drop_table("outbox")
+    op.drop_table("lifecycle_mark")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_event_app_id"))
