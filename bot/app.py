@@ -119,9 +119,10 @@ def build(
         url_verification_enabled=True,
         raise_error_for_unhandled_request=False,
     )
-    groups = GroupDirectory(
-        client if (token or settings.bot_token) else None, service.granted_groups
-    )
+    # Group lookups run on the ack path: one try, a short timeout, no sleeping on a 429's
+    # Retry-After (a failed lookup falls back to the last known members).
+    lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
+    groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
     bot = Bot(service=service, responder=responder or ResponseSender(), groups=groups)
     register(app, bot)
     lifecycle = Lifecycle(engine=engine, service=service)

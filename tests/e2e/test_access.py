@@ -331,7 +331,7 @@ def test_a_peer_request_waits_and_the_requester_cannot_approve_it(peer: Served) 
     waiting = peer.command("disable e2e-std-4").json()
     text = card_text(waiting)
     assert "needs approval by 1 other person" in text
-    assert "the outcome will be posted in the audit channel" in text
+    assert "planbot will message you the outcome" in text
     assert set(buttons(waiting)) == {"plan_cancel"}, "no Confirm for the requester"
     request_id = buttons(waiting)["plan_cancel"]
 

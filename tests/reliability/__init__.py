@@ -1,0 +1,1 @@
+"""Reliability: duplicates, replicas, Slack outages, crashes, bad input, forgery, shutdown."""
