@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.util import identity_key
 
 from core import domain, errors
 from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
@@ -26,9 +27,7 @@ from core.store.tables import (
     AccessGrantRow,
     ApprovalRow,
     AppRow,
-    OutboxRow,
     PendingRequestRow,
-    PlanHistoryRow,
 )
 from core.store.uow import UnitOfWork, app_state, apply_state
 
@@ -728,7 +727,7 @@ class PlanService:
         op = Operation(row.operation)
         team = row.params.get("owner_channel") if op is Operation.CREATE else None
         if row.app_id:
-            app = uow.apps.get(row.app_id)
+            app = uow.session.get(AppRow, row.app_id)
             team = app.owner_channel if app else None
         try:
             self._require(uow, actor, op, team, f"{op} this app")
@@ -868,27 +867,27 @@ class PlanService:
             apply_state(app_row, after, now)
             uow.apps.add(app_row)
         else:
-            found = uow.apps.get(after.app_id, lock=True)
+            # already loaded (and locked) by the caller: the identity map answers, no query
+            loaded = uow.session.identity_map.get(identity_key(AppRow, after.app_id))
+            found = loaded if loaded is not None else uow.apps.get(after.app_id, lock=True)
             assert found is not None
             app_row = found
             apply_state(app_row, after, now)
             uow.session.add(app_row)
         monthly = self.config.catalog.monthly_price(after.plan, after.config)
         request_id = request.id if request else None
-        uow.history.add(
-            PlanHistoryRow(
-                app_id=after.app_id,
-                effective_at=now,
-                operation=op.value,
-                plan=after.plan.value,
-                billing_mode=after.billing_mode.value,
-                status=after.status.value,
-                config=dict(after.config),
-                monthly_price=str(monthly),
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                request_id=request_id,
-            )
+        uow.history.insert(
+            app_id=after.app_id,
+            effective_at=now,
+            operation=op.value,
+            plan=after.plan.value,
+            billing_mode=after.billing_mode.value,
+            status=after.status.value,
+            config=dict(after.config),
+            monthly_price=str(monthly),
+            actor_id=actor.user_id,
+            actor_name=actor.name,
+            request_id=request_id,
         )
         event = uow.audit.append(
             at=now,
@@ -958,17 +957,15 @@ class PlanService:
         *,
         key: str | None = None,
     ) -> None:
-        uow.outbox.add(
-            OutboxRow(
-                key=key,
-                kind=kind,
-                topic=topic,
-                destination=destination,
-                app_id=app_id,
-                payload=payload,
-                created_at=now,
-                next_attempt_at=now,
-            )
+        uow.outbox.insert(
+            key=key,
+            kind=kind,
+            topic=topic,
+            destination=destination,
+            app_id=app_id,
+            payload=payload,
+            created_at=now,
+            next_attempt_at=now,
         )
         uow.after_commit(self._outbox_written)
 

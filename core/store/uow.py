@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from core.audit import chain_hash
+from core.audit import GENESIS, chain_hash
 from core.domain import AppState, BillingMode, Plan, Status
 from core.money import RateSegment
 from core.store.db import read_only
@@ -70,6 +70,15 @@ def apply_state(row: AppRow, state: AppState, now: datetime) -> None:
 _APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
 _HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
 _PENDING: sa.Table = PendingRequestRow.__table__  # type: ignore[attr-defined]
+_AUDIT: sa.Table = AuditEventRow.__table__  # type: ignore[attr-defined]
+_HEAD: sa.Table = AuditHeadRow.__table__  # type: ignore[attr-defined]
+_OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+_HEAD_LOCKED = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_HEAD_ADVANCE = (
+    sa.update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=sa.bindparam("seq"), hash=sa.bindparam("hash"))
+)
 _APP_BY_ID = sa.select(_APP).where(_APP.c.app_id == sa.bindparam("app_id"))
 _APP_BY_NAME = sa.select(_APP).where(_APP.c.name == sa.bindparam("name")).limit(5)
 _SEGMENTS = (
@@ -156,6 +165,10 @@ class History:
     def add(self, row: PlanHistoryRow) -> None:
         """Stage a history entry."""
         self.session.add(row)
+
+    def insert(self, **values: Any) -> None:
+        """Write a history entry now, in the caller's transaction (one Core statement)."""
+        self.session.connection().execute(sa.insert(_HISTORY), values)
 
     def for_app(self, app_id: str, *, limit: int | None = None) -> Sequence[PlanHistoryRow]:
         """The app's history, newest first."""
@@ -254,22 +267,24 @@ class Audit:
 
     def append(self, **fields: Any) -> AuditEventRow:
         """Append one record; the head row lock orders concurrent writers."""
-        head = self.session.exec(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).first()
-        if head is None:
-            head = AuditHeadRow(id=1, seq=0)
-            self.session.add(head)
-        fields["seq"] = head.seq + 1
+        connection = self.session.connection()
+        head = connection.execute(_HEAD_LOCKED).first()
+        seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
+        fields["seq"] = seq + 1
         fields.setdefault("before", {})
         fields.setdefault("after", {})
         fields.setdefault("detail", "")
         fields.setdefault("actor_name", "")
-        digest = chain_hash(head.hash, fields)
-        row = AuditEventRow(**fields, prev_hash=head.hash, hash=digest)
-        self.session.add(row)
-        head.seq, head.hash = row.seq, digest
-        self.session.add(head)
+        fields.setdefault("app_id", None)
+        fields.setdefault("request_id", None)
+        fields.setdefault("cost", None)
+        digest = chain_hash(prev_hash, fields)
+        row = AuditEventRow(**fields, prev_hash=prev_hash, hash=digest)
+        connection.execute(sa.insert(_AUDIT), {c.name: getattr(row, c.name) for c in _AUDIT.c})
+        if head is None:
+            connection.execute(sa.insert(_HEAD), {"id": 1, "seq": row.seq, "hash": digest})
+        else:
+            connection.execute(_HEAD_ADVANCE, {"seq": row.seq, "hash": digest})
         return row
 
     def head(self) -> AuditHeadRow:
@@ -310,6 +325,13 @@ class Outbox:
     def add(self, row: OutboxRow) -> None:
         """Stage an entry (written in the caller's transaction)."""
         self.session.add(row)
+
+    def insert(self, **values: Any) -> None:
+        """Write an entry now, in the caller's transaction (one Core statement)."""
+        row: dict[str, Any] = {c.name: None for c in _OUTBOX.c if c.name != "id"}
+        row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
+        row.update(values)
+        self.session.connection().execute(sa.insert(_OUTBOX), row)
 
     def has_key(self, key: str) -> bool:
         """Whether an entry with that idempotency key exists."""
