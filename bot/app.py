@@ -14,6 +14,7 @@ from bot.delivery import GroupDirectory, Responder, ResponseSender, SlackNotifie
 from bot.listeners import Bot, register
 from bot.settings import Settings
 from core import (
+    Lifecycle,
     Notifier,
     OutboxDispatcher,
     PlanService,
@@ -23,7 +24,6 @@ from core import (
     make_engine,
     upgrade_schema,
 )
-from core.lifecycle import Lifecycle
 
 __all__ = ["Planbot", "build"]
 

@@ -109,6 +109,19 @@ def _button(text: str, action_id: str, value: str, *, style: str | None = None) 
     return button
 
 
+def _danger_dialog(
+    title: str, text: str, *, yes: str = "Approve", no: str = "Not yet"
+) -> dict[str, Any]:
+    """Slack's confirm dialog for a danger button (`text` is mrkdwn, already escaped)."""
+    return {
+        "title": {"type": "plain_text", "text": clip(title, 100)},
+        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "confirm": {"type": "plain_text", "text": yes},
+        "deny": {"type": "plain_text", "text": no},
+        "style": "danger",
+    }
+
+
 def _message(text: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"text": clip(text, 3000), "blocks": blocks[:MAX_BLOCKS], **extra}
 
@@ -216,18 +229,12 @@ def preview_card(pending: PendingRequest, tz: ZoneInfo) -> dict[str, Any]:
             "Confirm", CONFIRM, pending.id, style="danger" if preview.danger else "primary"
         )
         if preview.danger:
-            confirm["confirm"] = {
-                "title": {"type": "plain_text", "text": "Are you sure?"},
-                "text": {
-                    "type": "mrkdwn",
-                    "text": clip(
-                        escape(" ".join(preview.warnings)) or "This can't be undone.", 300
-                    ),
-                },
-                "confirm": {"type": "plain_text", "text": "Yes, go ahead"},
-                "deny": {"type": "plain_text", "text": "No, keep it"},
-                "style": "danger",
-            }
+            confirm["confirm"] = _danger_dialog(
+                "Are you sure?",
+                escape(" ".join(preview.warnings)) or "This can't be undone.",
+                yes="Yes, go ahead",
+                no="No, keep it",
+            )
         blocks.append(
             {
                 "type": "actions",
@@ -264,16 +271,9 @@ def outcome_card(outcome: Outcome, tz: ZoneInfo, now: datetime) -> dict[str, Any
             "Approve", APPROVE, outcome.request_id, style="danger" if danger else "primary"
         )
         if danger:
-            approve["confirm"] = {
-                "title": {"type": "plain_text", "text": "Approve this change?"},
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"{escape(outcome.app_name)}: {outcome.operation}",
-                },
-                "confirm": {"type": "plain_text", "text": "Approve"},
-                "deny": {"type": "plain_text", "text": "Not yet"},
-                "style": "danger",
-            }
+            approve["confirm"] = _danger_dialog(
+                "Approve this change?", f"{escape(outcome.app_name)}: {outcome.operation}"
+            )
         reject = _button("Reject", REJECT, outcome.request_id)
         blocks.append(
             {"type": "actions", "block_id": "plan_approval", "elements": [approve, reject]}
@@ -519,18 +519,10 @@ def approval_card(payload: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
         "Approve", APPROVE, request_id, style="danger" if payload.get("danger") else "primary"
     )
     if payload.get("danger"):
-        approve["confirm"] = {
-            "title": {"type": "plain_text", "text": "Approve this change?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": clip(
-                    escape(" ".join(payload.get("warnings") or [])) or "Are you sure?", 300
-                ),
-            },
-            "confirm": {"type": "plain_text", "text": "Approve"},
-            "deny": {"type": "plain_text", "text": "Not yet"},
-            "style": "danger",
-        }
+        approve["confirm"] = _danger_dialog(
+            "Approve this change?",
+            escape(" ".join(payload.get("warnings") or [])) or "Are you sure?",
+        )
     blocks.append(
         {
             "type": "actions",

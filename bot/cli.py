@@ -19,6 +19,7 @@ from dotenv import load_dotenv
 
 from bot.settings import Settings, SettingsError
 from core import (
+    HASHED_FIELDS,
     Actor,
     PlanError,
     UnitOfWork,
@@ -263,22 +264,7 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _export(uow: UnitOfWork, out: TextIO, fmt: str) -> None:
-    fields = [
-        "seq",
-        "at",
-        "actor_id",
-        "actor_name",
-        "action",
-        "outcome",
-        "app_id",
-        "request_id",
-        "before",
-        "after",
-        "cost",
-        "detail",
-        "prev_hash",
-        "hash",
-    ]
+    fields = [*HASHED_FIELDS, "prev_hash", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
     if writer:
         writer.writeheader()

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 import anyio
@@ -35,6 +36,13 @@ __all__ = ["Ticker", "create_asgi", "serve", "serve_workers"]
 log = logging.getLogger(__name__)
 
 DISPATCH_THREADS = 8
+#: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections
+UVICORN_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    "log_level": "info",
+    "timeout_graceful_shutdown": 8,
+    "backlog": 2048,
+}
 MAX_BODY = 1 << 20  # Slack's payloads are far smaller; anything bigger is not from Slack
 
 
@@ -170,15 +178,7 @@ def serve(planbot: Planbot, *, host: str, port: int) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with this
     # handler a SIGTERM ends in exit status 0 rather than death by signal (-15).
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        create_asgi(planbot),
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=8,
-        backlog=2048,
-    )
+    uvicorn.run(create_asgi(planbot), host=host, port=port, **UVICORN_OPTIONS)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -188,14 +188,4 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def serve_workers(factory: str, *, host: str, port: int, workers: int) -> None:
     """Serve with several worker processes, each building its own bot from `factory`."""
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=8,
-        backlog=2048,
-    )
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)

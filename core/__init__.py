@@ -5,7 +5,7 @@ an engine (`make_engine`), and a `PlanService`, and passes them down.
 """
 
 from core.access import AccessPolicy, ApprovalRule, Grant, Role, effective_role
-from core.audit import ChainReport, verify_chain
+from core.audit import HASHED_FIELDS, ChainReport, verify_chain
 from core.domain import (
     Actor,
     AppState,
@@ -47,6 +47,7 @@ __all__ = [
     "effective_role",
     "ChainReport",
     "verify_chain",
+    "HASHED_FIELDS",
     "Actor",
     "AppState",
     "BillingMode",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["GENESIS", "ChainReport", "chain_hash", "verify_chain"]
+__all__ = ["GENESIS", "HASHED_FIELDS", "ChainReport", "chain_hash", "verify_chain"]
 
 GENESIS = "0" * 64
 

@@ -112,7 +112,10 @@ class OutboxDispatcher:
                 break
             for entry_id, kind, destination, payload, attempts in claimed:
                 assert entry_id is not None
-                if not self._renew_lease(entry_id, attempts):
+                # Past half the lease, renew it before sending (one more write), so a slow
+                # batch never sends an entry another dispatcher may have claimed meanwhile.
+                stale = self.clock() - now > self.lease / 2
+                if stale and not self._renew_lease(entry_id, attempts):
                     continue  # its lease ran out while earlier entries were sent: not ours now
                 result = self._deliver_one(entry_id, kind, destination, payload, attempts)
                 delivered += result == "delivered"

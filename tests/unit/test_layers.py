@@ -97,3 +97,20 @@ def test_the_error_tree_is_exported() -> None:
         core.__all__
     )
     assert issubclass(core.AppPurged, core.PlanError)
+
+
+def test_the_edge_uses_only_what_core_exports() -> None:
+    """bot/ imports `core` itself, never its modules (STYLE: bot uses core/__init__'s exports)."""
+    root = Path(__file__).resolve().parents[2] / "bot"
+    offenders = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("core."):
+                offenders.append(f"{path.name}: from {node.module} import ...")
+            if isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.name}: import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("core.")
+                ]
+    assert offenders == []
