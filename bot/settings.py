@@ -161,6 +161,7 @@ class Settings:
             request_ttl=timedelta(seconds=self.request_ttl),
             approval_ttl=timedelta(seconds=self.approval_ttl),
             audit_channel=self.audit_channel,
+            provisioning_recorded_only=not self.webhook_url,
             access=AccessPolicy(
                 admins=self.admins,
                 default_role=Role.parse(self.default_role),

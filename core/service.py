@@ -57,6 +57,9 @@ class CoreConfig:
     approval_ttl: timedelta = timedelta(hours=24)
     audit_channel: str | None = None
     access: AccessPolicy = field(default_factory=AccessPolicy)
+    #: True when the provisioning port only records (no webhook): the outbox row written with
+    #: the change is then the record itself, and nothing is left to deliver.
+    provisioning_recorded_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -939,6 +942,7 @@ class PlanService:
                 "at": now.isoformat(),
             },
             now,
+            delivered=self.config.provisioning_recorded_only,
         )
 
     def _audience(self, owner_channel: str | None) -> list[str]:
@@ -956,7 +960,9 @@ class PlanService:
         now: datetime,
         *,
         key: str | None = None,
+        delivered: bool = False,
     ) -> None:
+        done = {"status": "delivered", "delivered_at": now} if delivered else {}
         uow.outbox.insert(
             key=key,
             kind=kind,
@@ -966,8 +972,10 @@ class PlanService:
             payload=payload,
             created_at=now,
             next_attempt_at=now,
+            **done,
         )
-        uow.after_commit(self._outbox_written)
+        if not delivered:
+            uow.after_commit(self._outbox_written)
 
     def _outbox_written(self) -> None:
         if self.on_outbox is not None:

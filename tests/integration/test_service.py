@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -558,3 +558,27 @@ def test_the_chain_verifies_whatever_zone_the_clock_is_in(
     local_clock = Clock(clock().astimezone(SHANGHAI))
     make_history(PlanService(engine=engine, config=config, clock=local_clock))
     assert chain_report(engine).ok
+
+
+def test_a_recording_provisioner_leaves_nothing_to_deliver(
+    engine: Engine, config: CoreConfig, clock: Clock
+) -> None:
+    recorded = PlanService(
+        engine=engine,
+        config=replace(config, provisioning_recorded_only=True),
+        clock=clock,
+    )
+    pending = recorded.request(
+        ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM), actor=ADA
+    )
+    recorded.confirm(pending.id, actor=ADA)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(OutboxRow.kind, OutboxRow.status, OutboxRow.payload).where(
+                OutboxRow.app_id == DEV
+            )
+        ).all()
+    provision = [r for r in rows if r.kind == "provision"]
+    assert len(provision) == 1 and provision[0].status == "delivered"
+    assert provision[0].payload["idempotency_key"] == pending.id
+    assert all(r.status == "pending" for r in rows if r.kind == "message")
