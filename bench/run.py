@@ -741,7 +741,7 @@ def table(outcomes: Mapping[str, Outcome], profile: Profile) -> str:
 
 
 def targets(outcomes: Mapping[str, Outcome], memory_mb: float | None) -> list[str]:
-    """Issue 8's targets, checked against this run's figures (reported, never asserted)."""
+    """The performance targets, checked against this run's figures (reported, never asserted)."""
     lines: list[str] = []
     stock, ceiling = outcomes.get(BARE_STOCK), outcomes.get(BARE_CEILING)
 
@@ -1007,7 +1007,7 @@ def render(
     ]
     checks = targets(outcomes, memory_mb)
     if checks:
-        parts += ["", "Targets of issue 8 (reported, not asserted):", "", *checks]
+        parts += ["", "Performance targets (reported, not asserted):", "", *checks]
     if notes:
         parts += ["", "Notes:", "", *(f"- {n}" for n in notes)]
     parts += ["", f"Run took {seconds:.0f} s."]
