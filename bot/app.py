@@ -42,13 +42,15 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
 
-    def sweep(self) -> None:
-        """One lifecycle sweep, then deliver what it wrote."""
-        self.lifecycle.sweep()
-        self.dispatcher.deliver_due()
+    def start(self, *, sweep: bool = True) -> None:
+        """Start the background work: outbox delivery, and the lifecycle sweep on its timer."""
+        self.dispatcher.start()
+        if sweep:
+            self.lifecycle.start(interval=self.settings.sweep_interval)
 
     def close(self) -> None:
         """Stop background work (queued card replacements get a few seconds)."""
+        self.lifecycle.stop()
         self.dispatcher.stop()
         self.bot.responder.close()
         self.service.engine.dispose()

@@ -157,17 +157,13 @@ def _socket(settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.app import build
-    from bot.server import Ticker
 
     settings.require_socket()
     planbot = build(settings, signing_secret="socket-mode")
-    planbot.dispatcher.start()
-    ticker = Ticker(planbot, settings.sweep_interval)
-    ticker.start()
+    planbot.start()
     try:
         SocketModeHandler(planbot.app, settings.app_token).start()
     finally:
-        ticker.stop()
         planbot.close()
     return 0
 

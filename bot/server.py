@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
@@ -31,7 +30,7 @@ from starlette.routing import Route
 
 from bot.app import Planbot
 
-__all__ = ["Ticker", "create_asgi", "serve", "serve_workers"]
+__all__ = ["create_asgi", "serve", "serve_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +43,6 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "backlog": 2048,
 }
 MAX_BODY = 1 << 20  # Slack's payloads are far smaller; anything bigger is not from Slack
-
-
-class Ticker:
-    """Runs the lifecycle sweep every `interval` seconds in a background thread."""
-
-    def __init__(self, planbot: Planbot, interval: float) -> None:
-        self.planbot = planbot
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
-
-    def start(self) -> None:
-        """Start ticking (the first sweep runs at once)."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current sweep."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.planbot.lifecycle.sweep()
-            except Exception:  # keep ticking; the next sweep catches up
-                log.exception("lifecycle sweep failed")
-            self.planbot.dispatcher.wake()
-            self._stop.wait(self.interval)
 
 
 def _signed(secret: str | None, body: str, request: Request) -> bool:
@@ -153,15 +124,10 @@ def create_asgi(planbot: Planbot, *, tick: bool = True) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        ticker = Ticker(planbot, planbot.settings.sweep_interval)
-        planbot.dispatcher.start()
-        if tick:
-            ticker.start()
+        planbot.start(sweep=tick)
         try:
             yield
         finally:
-            if tick:
-                ticker.stop()
             planbot.close()
 
     return Starlette(
