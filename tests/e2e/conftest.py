@@ -150,15 +150,10 @@ def card_text(message: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def start_planbot(
-    tmp: Path,
-    slack: FakeSlack,
-    *,
-    database_url: str | None = None,
-    extra: dict[str, str] | None = None,
-) -> Served:
-    """Import the seed apps with the CLI, then start `planbot serve` and wait for /healthz."""
-    database_url = database_url or f"sqlite:///{tmp / 'planbot.sqlite3'}"
+def planbot_env(
+    slack: FakeSlack, database_url: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a test's `planbot` processes run with."""
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": "xoxb-e2e",
@@ -171,6 +166,19 @@ def start_planbot(
         **(extra or {}),
     }
     env.pop("SLACK_APP_TOKEN", None)
+    return env
+
+
+def start_planbot(
+    tmp: Path,
+    slack: FakeSlack,
+    *,
+    database_url: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> Served:
+    """Import the seed apps with the CLI, then start `planbot serve` and wait for /healthz."""
+    database_url = database_url or f"sqlite:///{tmp / 'planbot.sqlite3'}"
+    env = planbot_env(slack, database_url, extra)
     seed = tmp / "seed.csv"
     seed.write_text(seed_csv())
     subprocess.run(

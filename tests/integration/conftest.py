@@ -9,8 +9,6 @@ PostgreSQL cases are skipped with the reason, except in CI (CI=true), where that
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from core import (
     AccessPolicy,
@@ -28,14 +26,13 @@ from core import (
     PlanService,
     import_apps,
     make_engine,
-    normalize_url,
     upgrade_schema,
 )
 from core.audit import GENESIS
 from core.store.uow import UnitOfWork
 from tests.conftest import SHANGHAI, Clock
+from tests.support.postgres import scratch_databases
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = (
     "approval",
     "pending_request",
@@ -53,46 +50,15 @@ EVE = Actor("UEVE", "Eve")
 CLI = Actor("cli", "importer")
 
 
-def postgres_admin_url() -> sa.URL:
-    return make_url(
-        normalize_url(os.environ.get("PLANBOT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    )
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of a fresh, migrated database for this session (worker)."""
-    admin_url = postgres_admin_url()
-    admin = sa.create_engine(
-        admin_url,
-        isolation_level="AUTOCOMMIT",
-        poolclass=sa.pool.NullPool,
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        where = admin_url.render_as_string(hide_password=True)
-        cause = str(err.orig or err).strip().splitlines()[0]
-        reason = f"PostgreSQL is not reachable at {where} (set PLANBOT_TEST_POSTGRES_URL): {cause}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"planbot_test_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_databases("planbot_test") as create:
+        url = create()
         engine = make_engine(url)
         upgrade_schema(engine)
         engine.dispose()
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import time
@@ -31,7 +30,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from core import (
     Actor,
@@ -44,18 +42,16 @@ from core import (
     utcnow,
 )
 from tests.e2e.conftest import (
-    ADMIN,
     AUDIT,
     PLANBOT,
-    SECRET,
     TEAM,
     Served,
     card_text,
     free_port,
+    planbot_env,
 )
 from tests.support.fake_slack import FakeSlack
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.support.postgres import scratch_databases
 
 #: figures per test, printed at the end of the session
 FIGURES: dict[str, dict[str, Any]] = {}
@@ -83,25 +79,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def planbot_env(
-    slack: FakeSlack, database_url: str, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The environment `start_planbot` gives the server, for servers and CLI runs started here."""
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-e2e",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "DATABASE_URL": database_url,
-        "PLANBOT_AUDIT_CHANNEL": AUDIT,
-        "PLANBOT_ADMINS": ADMIN,
-        "PLANBOT_LOG_LEVEL": "WARNING",
-        **(extra or {}),
-    }
-    env.pop("SLACK_APP_TOKEN", None)
-    return env
 
 
 @dataclass
@@ -389,41 +366,8 @@ def slack() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def postgres_databases() -> Iterator[Callable[[], str]]:
     """Makes fresh, empty PostgreSQL databases for the module; all are dropped afterwards."""
-    admin_url = make_url(
-        normalize_url(os.environ.get("PLANBOT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    )
-    admin = sa.create_engine(
-        admin_url,
-        isolation_level="AUTOCOMMIT",
-        poolclass=sa.pool.NullPool,
-        connect_args={"connect_timeout": 3},
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        where = admin_url.render_as_string(hide_password=True)
-        reason = f"PostgreSQL is not reachable at {where} (set PLANBOT_TEST_POSTGRES_URL): {err}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    names: list[str] = []
-
-    def create() -> str:
-        name = f"planbot_rel_{secrets.token_hex(6)}"
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        names.append(name)
-        return admin_url.set(database=name).render_as_string(hide_password=False)
-
-    try:
+    with scratch_databases("planbot_rel") as create:
         yield create
-    finally:
-        with admin.connect() as connection:
-            for name in names:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
