@@ -162,10 +162,6 @@ class History:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, row: PlanHistoryRow) -> None:
-        """Stage a history entry."""
-        self.session.add(row)
-
     def insert(self, **values: Any) -> None:
         """Write a history entry now, in the caller's transaction (one Core statement)."""
         self.session.connection().execute(sa.insert(_HISTORY), values)
@@ -306,15 +302,6 @@ class Audit:
             yield from rows
             last = rows[-1].seq
 
-    def for_app(self, app_id: str, *, limit: int) -> Sequence[AuditEventRow]:
-        """The app's newest records."""
-        return self.session.exec(
-            select(AuditEventRow)
-            .where(AuditEventRow.app_id == app_id)
-            .order_by(col(AuditEventRow.seq).desc())
-            .limit(limit)
-        ).all()
-
 
 class Outbox:
     """Messages and provisioning calls waiting for delivery."""
@@ -332,12 +319,6 @@ class Outbox:
         row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
         row.update(values)
         self.session.connection().execute(sa.insert(_OUTBOX), row)
-
-    def has_key(self, key: str) -> bool:
-        """Whether an entry with that idempotency key exists."""
-        return (
-            self.session.exec(select(OutboxRow.id).where(OutboxRow.key == key)).first() is not None
-        )
 
     def claim_due(self, now: datetime, lease_until: datetime, *, limit: int) -> list[OutboxRow]:
         """Lease the oldest due entries, at most one per app and destination, in order."""
@@ -381,24 +362,12 @@ class Outbox:
         ).all()
         return {status: int(count) for status, count in rows}
 
-    def next_due(self) -> datetime | None:
-        """When the next pending entry is due."""
-        return self.session.exec(
-            select(sa.func.min(OutboxRow.next_attempt_at)).where(OutboxRow.status == "pending")
-        ).first()
-
 
 class Grants:
     """Access grants."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def for_principals(self, ids: Iterable[str]) -> Sequence[AccessGrantRow]:
-        """Grants to any of these users or groups."""
-        return self.session.exec(
-            select(AccessGrantRow).where(col(AccessGrantRow.principal_id).in_(list(ids)))
-        ).all()
 
     def all(self) -> Sequence[AccessGrantRow]:
         """Every grant."""
