@@ -10,7 +10,14 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.delivery import GroupDirectory, Responder, ResponseSender, SlackNotifier, make_client
+from bot.delivery import (
+    GroupDirectory,
+    OutboxResponder,
+    Responder,
+    SlackNotifier,
+    SlackReplier,
+    make_client,
+)
 from bot.listeners import Bot, register
 from bot.settings import Settings
 from core import (
@@ -42,17 +49,21 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
 
-    def start(self, *, sweep: bool = True) -> None:
-        """Start the background work: outbox delivery, and the lifecycle sweep on its timer."""
-        self.dispatcher.start()
+    def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
+        """Start the background work: group lookups, and (in this process) outbox delivery and
+        the lifecycle sweep on its timer."""
+        self.bot.groups.warm()
+        if deliver:
+            self.dispatcher.start()
         if sweep:
             self.lifecycle.start(interval=self.settings.sweep_interval)
 
     def close(self) -> None:
-        """Stop background work (queued card replacements get a few seconds)."""
+        """Stop background work."""
         self.lifecycle.stop()
         self.dispatcher.stop()
         self.bot.responder.close()
+        self.bot.groups.close()
         self.service.engine.dispose()
 
 
@@ -99,6 +110,7 @@ def build(
         engine=engine,
         notifier=notifier or SlackNotifier(client, config.billing_tz),
         provisioner=_provisioner(settings),
+        replier=SlackReplier(),
         lease=timedelta(seconds=settings.outbox_lease),
     )
     service.on_outbox = dispatcher.wake
@@ -125,7 +137,7 @@ def build(
     # Retry-After (a failed lookup falls back to the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
-    bot = Bot(service=service, responder=responder or ResponseSender(), groups=groups)
+    bot = Bot(service=service, responder=responder or OutboxResponder(service), groups=groups)
     register(app, bot)
     lifecycle = Lifecycle(engine=engine, service=service)
     return Planbot(settings, app, bot, service, dispatcher, lifecycle, client)

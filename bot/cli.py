@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PLANBOT_WORKERS", "1")),
         help="server processes sharing the port (each one a replica; default 1)",
     )
+    serve.add_argument(
+        "--no-delivery",
+        action="store_true",
+        help="do not start the delivery worker (run `planbot deliver` apart instead)",
+    )
+    deliver = sub.add_parser(
+        "deliver", help="deliver the outbox and run the lifecycle sweep (serve starts this)"
+    )
+    deliver.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("socket", help="connect to Slack with Socket Mode")
     shell = sub.add_parser("shell", help="the whole bot in a terminal, no Slack workspace needed")
     shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
@@ -111,7 +120,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             command = "shell"
             args.one_shot, args.user, args.no_color = None, None, False
     if command == "serve":
-        return _serve(settings, args.host, args.port, getattr(args, "workers", 1))
+        delivery = not getattr(args, "no_delivery", False)
+        return _serve(settings, args.host, args.port, getattr(args, "workers", 1), delivery)
+    if command == "deliver":
+        return _deliver(settings, args.parent)
     if command == "socket":
         return _socket(settings)
     if command == "shell":
@@ -130,17 +142,31 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> int:
+def _serve(
+    settings: Settings, host: str, port: int, workers: int = 1, delivery: bool = True
+) -> int:
     from bot.app import build
     from bot.server import serve, serve_workers
+    from bot.worker import DeliveryChild
 
     settings.require_http()
+    child = DeliveryChild() if delivery else None
     if workers > 1:
         upgrade_schema(make_engine(settings.database_url))  # once, before the replicas start
-        serve_workers("bot.cli:asgi_from_env", host=host, port=port, workers=workers)
+        serve_workers(
+            "bot.cli:asgi_from_env", host=host, port=port, workers=workers, delivery=child
+        )
     else:
-        serve(build(settings), host=host, port=port)
+        serve(build(settings), host=host, port=port, delivery=child)
     return 0
+
+
+def _deliver(settings: Settings, parent: int | None) -> int:
+    from bot.app import build
+    from bot.worker import deliver_forever
+
+    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    return deliver_forever(planbot, parent=parent)
 
 
 def asgi_from_env() -> Any:

@@ -21,13 +21,14 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import blocks
 from bot.notices import notice_message
-from core import DeliveryError
+from core import DeliveryError, PlanService
 
 __all__ = [
     "GroupDirectory",
+    "OutboxResponder",
     "Responder",
-    "ResponseSender",
     "SlackNotifier",
+    "SlackReplier",
     "make_client",
     "retry_handlers",
 ]
@@ -124,46 +125,52 @@ class Responder(Protocol):
         ...
 
 
-class ResponseSender:
-    """Replaces cards through `response_url` in the background, so acks never wait on Slack."""
+class OutboxResponder:
+    """Queues card replacements and private replies in the outbox, so acks never wait on Slack.
 
-    def __init__(self, *, workers: int = 4, attempts: int = 5) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="respond")
-        self.attempts = attempts
+    They are delivered by the outbox dispatcher (another process under `planbot serve`), retried
+    until Slack takes them, and survive a restart.
+    """
+
+    def __init__(self, service: PlanService) -> None:
+        self.service = service
 
     def send(self, url: str | None, message: Mapping[str, Any]) -> None:
         """Queue the POST to `url` (nothing when there is no URL)."""
         if url:
-            self.pool.submit(self._post, url, dict(message))
-
-    def _post(self, url: str, message: dict[str, Any]) -> None:
-        client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = client.send_dict(message)
-                if response.status_code < 500 and response.status_code != 429:
-                    if response.status_code >= 400:
-                        log.warning("response_url refused the card: %s", response.status_code)
-                    return
-            except Exception as err:  # network trouble: try again a little later
-                log.warning("response_url post failed (%s), attempt %d", err, attempt)
-            time.sleep(min(2**attempt, 10))
-        log.error("gave up replacing a card after %d attempts", self.attempts)
+            self.service.reply(url, message)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Finish queued posts (waits at most about `timeout`)."""
-        done = threading.Event()
+        """Nothing is held here: queued replies are in the database."""
 
-        def _shutdown() -> None:
-            self.pool.shutdown(wait=True)
-            done.set()
 
-        threading.Thread(target=_shutdown, daemon=True).start()
-        done.wait(timeout)
+class SlackReplier:
+    """Posts queued replies to their response_url (the core's Replier port)."""
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        """POST the message; map Slack's refusals to retryable or permanent failures."""
+        client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
+        try:
+            response = client.send_dict(dict(message))
+        except (SlackRequestError, OSError) as err:
+            raise DeliveryError(f"response_url unreachable: {err}") from err
+        status = response.status_code
+        if status == 429:
+            after = str((response.headers or {}).get("retry-after") or "1")
+            raise DeliveryError("rate limited", retry_after=float(after) if after.isdigit() else 1)
+        if status >= 500:
+            raise DeliveryError(f"response_url answered {status}")
+        if status >= 400:  # expired (30 minutes, five uses) or refused: retrying will not help
+            raise DeliveryError(f"response_url refused the reply: {status}", permanent=True)
 
 
 class GroupDirectory:
-    """Which user groups a user is in, for the groups that hold grants (cached a few minutes)."""
+    """Which user groups a user is in, for the groups that hold grants.
+
+    Memberships are kept for `ttl` seconds, then served as they were while one background thread
+    reads them again, so a command never waits on Slack for a group already looked up; only the
+    first lookup of a group (after start, a grant or `forget`) is made while the command waits.
+    """
 
     def __init__(
         self, client: WebClient | None, groups_with_grants: Callable[[], set[str]], ttl: float = 60
@@ -173,13 +180,20 @@ class GroupDirectory:
         self.ttl = ttl
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._granted_cache: tuple[float, set[str]] | None = None
+        self._refreshing: set[str] = set()
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groups")
 
     def groups_of(self, user_id: str) -> frozenset[str]:
         """The granted groups the user belongs to."""
         if self.client is None:
             return frozenset()
         return frozenset(g for g in self._granted() if user_id in self._users(g))
+
+    def warm(self) -> None:
+        """Look up every granted group in the background (at start, before the first command)."""
+        if self.client is not None:
+            self._pool.submit(lambda: [self._users(g) for g in self._granted()])
 
     def _granted(self) -> set[str]:
         """The groups holding grants, re-read at most every `ttl` seconds (or after `forget`)."""
@@ -193,12 +207,22 @@ class GroupDirectory:
         return groups
 
     def _users(self, group: str) -> frozenset[str]:
+        with self._lock:
+            cached = self._members.get(group)
+            stale = cached is not None and time.monotonic() - cached[0] >= self.ttl
+            if stale and group not in self._refreshing:
+                self._refreshing.add(group)
+                self._pool.submit(self._lookup, group)
+        if cached is not None:
+            return cached[1]
+        return self._lookup(group)
+
+    def _lookup(self, group: str) -> frozenset[str]:
+        """Read the group's members from Slack (the last known ones if that fails)."""
+        assert self.client is not None
         now = time.monotonic()
         with self._lock:
             cached = self._members.get(group)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
-        assert self.client is not None
         try:
             answer = self.client.usergroups_users_list(usergroup=group)
             users: frozenset[str] = frozenset(answer.get("users", []))
@@ -207,6 +231,7 @@ class GroupDirectory:
             users = cached[1] if cached else frozenset()
         with self._lock:
             self._members[group] = (now, users)
+            self._refreshing.discard(group)
         return users
 
     def forget(self) -> None:
@@ -214,3 +239,7 @@ class GroupDirectory:
         with self._lock:
             self._members.clear()
             self._granted_cache = None
+
+    def close(self) -> None:
+        """Stop the background lookups."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

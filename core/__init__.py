@@ -21,7 +21,14 @@ from core.errors import __all__ as _error_names
 from core.importer import ImportResult, import_apps
 from core.lifecycle import AppCharges, Lifecycle, PlanDays, SweepReport, TeamStatement
 from core.money import Catalog, CostImpact, DayCharge, Statement, format_money, load_catalog
-from core.outbox import DeliveryError, DeliveryReport, Notifier, OutboxDispatcher, Provisioner
+from core.outbox import (
+    DeliveryError,
+    DeliveryReport,
+    Notifier,
+    OutboxDispatcher,
+    Provisioner,
+    Replier,
+)
 from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
 from core.service import (
     AppPage,
@@ -74,6 +81,7 @@ __all__ = [
     "Notifier",
     "OutboxDispatcher",
     "Provisioner",
+    "Replier",
     "RecordingProvisioner",
     "WebhookProvisioner",
     "webhook_signature",

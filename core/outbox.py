@@ -1,4 +1,4 @@
-"""Delivering the outbox: audit messages, notices and provisioning calls, with retries.
+"""Delivering the outbox: audit messages, notices, replies and provisioning calls, with retries.
 
 Entries are written in the same transaction as the change they report. A dispatcher leases the
 oldest due entry of each app and destination (so messages about one app arrive in order), delivers
@@ -30,6 +30,7 @@ __all__ = [
     "Notifier",
     "OutboxDispatcher",
     "Provisioner",
+    "Replier",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ class Provisioner(Protocol):
         ...
 
 
+class Replier(Protocol):
+    """Answers a person at a reply URL the chat platform gave with their action."""
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        """Deliver, or raise DeliveryError."""
+        ...
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     """What one delivery pass did."""
@@ -81,6 +90,7 @@ class OutboxDispatcher:
         engine: Engine,
         notifier: Notifier,
         provisioner: Provisioner,
+        replier: Replier | None = None,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = timedelta(seconds=60),
         max_backoff: float = 300.0,
@@ -89,6 +99,7 @@ class OutboxDispatcher:
         self.engine = engine
         self.notifier = notifier
         self.provisioner = provisioner
+        self.replier = replier
         self.clock = clock
         self.lease = lease
         self.max_backoff = max_backoff
@@ -102,6 +113,9 @@ class OutboxDispatcher:
         delivered = retried = dead = 0
         while delivered + retried + dead < limit and not self._stop.is_set():
             now = self.clock()
+            with UnitOfWork(self.engine, write=False) as uow:
+                if not uow.outbox.any_due(now):  # a read: no write lock taken when idle
+                    break
             with UnitOfWork(self.engine) as uow:
                 batch = uow.outbox.claim_due(now, now + self.lease, limit=50)
                 claimed = [
@@ -130,6 +144,10 @@ class OutboxDispatcher:
         try:
             if kind == "provision":
                 self.provisioner.provision(payload)
+            elif kind == "reply":
+                if self.replier is None:
+                    raise DeliveryError("no replier is configured", permanent=True)
+                self.replier.reply(str(payload["url"]), payload["message"])
             else:
                 if "update_of" in payload:
                     payload["receipt"] = self._receipt_of(int(payload["update_of"]))

@@ -7,6 +7,7 @@ matters (not allowed, expired, app changed, unknown request) is audited before i
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -380,6 +381,21 @@ class PlanService:
             if row.actor_id != actor.user_id:
                 self._refuse(uow, row, actor, errors.NotYourRequest(row.actor_name or row.actor_id))
             return self._cancel(uow, row, actor)
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        """Queue an answer to a reply URL (delivered from the outbox, in order per URL)."""
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            self._enqueue(
+                uow,
+                "reply",
+                "reply",
+                hashlib.sha256(url.encode()).hexdigest()[:40],
+                "",  # not NULL: entries for one URL then wait for the ones before
+                {"url": url, "message": dict(message)},
+                now,
+            )
+            uow.commit()
 
     def pending(self, request_id: str) -> PendingRequestRow | None:
         """A request as stored (for the edge to redraw a card)."""

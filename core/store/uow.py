@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +14,11 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: threads still queue, processes poll
+    fcntl = None  # type: ignore[assignment]
 
 from core.audit import GENESIS, chain_hash
 from core.domain import AppState, BillingMode, Plan, Status
@@ -78,6 +84,15 @@ _HEAD_ADVANCE = (
     sa.update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(seq=sa.bindparam("seq"), hash=sa.bindparam("hash"))
+)
+_OUTBOX_DUE = (
+    sa.select(_OUTBOX.c.id)
+    .where(
+        _OUTBOX.c.status == "pending",
+        _OUTBOX.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_OUTBOX.c.lease_until.is_(None), _OUTBOX.c.lease_until <= sa.bindparam("now")),
+    )
+    .limit(1)
 )
 _APP_BY_ID = sa.select(_APP).where(_APP.c.app_id == sa.bindparam("app_id"))
 _APP_BY_NAME = sa.select(_APP).where(_APP.c.name == sa.bindparam("name")).limit(5)
@@ -351,6 +366,11 @@ class Outbox:
             self.session.add(row)
         return list(rows)
 
+    def any_due(self, now: datetime) -> bool:
+        """Whether any entry is due and not leased (a cheap read before claiming)."""
+        row = self.session.connection().execute(_OUTBOX_DUE, {"now": now}).first()
+        return row is not None
+
     def get(self, entry_id: int, *, lock: bool = False) -> OutboxRow | None:
         """One entry by id, row-locked for the transaction when `lock`."""
         return self.session.get(OutboxRow, entry_id, with_for_update=True if lock else None)
@@ -395,25 +415,57 @@ class Grants:
         self.session.delete(row)
 
 
-_WRITER_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
-_WRITER_LOCKS_GUARD = threading.Lock()
-
-
-def _writer_lock(engine: Engine) -> threading.RLock | None:
-    """On SQLite, the process-wide lock its writers queue on (None on other databases).
+class WriterQueue:
+    """The queue SQLite's writers wait in: a lock per process, and a file lock across them.
 
     SQLite admits one writer at a time and makes the others poll with sleeps of up to 100 ms;
-    under a burst that convoy turns milliseconds of work into seconds of latency. Writers of one
-    process queue on this lock instead and start the moment it is free; other processes still
-    meet SQLite's own lock.
+    under a burst that convoy turns milliseconds of work into seconds of latency, and a server
+    answering on its event loop would stall meanwhile. Writers queue here instead and start the
+    moment the writer before them commits: threads of one process on a lock, processes (the
+    server, its delivery worker, replicas) on an advisory lock of a file beside the database,
+    which the kernel hands over without polling. Other programs still meet SQLite's own lock.
     """
+
+    def __init__(self, database: str | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        if database and database != ":memory:" and fcntl is not None:
+            self._fd = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        """Wait for the turn of this thread (re-entrant within a thread)."""
+        self._lock.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._lock.release()
+                raise
+
+    def release(self) -> None:
+        """Let the next writer in."""
+        if self._depth == 1 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._depth -= 1
+        self._lock.release()
+
+
+_WRITER_QUEUES: weakref.WeakKeyDictionary[Any, WriterQueue] = weakref.WeakKeyDictionary()
+_WRITER_QUEUES_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> WriterQueue | None:
+    """On SQLite, the queue its writers wait in (None on other databases)."""
     if engine.dialect.name != "sqlite":
         return None
-    with _WRITER_LOCKS_GUARD:
-        lock = _WRITER_LOCKS.get(engine.pool)
-        if lock is None:
-            lock = _WRITER_LOCKS[engine.pool] = threading.RLock()
-        return lock
+    with _WRITER_QUEUES_GUARD:
+        queue = _WRITER_QUEUES.get(engine.pool)
+        if queue is None:
+            queue = _WRITER_QUEUES[engine.pool] = WriterQueue(engine.url.database)
+        return queue
 
 
 class UnitOfWork:
