@@ -248,8 +248,20 @@ def statement(
 ) -> Statement:
     """The month's statement from the plan history (segments in time order)."""
     start, end = month_bounds(year, month, tz)
+    charges = _day_charges(segments, start, end, year, month, now.astimezone(tz).date())
+    return Statement(year=year, month=month, currency=currency, days=tuple(charges))
+
+
+def _day_charges(
+    segments: Sequence[RateSegment],
+    start: datetime,
+    end: datetime,
+    year: int,
+    month: int,
+    today: date,
+) -> list[DayCharge]:
+    """The charge of each day from `start` (a local midnight) to `end`, at its highest rate."""
     days_in_month = calendar.monthrange(year, month)[1]
-    today = now.astimezone(tz).date()
     ordered = sorted(segments, key=lambda s: s.start)
     charges: list[DayCharge] = []
     index = 0
@@ -278,7 +290,7 @@ def statement(
                 )
             )
         day_start = day_end
-    return Statement(year=year, month=month, currency=currency, days=tuple(charges))
+    return charges
 
 
 @dataclass(frozen=True)
@@ -309,10 +321,19 @@ def cost_impact(
     now: datetime,
     currency: str = "USD",
 ) -> CostImpact:
-    """This month's bill without and with `change` starting now."""
+    """This month's bill without and with `change` starting now.
+
+    The days before today are the same either way, so only today and the rest of the month are
+    charged a second time, with the change.
+    """
     local = now.astimezone(tz)
     before = statement(segments, year=local.year, month=local.month, tz=tz, now=now)
-    after = statement([*segments, change], year=local.year, month=local.month, tz=tz, now=now)
+    start, end = month_bounds(local.year, local.month, tz)
+    today = local.date()
+    today_start = datetime.combine(today, start.timetz())
+    rest = _day_charges([*segments, change], today_start, end, local.year, local.month, today)
+    unchanged = sum((d.amount for d in before.days if d.day < today), Decimal("0.00"))
+    after_total = unchanged + sum((d.amount for d in rest), Decimal("0.00"))
     current = max((s for s in segments if s.start <= now), key=lambda s: s.start, default=None)
     first, last = billing_window(local.year, local.month)
     return CostImpact(
@@ -320,7 +341,7 @@ def cost_impact(
         month=local.month,
         currency=currency,
         before_month_total=before.total,
-        after_month_total=after.total,
+        after_month_total=after_total,
         monthly_before=current.monthly if current and current.billable else Decimal(0),
         monthly_after=change.monthly if change.billable else Decimal(0),
         billed_from=first,
