@@ -24,6 +24,7 @@ from core import domain, errors
 from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
 from core.domain import Actor, AppState, Operation, Plan, Status
 from core.money import Catalog, CostImpact, RateSegment, Statement, cost_impact, format_money
+from core.store.direct import Direct, pending_values
 from core.store.tables import (
     AccessGrantRow,
     ApprovalRow,
@@ -179,6 +180,7 @@ class PlanService:
         grants_ttl: float = 2.0,
     ) -> None:
         self.engine = engine
+        self.direct = Direct(engine)
         self.config = config
         self.clock = clock
         self.on_outbox = on_outbox
@@ -189,17 +191,16 @@ class PlanService:
 
     def status(self, ref: str, *, actor: Actor) -> AppStatus:
         """An app's status, for viewers."""
-        with UnitOfWork(self.engine, write=False) as uow:
-            state = self._resolve(uow, ref)
-            self._require(uow, actor, "view", state.owner_channel, "see this app")
-            return self._status(state)
+        state = self._resolve(self.direct, ref)
+        self._require(actor, "view", state.owner_channel, "see this app")
+        return self._status(state)
 
     def list_apps(
         self, *, actor: Actor, contains: str | None = None, page: int = 1, per_page: int = 20
     ) -> AppPage:
         """A page of the apps the actor may see, optionally filtered."""
         with UnitOfWork(self.engine, write=False) as uow:
-            channels = self._visible_teams(uow, actor)
+            channels = self._visible_teams(actor)
             offset = (max(page, 1) - 1) * per_page
             rows, total = uow.apps.page(
                 contains=contains, channels=channels, offset=offset, limit=per_page
@@ -213,7 +214,7 @@ class PlanService:
         """The app's plan history, newest first."""
         with UnitOfWork(self.engine, write=False) as uow:
             state = self._resolve(uow, ref)
-            self._require(uow, actor, "view", state.owner_channel, "see this app")
+            self._require(actor, "view", state.owner_channel, "see this app")
             rows = uow.history.for_app(state.app_id, limit=limit)
             return state, [
                 HistoryEntry(
@@ -239,7 +240,7 @@ class PlanService:
         year, month = year or local.year, month or local.month
         with UnitOfWork(self.engine, write=False) as uow:
             state = self._resolve(uow, ref)
-            self._require(uow, actor, "view", state.owner_channel, "see this app's bill")
+            self._require(actor, "view", state.owner_channel, "see this app's bill")
             _, end = domain.month_bounds(year, month, self.config.billing_tz)
             segments = uow.history.segments(state.app_id, until=end)
         return state, compute(
@@ -253,14 +254,12 @@ class PlanService:
 
     def role_of(self, actor: Actor, *, team: str | None = None) -> Role:
         """The actor's role (for an owner team's apps, or globally)."""
-        with UnitOfWork(self.engine, write=False) as uow:
-            return self._role(uow, actor, team)
+        return self._role(actor, team)
 
     def highest_role(self, actor: Actor) -> Role:
         """The actor's highest role anywhere: global, or for the apps of any one team."""
-        with UnitOfWork(self.engine, write=False) as uow:
-            teams = {g.team for g in self._grants(uow, actor)}
-            return max(self._role(uow, actor, team) for team in {None, *teams})
+        teams = {g.team for g in self._grants(actor)}
+        return max(self._role(actor, team) for team in {None, *teams})
 
     # --- changing --------------------------------------------------------------------------
 
@@ -268,8 +267,7 @@ class PlanService:
         self, change: ChangeRequest, *, actor: Actor, channel_id: str | None = None
     ) -> Preview:
         """What the change would do, without writing anything."""
-        with UnitOfWork(self.engine, write=False) as uow:
-            return self._check(uow, change, actor, channel_id)[1]
+        return self._check(self.direct, change, actor, channel_id)[1]
 
     def request(
         self, change: ChangeRequest, *, actor: Actor, channel_id: str | None = None
@@ -278,39 +276,43 @@ class PlanService:
         now = self.clock()
         # The preview is read outside the write transaction: the app's version goes with the
         # request, and the confirmation refuses it if the app changed in between.
-        with UnitOfWork(self.engine, write=False) as uow:
-            before, preview = self._check(uow, change, actor, channel_id)
-        with UnitOfWork(self.engine) as uow:
-            rule = self.config.access.approval_for(change.operation)
-            ttl = self.config.approval_ttl if rule.needs_peer else self.config.request_ttl
-            row = PendingRequestRow(
-                id=secrets.token_urlsafe(16),
-                operation=change.operation.value,
-                app_id=before.app_id if before else None,
+        before, preview = self._check(self.direct, change, actor, channel_id)
+        rule = self.config.access.approval_for(change.operation)
+        ttl = self.config.approval_ttl if rule.needs_peer else self.config.request_ttl
+        values = pending_values(
+            {
+                "id": secrets.token_urlsafe(16),
+                "operation": change.operation.value,
+                "app_id": before.app_id if before else None,
                 # the requester's groups, to re-check their role when a peer approves
-                params={
+                "params": {
                     **_params(change, channel_id),
                     "requester_groups": sorted(actor.groups),
                     "app_name": preview.app_name,
                 },
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                channel_id=channel_id,
-                app_version=before.version if before else None,
-                created_at=now,
-                expires_at=now + ttl,
-                approvals_needed=rule.approvers if rule.needs_peer else 0,
-            )
-            uow.requests.insert(row)
-            if rule.needs_peer:
+                "actor_id": actor.user_id,
+                "actor_name": actor.name,
+                "channel_id": channel_id,
+                "app_version": before.version if before else None,
+                "created_at": now,
+                "expires_at": now + ttl,
+                "approvals_needed": rule.approvers if rule.needs_peer else 0,
+            }
+        )
+        if rule.needs_peer:
+            row = PendingRequestRow(**values)
+            with UnitOfWork(self.engine) as uow:
+                uow.requests.insert(row)
                 self._notify_approvers(uow, row, preview, before, rule)
-            uow.commit()
+                uow.commit()
+        else:  # the common case: one statement, no unit of work
+            self.direct.insert_pending(values)
         return PendingRequest(
-            id=row.id,
+            id=values["id"],
             preview=preview,
             requester=actor,
             created_at=now,
-            expires_at=row.expires_at,
+            expires_at=values["expires_at"],
             approval=rule,
             channel_id=channel_id,
         )
@@ -408,7 +410,7 @@ class PlanService:
         """Give a role to a user or group (admins only); audited."""
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
-            self._require(uow, actor, "access", grant.team, "manage access")
+            self._require(actor, "access", grant.team, "manage access")
             team = grant.team or ""
             if uow.grants.find(grant.principal_kind, grant.principal_id, grant.role.label, team):
                 return
@@ -432,7 +434,7 @@ class PlanService:
         """Take a role back (admins only); audited. False when there was no such grant."""
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
-            self._require(uow, actor, "access", grant.team, "manage access")
+            self._require(actor, "access", grant.team, "manage access")
             row = uow.grants.find(
                 grant.principal_kind, grant.principal_id, grant.role.label, grant.team or ""
             )
@@ -450,19 +452,19 @@ class PlanService:
     def grants(self, *, actor: Actor) -> list[tuple[Grant, str]]:
         """Every grant with its label (viewers may look)."""
         with UnitOfWork(self.engine, write=False) as uow:
-            self._require(uow, actor, "view", None, "see who has access")
+            self._require(actor, "view", None, "see who has access")
             return [(_grant(r), r.principal_label) for r in uow.grants.all()]
 
     def granted_groups(self) -> set[str]:
         """The user groups that hold any grant (the only ones worth resolving)."""
-        with UnitOfWork(self.engine, write=False) as uow:
-            return {g.principal_id for g in self._all_grants(uow) if g.principal_kind == "group"}
+        return {g.principal_id for g in self._all_grants() if g.principal_kind == "group"}
 
     # --- internals: checks -----------------------------------------------------------------
 
-    def _resolve(self, uow: UnitOfWork, ref: str, *, lock: bool = False) -> AppState:
+    def _resolve(self, uow: UnitOfWork | Direct, ref: str, *, lock: bool = False) -> AppState:
         ref = ref.strip()
         if lock:
+            assert isinstance(uow, UnitOfWork), "row locks need a unit of work"
             return self._resolve_locked(uow, ref)
         if ref.isdigit():
             state = uow.apps.state(ref)
@@ -488,14 +490,14 @@ class PlanService:
         assert locked is not None
         return app_state(locked)
 
-    def _grants(self, uow: UnitOfWork, actor: Actor) -> list[Grant]:
+    def _grants(self, actor: Actor) -> list[Grant]:
         mine = {actor.user_id, *actor.groups}
-        return [g for g in self._all_grants(uow) if g.principal_id in mine]
+        return [g for g in self._all_grants() if g.principal_id in mine]
 
     def _forget_grants(self) -> None:
         self._grants_cache = None
 
-    def _all_grants(self, uow: UnitOfWork) -> tuple[Grant, ...]:
+    def _all_grants(self) -> tuple[Grant, ...]:
         """Every grant, re-read at most every `grants_ttl` seconds (at once after a change here).
 
         The grant table is small and read on every request, so it is kept in memory; another
@@ -504,53 +506,49 @@ class PlanService:
         cached = self._grants_cache
         if cached is not None and time.monotonic() - cached[0] < self.grants_ttl:
             return cached[1]
-        grants = tuple(_grant(r) for r in uow.grants.all())
+        grants = tuple(_grant(r) for r in self.direct.grants.all())
         self._grants_cache = (time.monotonic(), grants)
         return grants
 
-    def _role(self, uow: UnitOfWork, actor: Actor, team: str | None) -> Role:
+    def _role(self, actor: Actor, team: str | None) -> Role:
         return effective_role(
             user_id=actor.user_id,
             groups=actor.groups,
             team=team,
             policy=self.config.access,
-            grants=self._grants(uow, actor),
+            grants=self._grants(actor),
         )
 
-    def _require(
-        self, uow: UnitOfWork, actor: Actor, action: str, team: str | None, what: str
-    ) -> None:
+    def _require(self, actor: Actor, action: str, team: str | None, what: str) -> None:
         needed = ROLE_FOR[action]
-        if self._role(uow, actor, team) < needed:
+        if self._role(actor, team) < needed:
             raise errors.PermissionDenied(what, needed.label, self._admins())
 
     def _admins(self) -> list[str]:
         return sorted(self.config.access.admins)[:5]
 
-    def _visible_teams(self, uow: UnitOfWork, actor: Actor) -> list[str] | None:
+    def _visible_teams(self, actor: Actor) -> list[str] | None:
         """None when the actor sees every app; else the owner teams they may see."""
-        if self._role(uow, actor, None) >= Role.VIEWER:
+        if self._role(actor, None) >= Role.VIEWER:
             return None
-        teams = [g.team for g in self._grants(uow, actor) if g.team and g.role >= Role.VIEWER]
+        teams = [g.team for g in self._grants(actor) if g.team and g.role >= Role.VIEWER]
         if not teams:
             raise errors.PermissionDenied("list apps", Role.VIEWER.label, self._admins())
         return teams
 
     def _check(
-        self, uow: UnitOfWork, change: ChangeRequest, actor: Actor, channel_id: str | None
+        self, uow: UnitOfWork | Direct, change: ChangeRequest, actor: Actor, channel_id: str | None
     ) -> tuple[AppState | None, Preview]:
         allowed = self.config.access.allowed_channels
         if allowed and channel_id not in allowed:
             raise errors.ChannelNotAllowed(sorted(allowed))
         now = self.clock()
         if change.operation is Operation.CREATE:
-            self._require(uow, actor, Operation.CREATE, channel_id, "create apps")
+            self._require(actor, Operation.CREATE, channel_id, "create apps")
             after = self._new_app(uow, change.name or "", channel_id, now, app_id="(assigned)")
             return None, self._preview(None, after, Operation.CREATE, [], now)
         before = self._resolve(uow, change.app or "")
-        self._require(
-            uow, actor, change.operation, before.owner_channel, f"{change.operation} this app"
-        )
+        self._require(actor, change.operation, before.owner_channel, f"{change.operation} this app")
         after = self._rule(before, change, now)
         segments = uow.history.segments(before.app_id, until=now + timedelta(seconds=1))
         return before, self._preview(before, after, change.operation, segments, now)
@@ -580,12 +578,18 @@ class PlanService:
         raise ValueError(f"not a requestable operation: {op}")
 
     def _new_app(
-        self, uow: UnitOfWork, name: str, channel_id: str | None, now: datetime, *, app_id: str
+        self,
+        uow: UnitOfWork | Direct,
+        name: str,
+        channel_id: str | None,
+        now: datetime,
+        *,
+        app_id: str,
     ) -> AppState:
         state = domain.create(
             app_id=app_id, name=name, owner_channel=channel_id, now=now, tz=self.config.billing_tz
         )
-        taken = uow.apps.by_name(state.name)
+        taken = uow.apps.states_by_name(state.name)
         if taken:
             raise errors.AppNameTaken(state.name, taken[0].app_id)
         return state
@@ -749,7 +753,7 @@ class PlanService:
             app = uow.session.get(AppRow, row.app_id)
             team = app.owner_channel if app else None
         try:
-            self._require(uow, actor, op, team, f"{op} this app")
+            self._require(actor, op, team, f"{op} this app")
         except errors.PermissionDenied as err:
             self._refuse(uow, row, actor, err)
 
