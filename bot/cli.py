@@ -157,7 +157,7 @@ def _serve(
             "bot.cli:asgi_from_env", host=host, port=port, workers=workers, delivery=child
         )
     else:
-        serve(build(settings), host=host, port=port, delivery=child)
+        serve(build(settings, verified_upstream=True), host=host, port=port, delivery=child)
     return 0
 
 
@@ -176,7 +176,7 @@ def asgi_from_env() -> Any:
 
     load_dotenv(Path.cwd() / ".env", override=False)
     logging.basicConfig(level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper())
-    return create_asgi(build(Settings.from_env(os.environ)))
+    return create_asgi(build(Settings.from_env(os.environ), verified_upstream=True))
 
 
 def _socket(settings: Settings) -> int:

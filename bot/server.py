@@ -58,7 +58,7 @@ def _signed(secret: str | None, body: str, request: Request) -> bool:
     unverified request's response_url) on a timestamp that is not a number or a signature that is
     not ASCII. Slack's ssl_check pings are left to Bolt, which answers them and does nothing else.
     """
-    if secret is None or parse_qs(body).get("ssl_check"):
+    if secret is None or ("ssl_check" in body and parse_qs(body).get("ssl_check")):
         return True
     timestamp = request.headers.get("x-slack-request-timestamp", "")
     signature = request.headers.get("x-slack-signature", "")
@@ -75,7 +75,8 @@ def _bolt_request(body: str, request: Request) -> BoltRequest:
         headers={k: request.headers.getlist(k) for k in request.headers},
     )
     form = bolt_request.content_type != "application/json" and not body.startswith("{")
-    if form and "payload" in body and "payload" not in parse_qs(body):
+    interaction = body.startswith("payload=")
+    if form and not interaction and "payload" in body and "payload" not in parse_qs(body):
         # Bolt takes any form body that merely contains the word "payload" (say,
         # `/plan create payload-api`) for an interaction, and finds nothing in it: a 404.
         bolt_request.body = dict(parse_qsl(body, keep_blank_values=True))

@@ -2,7 +2,8 @@
 
 `planbot serve` acks Slack's requests on its event loop and starts this worker beside it
 (`planbot deliver`), so posting audit messages, replacing cards through response_url, calling the
-provisioner and sweeping never take CPU or the GIL from the acks. The worker polls the outbox a few
+provisioner and sweeping never take the GIL from the acks; started by the server, the worker runs
+at a lower CPU priority, so in a burst the acks come first and the deliveries catch up after. The worker polls the outbox a few
 times a second (a read of one indexed row when nothing is due), stops on SIGTERM or SIGINT after
 the delivery in hand, and stops by itself when the server that started it is gone.
 """
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: how often the worker looks for due outbox entries
 POLL_SECONDS = 0.1
+#: the worker yields the CPU to the server's acks in a burst, and catches up after it
+NICENESS = 10
 
 
 def deliver_forever(
@@ -39,6 +42,8 @@ def deliver_forever(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if parent is not None and hasattr(os, "nice"):
+        os.nice(NICENESS)
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:

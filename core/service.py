@@ -18,20 +18,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm.util import identity_key
 
 from core import domain, errors
 from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
 from core.domain import Actor, AppState, Operation, Plan, Status
 from core.money import Catalog, CostImpact, RateSegment, Statement, cost_impact, format_money
-from core.store.direct import Direct, pending_values
+from core.store.direct import Direct, DirectTransaction, RequestRecord, pending_values
 from core.store.tables import (
     AccessGrantRow,
     ApprovalRow,
     AppRow,
     PendingRequestRow,
 )
-from core.store.uow import UnitOfWork, app_state, apply_state
+from core.store.uow import UnitOfWork, app_state
 
 __all__ = [
     "AppPage",
@@ -319,6 +318,10 @@ class PlanService:
 
     def confirm(self, request_id: str, *, actor: Actor) -> Outcome:
         """Apply a pending request exactly once, for its requester."""
+        outcome = self._confirm_directly(request_id, actor)
+        if outcome is not None:
+            return outcome
+        # Anything but the plain case (refusals, approvals, new apps) takes the unit of work.
         with UnitOfWork(self.engine) as uow:
             row = self._open_request(uow, request_id, actor)
             if row.approvals_needed:
@@ -329,6 +332,62 @@ class PlanService:
             uow.commit()
         self._outbox_written()
         return outcome
+
+    def _confirm_directly(self, request_id: str, actor: Actor) -> Outcome | None:
+        """The requester confirms a request that needs no approval: one lean transaction.
+
+        None (and nothing written) when anything is not plain: no such request, decided, expired,
+        awaiting approval, someone else's, a new app, the app changed, or the change or the role
+        refused; `confirm` then goes the full way, which refuses with the reason and audits it.
+        """
+        now = self.clock()
+        with self.direct.transaction() as tx:
+            row = tx.request(request_id)
+            if (
+                row is None
+                or row.state != "pending"
+                or now >= row.expires_at
+                or row.approvals_needed
+                or row.actor_id != actor.user_id
+                or row.app_id is None
+            ):
+                return None
+            op = Operation(row.operation)
+            before = tx.app(row.app_id)
+            if before is None or before.version != row.app_version:
+                return None
+            try:
+                after = self._rule(before, _change(row), now)
+            except errors.PlanError:
+                return None
+            if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
+                return None
+            cost = self._cost(tx.segments(after.app_id, until=now), after, now)
+            changes = tuple(self._changes(before, after))
+            cost_text = self._cost_text(cost)
+            self.record_change(
+                tx,
+                before,
+                after,
+                op,
+                actor=actor,
+                now=now,
+                request=row,
+                cost_text=cost_text,
+                changes=changes,
+            )
+            tx.decide(
+                row.id,
+                {
+                    "state": "applied",
+                    "decided_by": actor.user_id,
+                    "decided_by_name": actor.name,
+                    "decided_at": now,
+                    "result": {"app_id": after.app_id},
+                },
+            )
+            tx.commit()
+        return self._applied(row, op, after, actor, changes, cost_text)
 
     def approve(self, request_id: str, *, actor: Actor) -> Outcome:
         """Record a peer's approval; apply the request once enough peers approved."""
@@ -387,17 +446,18 @@ class PlanService:
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """Queue an answer to a reply URL (delivered from the outbox, in order per URL)."""
         now = self.clock()
-        with UnitOfWork(self.engine) as uow:
-            self._enqueue(
-                uow,
-                "reply",
-                "reply",
-                hashlib.sha256(url.encode()).hexdigest()[:40],
-                "",  # not NULL: entries for one URL then wait for the ones before
-                {"url": url, "message": dict(message)},
-                now,
-            )
-            uow.commit()
+        self.direct.insert_outbox(
+            {
+                "kind": "reply",
+                "topic": "reply",
+                "destination": hashlib.sha256(url.encode()).hexdigest()[:40],
+                "app_id": "",  # not NULL: entries for one URL then wait for the ones before
+                "payload": {"url": url, "message": dict(message)},
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+        self._outbox_written()
 
     def pending(self, request_id: str) -> PendingRequestRow | None:
         """A request as stored (for the edge to redraw a card)."""
@@ -827,13 +887,7 @@ class PlanService:
                 raise
         self._require_for_request(uow, row, requester if row.approvals_needed else actor)
         segments = uow.history.segments(after.app_id, until=now) if before else []
-        cost = cost_impact(
-            segments,
-            self._segment(after, now),
-            tz=self.config.billing_tz,
-            now=now,
-            currency=self.config.catalog.currency,
-        )
+        cost = self._cost(segments, after, now)
         changes = tuple(self._changes(before, after))
         self.record_change(
             uow,
@@ -849,6 +903,26 @@ class PlanService:
         self._decide(row, "applied", actor, now)
         row.result = {"app_id": after.app_id}
         uow.requests.add(row)
+        return self._applied(row, op, after, actor, changes, self._cost_text(cost))
+
+    def _cost(self, segments: Sequence[RateSegment], after: AppState, now: datetime) -> CostImpact:
+        return cost_impact(
+            segments,
+            self._segment(after, now),
+            tz=self.config.billing_tz,
+            now=now,
+            currency=self.config.catalog.currency,
+        )
+
+    def _applied(
+        self,
+        row: PendingRequestRow | RequestRecord,
+        op: Operation,
+        after: AppState,
+        actor: Actor,
+        changes: tuple[FieldChange, ...],
+        cost_text: str,
+    ) -> Outcome:
         return Outcome(
             request_id=row.id,
             state="applied",
@@ -858,45 +932,26 @@ class PlanService:
             message=_done_message(op, after),
             actor=actor,
             changes=changes,
-            cost_text=self._cost_text(cost),
+            cost_text=cost_text,
             approvals_needed=row.approvals_needed,
         )
 
     def record_change(
         self,
-        uow: UnitOfWork,
+        uow: UnitOfWork | DirectTransaction,
         before: AppState | None,
         after: AppState,
         op: Operation,
         *,
         actor: Actor,
         now: datetime,
-        request: PendingRequestRow | None = None,
+        request: PendingRequestRow | RequestRecord | None = None,
         cost_text: str = "",
         changes: Sequence[FieldChange] = (),
         detail: str = "",
     ) -> None:
         """Write a change: the app row, its history, the audit event and the outbox entries."""
-        if before is None:
-            app_row = AppRow(
-                app_id=after.app_id,
-                name=after.name,
-                plan=after.plan.value,
-                billing_mode=after.billing_mode.value,
-                status=after.status.value,
-                created_at=after.created_at,
-                updated_at=now,
-            )
-            apply_state(app_row, after, now)
-            uow.apps.add(app_row)
-        else:
-            # already loaded (and locked) by the caller: the identity map answers, no query
-            loaded = uow.session.identity_map.get(identity_key(AppRow, after.app_id))
-            found = loaded if loaded is not None else uow.apps.get(after.app_id, lock=True)
-            assert found is not None
-            app_row = found
-            apply_state(app_row, after, now)
-            uow.session.add(app_row)
+        uow.apps.save(before, after, now)
         monthly = self.config.catalog.monthly_price(after.plan, after.config)
         request_id = request.id if request else None
         uow.history.insert(
@@ -912,7 +967,7 @@ class PlanService:
             actor_name=actor.name,
             request_id=request_id,
         )
-        event = uow.audit.append(
+        seq = uow.audit.append(
             at=now,
             actor_id=actor.user_id,
             actor_name=actor.name,
@@ -938,7 +993,7 @@ class PlanService:
             "cost": cost_text,
             "detail": detail,
             "at": now.isoformat(),
-            "audit_seq": event.seq,
+            "audit_seq": seq,
             "request_id": request_id,
         }
         audience = self._audience(after.owner_channel)
@@ -971,7 +1026,7 @@ class PlanService:
 
     def _enqueue(
         self,
-        uow: UnitOfWork,
+        uow: UnitOfWork | DirectTransaction,
         kind: str,
         topic: str,
         destination: str,
@@ -1012,7 +1067,7 @@ class PlanService:
         notify_requester: bool = False,
     ) -> None:
         now = self.clock()
-        event = uow.audit.append(
+        seq = uow.audit.append(
             at=now,
             actor_id=actor.user_id,
             actor_name=actor.name,
@@ -1043,7 +1098,7 @@ class PlanService:
                     "requester_id": row.actor_id,
                     "detail": detail,
                     "at": now.isoformat(),
-                    "audit_seq": event.seq,
+                    "audit_seq": seq,
                     "request_id": row.id,
                 },
                 now,
@@ -1058,7 +1113,7 @@ class PlanService:
             "role": grant.role.label,
             "team": grant.team or "(all apps)",
         }
-        event = uow.audit.append(
+        seq = uow.audit.append(
             at=now,
             actor_id=actor.user_id,
             actor_name=actor.name,
@@ -1078,7 +1133,7 @@ class PlanService:
                     "actor_id": actor.user_id,
                     "actor_name": actor.name,
                     "at": now.isoformat(),
-                    "audit_seq": event.seq,
+                    "audit_seq": seq,
                     **subject,
                 },
                 now,
@@ -1212,7 +1267,7 @@ def _params(change: ChangeRequest, channel_id: str | None) -> dict[str, Any]:
     }
 
 
-def _change(row: PendingRequestRow) -> ChangeRequest:
+def _change(row: PendingRequestRow | RequestRecord) -> ChangeRequest:
     params = row.params
     return ChangeRequest(
         operation=Operation(row.operation),

@@ -1,4 +1,4 @@
-"""The hot reads and the pending-request insert, straight on a DB-API connection.
+"""The hot reads and single-row inserts, straight on a DB-API connection.
 
 Every Slack request reads an app (and, for a preview, its plan history) and a preview stores one
 pending request. Through a Session each of those costs more in SQLAlchemy's bookkeeping (session,
@@ -10,8 +10,11 @@ columns' own types (UTC datetimes, JSON), so rows read here equal rows read thro
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,15 +23,68 @@ from sqlalchemy.engine import Engine
 
 from core.domain import AppState
 from core.money import RateSegment
-from core.store.tables import AccessGrantRow, PendingRequestRow
-from core.store.uow import _APP_BY_ID, _APP_BY_NAME, _SEGMENTS, _writer_lock, app_state, segment
+from core.store.tables import (
+    AccessGrantRow,
+    AppRow,
+    AuditEventRow,
+    AuditHeadRow,
+    OutboxRow,
+    PendingRequestRow,
+    PlanHistoryRow,
+)
+from core.store.uow import (
+    _APP_BY_ID,
+    _APP_BY_NAME,
+    _HEAD_ADVANCE,
+    _HEAD_LOCKED,
+    _SEGMENTS,
+    _writer_lock,
+    app_state,
+    audit_record,
+    segment,
+)
 
-__all__ = ["Compiled", "Direct", "pending_values"]
+__all__ = ["Compiled", "Direct", "DirectTransaction", "RequestRecord", "pending_values"]
 
 _PENDING: sa.Table = PendingRequestRow.__table__  # type: ignore[attr-defined]
 _GRANTS: sa.Table = AccessGrantRow.__table__  # type: ignore[attr-defined]
 _ALL_GRANTS = sa.select(_GRANTS).order_by(_GRANTS.c.role, _GRANTS.c.principal_id)
 _INSERT_PENDING = sa.insert(_PENDING).values({c.name: sa.bindparam(c.name) for c in _PENDING.c})
+_OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa.insert(_OUTBOX).values(
+    {c.name: sa.bindparam(c.name) for c in _OUTBOX.c if c.name != "id"}
+)
+
+_APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
+_HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
+_AUDIT: sa.Table = AuditEventRow.__table__  # type: ignore[attr-defined]
+_HEAD: sa.Table = AuditHeadRow.__table__  # type: ignore[attr-defined]
+_REQUEST_LOCKED = sa.select(_PENDING).where(_PENDING.c.id == sa.bindparam("id")).with_for_update()
+_APP_LOCKED = _APP_BY_ID.with_for_update()
+_STATE_COLUMNS = (
+    "name",
+    "owner_channel",
+    "plan",
+    "billing_mode",
+    "status",
+    "dev_expires_at",
+    "disabled_at",
+    "config_changed_at",
+    "config",
+    "version",
+    "updated_at",
+)
+_SAVE_APP = (
+    sa.update(_APP)
+    .where(_APP.c.app_id == sa.bindparam("key"))
+    .values({name: sa.bindparam(name, type_=_APP.c[name].type) for name in _STATE_COLUMNS})
+)
+_DECIDED = ("state", "decided_by", "decided_by_name", "decided_at", "result")
+_DECIDE = (
+    sa.update(_PENDING)
+    .where(_PENDING.c.id == sa.bindparam("key"))
+    .values({name: sa.bindparam(name, type_=_PENDING.c[name].type) for name in _DECIDED})
+)
 
 Processor = Callable[[Any], Any] | None
 
@@ -68,6 +124,25 @@ class Compiled:
         }
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """A pending request as read in a direct transaction (what confirming it needs)."""
+
+    id: str
+    operation: str
+    app_id: str | None
+    params: dict[str, Any]
+    actor_id: str
+    actor_name: str
+    app_version: int | None
+    approvals_needed: int
+    state: str
+    expires_at: datetime
+
+
+_REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+
+
 class _Row:
     """Attribute access to a dict row (the shape `app_state` and `segment` read)."""
 
@@ -91,6 +166,14 @@ class Direct:
         self._segments = Compiled(_SEGMENTS, dialect)
         self._grants = Compiled(_ALL_GRANTS, dialect)
         self._insert_pending = Compiled(_INSERT_PENDING, dialect)
+        self._insert_outbox = Compiled(_INSERT_OUTBOX, dialect)
+        self._locked_request = Compiled(_REQUEST_LOCKED, dialect)
+        self._locked_app = Compiled(_APP_LOCKED, dialect)
+        self._save_app = Compiled(_SAVE_APP, dialect)
+        self._decide = Compiled(_DECIDE, dialect)
+        self._head_locked = Compiled(_HEAD_LOCKED, dialect)
+        self._head_advance = Compiled(_HEAD_ADVANCE, dialect)
+        self._inserts: dict[tuple[str, tuple[str, ...]], Compiled] = {}
         self._local = threading.local()
         self._writers = _writer_lock(engine)
         # read like a unit of work: direct.apps.state(...), direct.grants.all(), and so on
@@ -104,17 +187,20 @@ class Direct:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self.engine.raw_connection()
-            if self.engine.dialect.name != "sqlite":
-                # Out of the pool for good (closed with its thread), so that no unit of work is
-                # ever handed a connection in autocommit, where its row locks would not hold.
+            if not isinstance(self.engine.pool, sa.pool.StaticPool):  # not one in-memory database
+                # Out of the pool for good (closed with its thread): the pool stays free for the
+                # units of work, and none is ever handed a connection set to autocommit here.
                 connection.detach()
+            if self.engine.dialect.name != "sqlite":
                 connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
             # SQLite's connections are all in autocommit already (BEGIN is issued explicitly).
             self._local.connection = connection
         return connection
 
-    def _run(self, compiled: Compiled, values: Mapping[str, Any]) -> list[Sequence[Any]]:
-        connection = self._connection()
+    def _run(
+        self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
+    ) -> list[Sequence[Any]]:
+        connection = connection or self._connection()
         try:
             cursor = connection.cursor()
             try:
@@ -159,16 +245,56 @@ class Direct:
         """Every access grant."""
         return [AccessGrantRow(**self._grants.row(r)) for r in self._run(self._grants, {})]
 
-    # --- the one write -------------------------------------------------------------------
+    # --- single-statement writes ---------------------------------------------------------
 
     def insert_pending(self, values: Mapping[str, Any]) -> None:
         """Store a pending request (one statement, its own transaction)."""
+        self._write(self._insert_pending, values)
+
+    def insert_outbox(self, values: Mapping[str, Any]) -> None:
+        """Queue an outbox entry that belongs to no other change (one statement)."""
+        row: dict[str, Any] = {c.name: None for c in _OUTBOX.c if c.name != "id"}
+        row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
+        row.update(values)
+        self._write(self._insert_outbox, row)
+
+    def insert(self, table: sa.Table, values: Mapping[str, Any], connection: Any = None) -> None:
+        """Insert one row of `table` with these columns (compiled once per set of columns)."""
+        key = (table.name, tuple(sorted(values)))
+        compiled = self._inserts.get(key)
+        if compiled is None:
+            statement = sa.insert(table).values(
+                {name: sa.bindparam(name, type_=table.c[name].type) for name in key[1]}
+            )
+            compiled = self._inserts[key] = Compiled(statement, self.engine.dialect)
+        self._run(compiled, values, connection)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DirectTransaction]:
+        """A write transaction on this thread's connection; rolled back unless committed."""
+        if self._writers is not None:
+            self._writers.acquire()
+        try:
+            connection = self._connection()
+            sqlite = self.engine.dialect.name == "sqlite"
+            connection.dbapi_connection.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+            transaction = DirectTransaction(self, connection)
+            try:
+                yield transaction
+            finally:
+                if not transaction.committed and self._local.connection is connection:
+                    connection.dbapi_connection.execute("ROLLBACK")
+        finally:
+            if self._writers is not None:
+                self._writers.release()
+
+    def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
         if self._writers is None:
-            self._run(self._insert_pending, values)
+            self._run(compiled, values)
             return
         self._writers.acquire()
         try:
-            self._run(self._insert_pending, values)
+            self._run(compiled, values)
         finally:
             self._writers.release()
 
@@ -179,3 +305,103 @@ def pending_values(row: Mapping[str, Any]) -> dict[str, Any]:
     values.update(state="pending", approvals_needed=0, result={}, actor_name="")
     values.update(row)
     return values
+
+
+class DirectTransaction:
+    """One write transaction of `Direct`: the statements of a confirmation, and its commit.
+
+    It offers what `PlanService.record_change` writes through (`apps.save`, `history.insert`,
+    `audit.append`, `outbox.insert`, `after_commit`), like a unit of work does.
+    """
+
+    def __init__(self, direct: Direct, connection: Any) -> None:
+        self.direct = direct
+        self.connection = connection
+        self.committed = False
+        self._after_commit: list[Callable[[], None]] = []
+        self.apps = self
+        self.history = _TableWriter(self, _HISTORY)
+        self.outbox = _TableWriter(self, _OUTBOX)
+        self.audit = self
+
+    def _rows(self, compiled: Compiled, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        raw = self.direct._run(compiled, values, self.connection)
+        return [compiled.row(r) for r in raw]
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        """The pending request, row-locked for this transaction."""
+        rows = self._rows(self.direct._locked_request, {"id": request_id})
+        if not rows:
+            return None
+        return RequestRecord(**{name: rows[0][name] for name in _REQUEST_FIELDS})
+
+    def app(self, app_id: str) -> AppState | None:
+        """The app's state, row-locked for this transaction."""
+        rows = self._rows(self.direct._locked_app, {"app_id": app_id})
+        return app_state(_Row(rows[0])) if rows else None  # type: ignore[arg-type]
+
+    def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
+        """The app's rate segments that started before `until`, oldest first."""
+        rows = self._rows(self.direct._segments, {"app_id": app_id, "until": until})
+        return [segment(_Row(r)) for r in rows]  # type: ignore[arg-type]
+
+    def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
+        """Write the app's new state (an existing app only)."""
+        if before is None:
+            raise ValueError("a new app is written through a unit of work")
+        values: dict[str, Any] = {
+            "key": after.app_id,
+            "name": after.name,
+            "owner_channel": after.owner_channel,
+            "plan": after.plan.value,
+            "billing_mode": after.billing_mode.value,
+            "status": after.status.value,
+            "dev_expires_at": after.dev_expires_at,
+            "disabled_at": after.disabled_at,
+            "config_changed_at": after.config_changed_at,
+            "config": dict(after.config),
+            "version": after.version,
+            "updated_at": now,
+        }
+        self.direct._run(self.direct._save_app, values, self.connection)
+
+    def append(self, **fields: Any) -> int:
+        """Append an audit record after the locked head of the chain; returns its seq."""
+        heads = self.direct._run(self.direct._head_locked, {}, self.connection)
+        head = _Row(self.direct._head_locked.row(heads[0])) if heads else None
+        record = audit_record(head, fields)
+        self.direct.insert(_AUDIT, record, self.connection)
+        head_values = {"seq": record["seq"], "hash": record["hash"]}
+        if head is None:
+            self.direct.insert(_HEAD, {"id": 1, **head_values}, self.connection)
+        else:
+            self.direct._run(self.direct._head_advance, head_values, self.connection)
+        return int(record["seq"])
+
+    def decide(self, request_id: str, values: Mapping[str, Any]) -> None:
+        """Record how the request ended (state, by whom, when, result)."""
+        self.direct._run(self.direct._decide, {"key": request_id, **values}, self.connection)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed."""
+        self._after_commit.append(callback)
+
+    def commit(self) -> None:
+        """Commit, then run the after-commit callbacks."""
+        self.connection.dbapi_connection.execute("COMMIT")
+        self.committed = True
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+
+class _TableWriter:
+    def __init__(self, transaction: DirectTransaction, table: sa.Table) -> None:
+        self.transaction = transaction
+        self.table = table
+
+    def insert(self, **values: Any) -> None:
+        """Insert one row in the transaction."""
+        if self.table is _OUTBOX:
+            values = {"status": "pending", "attempts": 0, "receipt": {}, **values}
+        self.transaction.direct.insert(self.table, values, self.transaction.connection)

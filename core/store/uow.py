@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -13,6 +13,7 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 try:
@@ -142,6 +143,28 @@ class Apps:
         """Stage a new app."""
         self.session.add(row)
 
+    def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
+        """Write an app's new state (a new app when `before` is None)."""
+        if before is None:
+            row = AppRow(
+                app_id=after.app_id,
+                name=after.name,
+                plan=after.plan.value,
+                billing_mode=after.billing_mode.value,
+                status=after.status.value,
+                created_at=after.created_at,
+                updated_at=now,
+            )
+            apply_state(row, after, now)
+            self.session.add(row)
+            return
+        # already loaded (and locked) by the caller: the identity map answers, no query
+        loaded = self.session.identity_map.get(identity_key(AppRow, after.app_id))
+        found = loaded if loaded is not None else self.get(after.app_id, lock=True)
+        assert found is not None
+        apply_state(found, after, now)
+        self.session.add(found)
+
     def page(
         self, *, contains: str | None, channels: Sequence[str] | None, offset: int, limit: int
     ) -> tuple[Sequence[AppRow], int]:
@@ -270,33 +293,44 @@ class Requests:
         ).all()
 
 
+def audit_record(head: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column of the record that follows `head` (None: the first), its hash included."""
+    seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
+    record: dict[str, Any] = {
+        "before": {},
+        "after": {},
+        "detail": "",
+        "actor_name": "",
+        "app_id": None,
+        "request_id": None,
+        "cost": None,
+        **fields,
+        "seq": seq + 1,
+    }
+    record["prev_hash"] = prev_hash
+    record["hash"] = chain_hash(prev_hash, record)
+    return record
+
+
 class Audit:
     """The append-only, hash-chained audit log."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def append(self, **fields: Any) -> AuditEventRow:
-        """Append one record; the head row lock orders concurrent writers."""
+    def append(self, **fields: Any) -> int:
+        """Append one record; the head row lock orders concurrent writers. Returns its seq."""
         connection = self.session.connection()
         head = connection.execute(_HEAD_LOCKED).first()
-        seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
-        fields["seq"] = seq + 1
-        fields.setdefault("before", {})
-        fields.setdefault("after", {})
-        fields.setdefault("detail", "")
-        fields.setdefault("actor_name", "")
-        fields.setdefault("app_id", None)
-        fields.setdefault("request_id", None)
-        fields.setdefault("cost", None)
-        digest = chain_hash(prev_hash, fields)
-        row = AuditEventRow(**fields, prev_hash=prev_hash, hash=digest)
-        connection.execute(sa.insert(_AUDIT), {c.name: getattr(row, c.name) for c in _AUDIT.c})
+        record = audit_record(head, fields)
+        connection.execute(sa.insert(_AUDIT), record)
         if head is None:
-            connection.execute(sa.insert(_HEAD), {"id": 1, "seq": row.seq, "hash": digest})
+            connection.execute(
+                sa.insert(_HEAD), {"id": 1, "seq": record["seq"], "hash": record["hash"]}
+            )
         else:
-            connection.execute(_HEAD_ADVANCE, {"seq": row.seq, "hash": digest})
-        return row
+            connection.execute(_HEAD_ADVANCE, {"seq": record["seq"], "hash": record["hash"]})
+        return int(record["seq"])
 
     def head(self) -> AuditHeadRow:
         """The stored head of the chain."""
