@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 #: how often the worker looks for due outbox entries
 POLL_SECONDS = 0.1
-#: the worker yields the CPU to the server's acks in a burst, and catches up after it
-NICENESS = 10
 
 
 def deliver_forever(
@@ -42,8 +40,8 @@ def deliver_forever(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if parent is not None and hasattr(os, "nice"):
-        os.nice(NICENESS)
+    if parent is not None:
+        _yield_to_server()
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:
@@ -60,6 +58,16 @@ def deliver_forever(
     finally:
         planbot.close()
     return 0
+
+
+def _yield_to_server() -> None:
+    """Give the server's acks the CPU first (nice 10).
+
+    Acks have Slack's 3-second deadline and deliveries have none: in a burst the acks come first
+    and the outbox catches up as the burst ebbs, while a worker on a busy host still gets a share.
+    """
+    if hasattr(os, "nice"):
+        os.nice(10)
 
 
 class DeliveryChild:

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 
 from core.domain import utcnow
+from core.store.direct import Direct
+from core.store.tables import OutboxRow
 from core.store.uow import UnitOfWork
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 
 class DeliveryError(Exception):
@@ -97,6 +101,7 @@ class OutboxDispatcher:
         poll_interval: float = 2.0,
     ) -> None:
         self.engine = engine
+        self.direct = Direct(engine)
         self.notifier = notifier
         self.provisioner = provisioner
         self.replier = replier
@@ -157,16 +162,17 @@ class OutboxDispatcher:
         except Exception as err:  # a bug in a notifier must not stop the others; retry later
             log.exception("outbox entry %s: unexpected delivery error", entry_id)
             return self._failed(entry_id, attempts, DeliveryError(repr(err)))
-        with UnitOfWork(self.engine) as uow:
-            row = uow.outbox.get(entry_id)
-            if row is not None:
-                row.status = "delivered"
-                row.delivered_at = self.clock()
-                row.lease_until = None
-                row.last_error = None
-                row.receipt = dict(receipt or {})
-                uow.session.add(row)
-            uow.commit()
+        self.direct.update(
+            _OUTBOX,
+            entry_id,
+            {
+                "status": "delivered",
+                "delivered_at": self.clock(),
+                "lease_until": None,
+                "last_error": None,
+                "receipt": dict(receipt or {}),
+            },
+        )
         return "delivered"
 
     def _renew_lease(self, entry_id: int, attempts: int) -> bool:
@@ -199,17 +205,12 @@ class OutboxDispatcher:
         else:
             delay = min(self.max_backoff, 2.0 ** min(attempts - 1, 16))
             delay *= random.uniform(0.8, 1.2)
-        with UnitOfWork(self.engine) as uow:
-            row = uow.outbox.get(entry_id)
-            if row is not None:
-                row.lease_until = None
-                row.last_error = err.reason[:500]
-                if err.permanent:
-                    row.status = "dead"
-                else:
-                    row.next_attempt_at = now + timedelta(seconds=delay)
-                uow.session.add(row)
-            uow.commit()
+        failed: dict[str, Any] = {"lease_until": None, "last_error": err.reason[:500]}
+        if err.permanent:
+            failed["status"] = "dead"
+        else:
+            failed["next_attempt_at"] = now + timedelta(seconds=delay)
+        self.direct.update(_OUTBOX, entry_id, failed)
         if err.permanent:
             log.error("outbox entry %s given up: %s", entry_id, err.reason)
             return "dead"

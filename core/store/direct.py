@@ -200,12 +200,19 @@ class Direct:
     def _run(
         self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
     ) -> list[Sequence[Any]]:
+        return self._execute(compiled, values, connection)[0]
+
+    def _execute(
+        self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
+    ) -> tuple[list[Sequence[Any]], int]:
+        """Run the statement; its rows (for a select) and its row count."""
         connection = connection or self._connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(compiled.sql, compiled.parameters(values))
-                return list(cursor.fetchall()) if compiled.names else []
+                rows = list(cursor.fetchall()) if compiled.names else []
+                return rows, int(cursor.rowcount)
             finally:
                 cursor.close()
         except self.engine.dialect.loaded_dbapi.Error as err:
@@ -269,6 +276,22 @@ class Direct:
             compiled = self._inserts[key] = Compiled(statement, self.engine.dialect)
         self._run(compiled, values, connection)
 
+    def update(self, table: sa.Table, key: Any, values: Mapping[str, Any]) -> int:
+        """Set these columns of the row whose primary key is `key` (one statement, committed);
+        returns how many rows changed."""
+        (primary,) = table.primary_key.columns
+        names = tuple(sorted(values))
+        cache_key = (f"update {table.name}", names)
+        compiled = self._inserts.get(cache_key)
+        if compiled is None:
+            statement = (
+                sa.update(table)
+                .where(primary == sa.bindparam("key_"))
+                .values({name: sa.bindparam(name, type_=table.c[name].type) for name in names})
+            )
+            compiled = self._inserts[cache_key] = Compiled(statement, self.engine.dialect)
+        return self._write(compiled, {**values, "key_": key})
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[DirectTransaction]:
         """A write transaction on this thread's connection; rolled back unless committed."""
@@ -288,15 +311,14 @@ class Direct:
             if self._writers is not None:
                 self._writers.release()
 
-    def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
-        if self._writers is None:
-            self._run(compiled, values)
-            return
-        self._writers.acquire()
+    def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> int:
+        if self._writers is not None:
+            self._writers.acquire()
         try:
-            self._run(compiled, values)
+            return self._execute(compiled, values)[1]
         finally:
-            self._writers.release()
+            if self._writers is not None:
+                self._writers.release()
 
 
 def pending_values(row: Mapping[str, Any]) -> dict[str, Any]:
