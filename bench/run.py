@@ -602,6 +602,7 @@ def start_planbot(
     database_url: str,
     csv_path: Path,
     workdir: Path,
+    workers: str = "1",
 ) -> Server:
     """Import the apps with `planbot apps import`, start `planbot serve`, wait for /healthz."""
     audit_channel = "C_AUDIT_" + name.upper().replace("-", "_")
@@ -633,7 +634,7 @@ def start_planbot(
     port = free_port()
     proc = Proc(
         name,
-        [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers],
         env=env,
         log=workdir / f"{name}.log",
     )
@@ -820,6 +821,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also import this many apps into a fresh SQLite planbot and report its memory",
     )
     parser.add_argument("--planbot-cmd", help="how to run planbot (default: the planbot command)")
+    parser.add_argument(
+        "--workers",
+        default="auto",
+        help="`planbot serve --workers` for the measured servers (default auto: one per CPU; "
+        "the memory run always uses the default single worker)",
+    )
     parser.add_argument("--concurrency", help="comma-separated concurrencies (default 1,16,64,256)")
     parser.add_argument("--cell-seconds", type=float, help="time cap of one measurement")
     parser.add_argument(
@@ -879,7 +886,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if cmd:
                 sqlite_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
                 servers.append(
-                    start_planbot("planbot-sqlite", cmd, slack, sqlite_url, csv_path, workdir)
+                    start_planbot(
+                        "planbot-sqlite", cmd, slack, sqlite_url, csv_path, workdir, args.workers
+                    )
                 )
                 stack.callback(servers[-1].proc.stop)
                 if postgres_mode != "off":
@@ -888,7 +897,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         database_url = stack.enter_context(postgres_database(pg_url))
                         servers.append(
                             start_planbot(
-                                "planbot-postgres", cmd, slack, database_url, csv_path, workdir
+                                "planbot-postgres",
+                                cmd,
+                                slack,
+                                database_url,
+                                csv_path,
+                                workdir,
+                                args.workers,
                             )
                         )
                         stack.callback(servers[-1].proc.stop)
@@ -917,7 +932,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for outcome in bench.outcomes.values():
         notes += outcome.notes
-    report = render(bench.outcomes, profile, notes, memory_mb, time.monotonic() - started)
+    report = render(
+        bench.outcomes, profile, notes, memory_mb, time.monotonic() - started, args.workers
+    )
     print("\n" + report)
     if args.out:
         args.out.write_text(report + "\n")
@@ -990,6 +1007,7 @@ def render(
     notes: Sequence[str],
     memory_mb: float | None,
     seconds: float,
+    workers: str = "1",
 ) -> str:
     """The whole Markdown report."""
     parts = [
@@ -999,8 +1017,8 @@ def render(
         "",
         f"Servers: `{BARE_STOCK}` = bare Bolt app, Starlette adapter under uvicorn, "
         f"process_before_response=False; `{BARE_CEILING}` = the same with "
-        "process_before_response=True; `planbot-*` = `planbot serve` with "
-        f"{profile.apps:,} apps. Each cell: up to the n shown, capped at "
+        "process_before_response=True; `planbot-*` = `planbot serve --workers "
+        f"{workers}` (and its delivery worker) with {profile.apps:,} apps. Each cell: up to the n shown, capped at "
         f"{profile.cell_seconds:g} s; latency is request start to full response, in ms.",
         "",
         table(outcomes, profile),

@@ -37,6 +37,16 @@ __all__ = ["main"]
 CLI_ACTOR = Actor("cli", "planbot CLI")
 
 
+def _workers(value: str) -> int:
+    """A number of server processes: a positive integer, or `auto` (one per usable CPU)."""
+    if value.strip().lower() == "auto":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return len(usable) if usable else os.cpu_count() or 1
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of workers or auto")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="planbot",
@@ -50,9 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     serve.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("PLANBOT_WORKERS", "1")),
-        help="server processes sharing the port (each one a replica; default 1)",
+        type=_workers,
+        default=os.environ.get("PLANBOT_WORKERS", "1"),
+        help="server processes sharing the port, or `auto` for one per CPU (default 1)",
     )
     serve.add_argument(
         "--no-delivery",
@@ -115,13 +125,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         elif settings.bot_token and settings.signing_secret:
             command = "serve"
             args.host, args.port = "0.0.0.0", int(os.environ.get("PORT", "3000"))
-            args.workers = int(os.environ.get("PLANBOT_WORKERS", "1"))
+            args.workers = os.environ.get("PLANBOT_WORKERS", "1")
         else:
             command = "shell"
             args.one_shot, args.user, args.no_color = None, None, False
     if command == "serve":
         delivery = not getattr(args, "no_delivery", False)
-        return _serve(settings, args.host, args.port, getattr(args, "workers", 1), delivery)
+        try:
+            workers = _workers(str(getattr(args, "workers", "1")))
+        except argparse.ArgumentTypeError as err:
+            raise SettingsError(f"PLANBOT_WORKERS: {err}") from None
+        return _serve(settings, args.host, args.port, workers, delivery)
     if command == "deliver":
         return _deliver(settings, args.parent)
     if command == "socket":
