@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -261,36 +261,48 @@ def _day_charges(
     today: date,
 ) -> list[DayCharge]:
     """The charge of each day from `start` (a local midnight) to `end`, at its highest rate."""
+    return [
+        DayCharge(day=day, label=best.label, rate=rate, amount=amount, projected=day > today)
+        for day, best, rate, amount in _days(segments, start, end, year, month)
+    ]
+
+
+def _days(
+    segments: Sequence[RateSegment], start: datetime, end: datetime, year: int, month: int
+) -> Iterator[tuple[date, RateSegment, Decimal, Decimal]]:
+    """Each day from `start` to `end` with a segment in force: the day, the segment charged
+    (the highest rate in force that day), its daily rate and the day's amount in cents."""
     days_in_month = calendar.monthrange(year, month)[1]
     ordered = sorted(segments, key=lambda s: s.start)
-    charges: list[DayCharge] = []
+    rates: dict[int, tuple[Decimal, Decimal]] = {}  # per segment: (daily rate, in cents)
+
+    def rate_of(segment: RateSegment) -> tuple[Decimal, Decimal]:
+        known = rates.get(id(segment))
+        if known is None:
+            rate = segment.daily_rate(days_in_month)
+            known = rates[id(segment)] = (rate, cents(rate))
+        return known
+
     index = 0
     current: RateSegment | None = None
     day_start = start
     while day_start < end:
-        day_end = datetime.combine(day_start.date() + timedelta(days=1), day_start.timetz())
+        day = day_start.date()
+        day_end = datetime.combine(day + timedelta(days=1), day_start.timetz())
         while index < len(ordered) and ordered[index].start <= day_start:
             current = ordered[index]
             index += 1
-        in_force = [current] if current is not None else []
+        best = current
         look = index
         while look < len(ordered) and ordered[look].start < day_end:
-            in_force.append(ordered[look])
+            later = ordered[look]
+            if best is None or rate_of(later)[0] > rate_of(best)[0]:
+                best = later
             look += 1
-        if in_force:
-            best = max(in_force, key=lambda s: s.daily_rate(days_in_month))
-            rate = best.daily_rate(days_in_month)
-            charges.append(
-                DayCharge(
-                    day=day_start.date(),
-                    label=best.label,
-                    rate=rate,
-                    amount=cents(rate),
-                    projected=day_start.date() > today,
-                )
-            )
+        if best is not None:
+            rate, amount = rate_of(best)
+            yield day, best, rate, amount
         day_start = day_end
-    return charges
 
 
 @dataclass(frozen=True)
@@ -331,9 +343,9 @@ def cost_impact(
     start, end = month_bounds(local.year, local.month, tz)
     today = local.date()
     today_start = datetime.combine(today, start.timetz())
-    rest = _day_charges([*segments, change], today_start, end, local.year, local.month, today)
+    rest = _days([*segments, change], today_start, end, local.year, local.month)
     unchanged = sum((d.amount for d in before.days if d.day < today), Decimal("0.00"))
-    after_total = unchanged + sum((d.amount for d in rest), Decimal("0.00"))
+    after_total = unchanged + sum((amount for *_, amount in rest), Decimal("0.00"))
     current = max((s for s in segments if s.start <= now), key=lambda s: s.start, default=None)
     first, last = billing_window(local.year, local.month)
     return CostImpact(
