@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: how often the worker looks for due outbox entries
 POLL_SECONDS = 0.1
+#: entries of one batch (never two for one app and destination) sent at the same time
+SENDERS = 8
 
 
 def deliver_forever(
@@ -42,6 +44,7 @@ def deliver_forever(
     signal.signal(signal.SIGINT, on_signal)
     if parent is not None:
         _yield_to_server()
+    planbot.dispatcher.concurrency = SENDERS
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:

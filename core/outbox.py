@@ -11,10 +11,12 @@ delivery after the lease runs out; nothing is ever lost.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -99,6 +101,7 @@ class OutboxDispatcher:
         lease: timedelta = timedelta(seconds=60),
         max_backoff: float = 300.0,
         poll_interval: float = 2.0,
+        concurrency: int = 1,
     ) -> None:
         self.engine = engine
         self.direct = Direct(engine)
@@ -109,6 +112,8 @@ class OutboxDispatcher:
         self.lease = lease
         self.max_backoff = max_backoff
         self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,18 +134,42 @@ class OutboxDispatcher:
                 uow.commit()
             if not claimed:
                 break
-            for entry_id, kind, destination, payload, attempts in claimed:
-                assert entry_id is not None
-                # Past half the lease, renew it before sending (one more write), so a slow
-                # batch never sends an entry another dispatcher may have claimed meanwhile.
-                stale = self.clock() - now > self.lease / 2
-                if stale and not self._renew_lease(entry_id, attempts):
-                    continue  # its lease ran out while earlier entries were sent: not ours now
-                result = self._deliver_one(entry_id, kind, destination, payload, attempts)
-                delivered += result == "delivered"
-                retried += result == "retry"
-                dead += result == "dead"
+            if self.concurrency > 1:
+                # Each destination's entries go one after another, in the order written (a
+                # channel reads in order); different destinations (each click's response_url)
+                # at the same time.
+                by_destination: dict[str, list[Any]] = {}
+                for entry in claimed:
+                    by_destination.setdefault(entry[2], []).append(entry)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver")
+                send_all = functools.partial(self._send_all, claimed_at=now)
+                groups = list(self._pool.map(send_all, by_destination.values()))
+            else:
+                groups = [self._send_all(claimed, claimed_at=now)]
+            results = [result for group in groups for result in group]
+            delivered += results.count("delivered")
+            retried += results.count("retry")
+            dead += results.count("dead")
         return DeliveryReport(delivered, retried, dead)
+
+    def _send_all(self, entries: list[Any], claimed_at: datetime) -> list[str]:
+        return [self._send(entry, claimed_at) for entry in entries]
+
+    def _send(
+        self, entry: tuple[int | None, str, str, dict[str, Any], int], claimed_at: datetime
+    ) -> str:
+        entry_id, kind, destination, payload, attempts = entry
+        assert entry_id is not None
+        if self._stop.is_set():  # stopping: not sent, so free for the next dispatcher at once
+            self.direct.update(_OUTBOX, entry_id, {"lease_until": None})
+            return "released"
+        # Past half the lease, renew it before sending (one more write), so a slow batch never
+        # sends an entry another dispatcher may have claimed meanwhile.
+        stale = self.clock() - claimed_at > self.lease / 2
+        if stale and not self._renew_lease(entry_id, attempts):
+            return "lost"  # its lease ran out while earlier entries were sent: not ours now
+        return self._deliver_one(entry_id, kind, destination, payload, attempts)
 
     def _deliver_one(
         self, entry_id: int, kind: str, destination: str, payload: dict[str, Any], attempts: int
@@ -238,6 +267,9 @@ class OutboxDispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)  # queued sends see the stop and give their entry back
+            self._pool = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
