@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,8 +175,9 @@ def start_planbot(
     *,
     database_url: str | None = None,
     extra: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Served:
-    """Import the seed apps with the CLI, then start `planbot serve` and wait for /healthz."""
+    """Import the seed apps with the CLI, then start `planbot serve [args]`, wait for /healthz."""
     database_url = database_url or f"sqlite:///{tmp / 'planbot.sqlite3'}"
     env = planbot_env(slack, database_url, extra)
     seed = tmp / "seed.csv"
@@ -186,7 +187,7 @@ def start_planbot(
     )
     port = free_port()
     process = subprocess.Popen(
-        [PLANBOT, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [PLANBOT, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env=env,
         cwd=tmp,
         stdout=subprocess.DEVNULL,

@@ -319,3 +319,107 @@ def test_a_slow_delivery_never_lets_another_dispatcher_send_the_same_entry(
     first.deliver_due()
     assert Counter(n for _, n in sent) == {0: 1, 1: 1, 2: 1}, sent
     assert {r.status for r in rows(engine).values()} == {"delivered"}
+
+
+def test_several_senders_keep_each_destination_in_order_and_deliver_all_once(
+    engine: Engine, notifier: FakeNotifier, clock: Clock
+) -> None:
+    notifier.pause = 0.005
+    entries: list[Entry] = [
+        (f"A{n % 7}", f"C{n % 3}", n)
+        for n in range(60)  # three channels, seven apps
+    ]
+    enqueue(engine, clock(), *entries)
+    dispatcher = OutboxDispatcher(
+        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock, concurrency=4
+    )
+    report = dispatcher.deliver_due()
+    dispatcher.stop()
+    assert (report.delivered, report.retried, report.dead) == (60, 0, 0)
+    assert sorted(n for _, n in notifier.sent) == list(range(60))
+    for channel in ("C0", "C1", "C2"):  # a channel reads its messages in the order written
+        numbers = [n for dest, n in notifier.sent if dest == channel]
+        assert numbers == sorted(numbers)
+    assert dispatcher.deliver_due().delivered == 0
+
+
+def test_a_stopping_dispatcher_gives_back_what_it_has_not_sent(
+    engine: Engine, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), *[(None, "CAUDIT", n) for n in range(5)])
+    dispatcher = OutboxDispatcher(
+        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+    )
+    sent_first = threading.Event()
+    original = notifier.send
+
+    def send_then_stop(destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        receipt = original(destination, payload)
+        if not sent_first.is_set():
+            sent_first.set()
+            dispatcher.stop(timeout=0)  # SIGTERM arrives while the first entry goes out
+        return receipt
+
+    notifier.send = send_then_stop  # type: ignore[method-assign]
+    dispatcher.deliver_due()
+    stored = rows(engine)
+    assert [n for _, n in notifier.sent] == [0]
+    assert stored[0].status == "delivered"
+    # the rest are not leased to a dispatcher that is gone: the next one sends them at once
+    assert all(
+        stored[n].status == "pending" and stored[n].lease_until is None for n in (1, 2, 3, 4)
+    )
+    notifier.send = original  # type: ignore[method-assign]
+    again = OutboxDispatcher(
+        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+    )
+    assert again.deliver_due().delivered == 4
+    assert sorted(n for _, n in notifier.sent) == [0, 1, 2, 3, 4]
+
+
+class FakeReplier:
+    """Records replies; fails the first ones when told to."""
+
+    def __init__(self, failures: list[DeliveryError] | None = None) -> None:
+        self.replies: list[tuple[str, dict[str, Any]]] = []
+        self.failures = failures or []
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.replies.append((url, dict(message)))
+
+
+def test_replies_are_queued_and_delivered_in_order_per_url_with_retries(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    replier = FakeReplier([DeliveryError("response_url answered 500")])
+    dispatcher = OutboxDispatcher(
+        engine=engine,
+        notifier=FakeNotifier(),
+        provisioner=FakeProvisioner(),
+        replier=replier,
+        clock=clock,
+        concurrency=4,
+    )
+    service.reply("https://hooks.example/1", {"text": "first"})
+    service.reply("https://hooks.example/2", {"text": "other card"})
+    service.reply("https://hooks.example/1", {"text": "second"})
+    report = dispatcher.deliver_due()
+    # the first reply to /1 failed: the second to /1 waits for it; /2 goes on its own
+    assert (report.delivered, report.retried) == (1, 1)
+    assert replier.replies == [("https://hooks.example/2", {"text": "other card"})]
+    clock.advance(seconds=5)
+    assert dispatcher.deliver_due().delivered == 2
+    assert [m["text"] for url, m in replier.replies if url.endswith("/1")] == ["first", "second"]
+    dispatcher.stop()
+
+
+def test_a_reply_without_a_replier_is_given_up_not_retried_forever(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    dispatcher = OutboxDispatcher(
+        engine=engine, notifier=FakeNotifier(), provisioner=FakeProvisioner(), clock=clock
+    )
+    service.reply("https://hooks.example/1", {"text": "card"})
+    assert dispatcher.deliver_due().dead == 1

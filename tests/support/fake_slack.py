@@ -68,8 +68,10 @@ class _Failure:
     retry_after: int
     methods: frozenset[str] | None
 
-    def applies_to(self, method: str) -> bool:
-        return self.methods is None or method in self.methods
+    def applies_to(self, method: str, *, listed: bool = False) -> bool:
+        if self.methods is None:
+            return not listed
+        return method in self.methods
 
 
 @dataclass
@@ -286,6 +288,8 @@ class FakeSlack:
     ) -> None:
         """Make the next `n` Web API calls (of `methods`, default all) fail.
 
+        Posts to response URLs fail only when `methods` names ``"response_url"``.
+
         With ``status=429`` the answer carries ``Retry-After: retry_after`` and
         ``{"ok": false, "error": "ratelimited"}``; other statuses answer a server error; with
         ``reset=True`` the connection is closed abruptly without an HTTP response.
@@ -339,16 +343,17 @@ class FakeSlack:
                     return found
                 self._lock.wait(min(remaining, 0.1))
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, *, listed: bool = False) -> _Failure | None:
+        """The failure scripted for this call, if any (`listed`: only if `method` was named)."""
         with self._lock:
             state = self._state
             for i, failure in enumerate(state.scripted):
-                if failure.applies_to(method):
+                if failure.applies_to(method, listed=listed):
                     return state.scripted.pop(i)
             if state.outage is not None:
                 if time.monotonic() >= state.outage.until:
                     state.outage = None
-                elif state.outage.failure.applies_to(method):
+                elif state.outage.failure.applies_to(method, listed=listed):
                     return state.outage.failure
         return None
 
@@ -497,6 +502,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/response/"):
             name = path[len("/response/") :]
+            failure = fake._take_failure("response_url", listed=True)
+            if failure is not None:
+                fake._record(
+                    Call(f"response/{name}", body, headers, now, raw, failure.status), failed=True
+                )
+                self._fail(failure)
+                return
             fake._record(Call(f"response/{name}", body, headers, now, raw), response=name)
             self._send_json(200, {"ok": True})
             return
@@ -511,21 +523,24 @@ class _Handler(BaseHTTPRequestHandler):
         failure = fake._take_failure(method)
         if failure is not None:
             fake._record(Call(method, body, headers, now, raw, failure.status), failed=True)
-            if failure.status == 0:
-                self._reset()
-            elif failure.status == 429:
-                self._send_json(
-                    429,
-                    {"ok": False, "error": "ratelimited"},
-                    {"Retry-After": str(failure.retry_after)},
-                )
-            else:
-                self._send_json(failure.status, {"ok": False, "error": "fatal_error"})
+            self._fail(failure)
             return
 
         answer = fake._answer(method, body)
         fake._record(Call(method, body, headers, now, raw, 200))
         self._send_json(200, answer)
+
+    def _fail(self, failure: _Failure) -> None:
+        if failure.status == 0:
+            self._reset()
+        elif failure.status == 429:
+            self._send_json(
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(failure.retry_after)},
+            )
+        else:
+            self._send_json(failure.status, {"ok": False, "error": "fatal_error"})
 
     def _send_json(
         self, status: int, payload: Mapping[str, Any], extra: Mapping[str, str] | None = None
