@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not start the delivery worker (run `planbot deliver` apart instead)",
     )
+    # one of the processes of `serve --workers N`: bind with SO_REUSEPORT, stop with its parent
+    serve.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     deliver = sub.add_parser(
         "deliver", help="deliver the outbox and run the lifecycle sweep (serve starts this)"
     )
@@ -135,6 +138,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             workers = _workers(str(getattr(args, "workers", "1")))
         except argparse.ArgumentTypeError as err:
             raise SettingsError(f"PLANBOT_WORKERS: {err}") from None
+        if getattr(args, "shared_port", False):
+            return _serve_one_of_many(settings, args.host, args.port, args.parent)
         return _serve(settings, args.host, args.port, workers, delivery)
     if command == "deliver":
         return _deliver(settings, args.parent)
@@ -167,11 +172,19 @@ def _serve(
     child = DeliveryChild() if delivery else None
     if workers > 1:
         upgrade_schema(make_engine(settings.database_url))  # once, before the replicas start
-        serve_workers(
-            "bot.cli:asgi_from_env", host=host, port=port, workers=workers, delivery=child
-        )
+        serve_workers(host=host, port=port, workers=workers, delivery=child)
     else:
         serve(build(settings, verified_upstream=True), host=host, port=port, delivery=child)
+    return 0
+
+
+def _serve_one_of_many(settings: Settings, host: str, port: int, parent: int | None) -> int:
+    from bot.app import build
+    from bot.server import serve
+
+    settings.require_http()
+    planbot = build(settings, verified_upstream=True)
+    serve(planbot, host=host, port=port, delivery=None, shared_port=True, parent=parent)
     return 0
 
 

@@ -14,7 +14,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -198,24 +203,57 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
     )
 
 
-def serve(planbot: Planbot, *, host: str, port: int, delivery: DeliveryChild | None) -> None:
-    """Serve HTTP mode until SIGINT/SIGTERM (in-flight requests finish first).
+def serve(
+    planbot: Planbot,
+    *,
+    host: str,
+    port: int,
+    delivery: DeliveryChild | None,
+    shared_port: bool = False,
+    parent: int | None = None,
+) -> None:
+    """Serve HTTP mode until SIGINT/SIGTERM (what has arrived is answered first).
 
     `delivery` is the worker started beside the server and stopped after it (None when the
-    operator runs `planbot deliver` apart).
+    operator runs `planbot deliver` apart). `shared_port`: bind with SO_REUSEPORT, as one of the
+    processes of `serve_workers`; `parent`: stop (draining) when that process is gone.
     """
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with this
     # handler a SIGTERM ends in exit status 0 rather than death by signal (-15).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if delivery is not None:
         delivery.start()
+    if parent is not None:
+        _stop_when_orphaned(parent)
     activity = Activity()
     config = uvicorn.Config(create_asgi(planbot, activity), host=host, port=port, **UVICORN_OPTIONS)
+    sockets = [_shared_socket(host, port)] if shared_port else None
     try:
-        DrainingServer(config, activity).run()
+        DrainingServer(config, activity).run(sockets=sockets)
     finally:
         if delivery is not None:
             delivery.stop()
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket several processes bind at once; the kernel spreads connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(int(UVICORN_OPTIONS["backlog"]))
+    return sock
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        log.warning("the process that started this server is gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -223,14 +261,72 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def serve_workers(
-    factory: str, *, host: str, port: int, workers: int, delivery: DeliveryChild | None
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    delivery: DeliveryChild | None,
+    restart_after: float = 1.0,
 ) -> None:
-    """Serve with several worker processes, each building its own bot from `factory`."""
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    """Serve with `workers` processes on one port, each a whole `planbot serve` of its own.
+
+    Each binds the port with SO_REUSEPORT, so the kernel spreads new connections evenly among
+    them (a shared listening socket would let whichever process is idle at that instant take
+    them all). One process here watches them: one that dies is started again; SIGTERM or SIGINT
+    is passed on to each, which drains as a single server does; the delivery worker runs once,
+    beside them.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-delivery",
+        "--shared-port",
+        "--parent",
+        str(os.getpid()),
+    ]
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     if delivery is not None:
         delivery.start()
+    processes = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for _ in range(workers)]
+    log.info("serving with %d processes on port %d", workers, port)
     try:
-        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        while not stopping.wait(0.5):
+            for i, process in enumerate(processes):
+                if process.poll() is not None and not stopping.is_set():
+                    log.error(
+                        "server process %d stopped (exit %s); restarting it",
+                        process.pid,
+                        process.returncode,
+                    )
+                    time.sleep(restart_after)
+                    processes[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     finally:
+        how = signal.SIGINT if received and received[0] == signal.SIGINT else signal.SIGTERM
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(how)
+        deadline = time.monotonic() + 15
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if delivery is not None:
             delivery.stop()

@@ -104,7 +104,7 @@ class OutboxDispatcher:
         concurrency: int = 1,
     ) -> None:
         self.engine = engine
-        self.direct = Direct(engine)
+        self.direct = Direct(engine, durable=False)  # a lost mark only repeats a delivery
         self.notifier = notifier
         self.provisioner = provisioner
         self.replier = replier

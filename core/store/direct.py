@@ -156,10 +156,15 @@ class _GrantReads:
 
 
 class Direct:
-    """Hot statements on a per-thread DB-API connection in autocommit (no Session)."""
+    """Hot statements on a per-thread DB-API connection in autocommit (no Session).
 
-    def __init__(self, engine: Engine) -> None:
+    `durable=False` (PostgreSQL): commits do not wait for the disk, for bookkeeping whose loss in
+    a crash only repeats work (the outbox's delivery marks); changes and requests stay durable.
+    """
+
+    def __init__(self, engine: Engine, *, durable: bool = True) -> None:
         self.engine = engine
+        self.durable = durable
         dialect = engine.dialect
         self._app_by_id = Compiled(_APP_BY_ID, dialect)
         self._app_by_name = Compiled(_APP_BY_NAME, dialect)
@@ -193,6 +198,8 @@ class Direct:
                 connection.detach()
             if self.engine.dialect.name != "sqlite":
                 connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+                if not self.durable:  # bookkeeping a crash may lose: no wait for the disk
+                    connection.dbapi_connection.execute("SET synchronous_commit = off")  # type: ignore[union-attr]
             # SQLite's connections are all in autocommit already (BEGIN is issued explicitly).
             self._local.connection = connection
         return connection

@@ -423,3 +423,30 @@ def test_a_reply_without_a_replier_is_given_up_not_retried_forever(
     )
     service.reply("https://hooks.example/1", {"text": "card"})
     assert dispatcher.deliver_due().dead == 1
+
+
+def test_entries_about_no_app_do_not_wait_for_each_other(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    enqueue(engine, clock(), (None, "CAUDIT", 0), (None, "CAUDIT", 1), ("A", "CAUDIT", 2))
+    notifier.failures[0].append(DeliveryError("Slack is down"))
+    report = dispatcher.deliver_due()
+    assert (report.delivered, report.retried) == (2, 1)
+    assert sorted(n for _, n in notifier.sent) == [1, 2]
+
+
+def test_a_long_backlog_is_claimed_head_by_head(
+    engine: Engine, dispatcher: OutboxDispatcher, notifier: FakeNotifier, clock: Clock
+) -> None:
+    # 300 entries in 30 queues of 10: each pass may take only the head of each queue
+    entries: list[Entry] = [(f"A{n % 30}", "CAUDIT", n) for n in range(300)]
+    enqueue(engine, clock(), *entries)
+    with UnitOfWork(engine) as uow:
+        heads = uow.outbox.claim_due(clock(), clock() + timedelta(seconds=60), limit=1000)
+        uow.commit()
+    assert sorted(int(r.payload["n"]) for r in heads) == list(range(30))
+    report = dispatcher.deliver_due()  # the heads are leased: nothing behind them goes first
+    assert report.delivered == 0
+    clock.advance(seconds=61)
+    assert dispatcher.deliver_due().delivered == 300
+    assert in_order(notifier.sent, entries)

@@ -199,17 +199,23 @@ def test_sigkill_during_confirmations_leaves_a_consistent_database(
     start = time.monotonic()
     delays = []
     starting = {t.name: spawn(t.tmp, t.slack, t.url, extra=EXTRA) for t in targets}
-    for n in range(KILLS):
-        target = targets[n % len(targets)]
-        delays.append(cycle(ready(starting[target.name]), target, rng))
-        starting[target.name] = spawn(target.tmp, target.slack, target.url, extra=EXTRA)
-    cycles_s = time.monotonic() - start
-    assert sum(t.kills for t in targets) >= KILLS
-    last = [ready(starting[t.name]) for t in targets]
-    for target in targets:
-        wait_outbox_drained(target.url, timeout=60)
-    time.sleep(0.5)  # a duplicate delivery would show up now
-    stop_all(*last)
+    try:
+        for n in range(KILLS):
+            target = targets[n % len(targets)]
+            delays.append(cycle(ready(starting[target.name]), target, rng))
+            starting[target.name] = spawn(target.tmp, target.slack, target.url, extra=EXTRA)
+        cycles_s = time.monotonic() - start
+        assert sum(t.kills for t in targets) >= KILLS
+        last = [ready(starting[t.name]) for t in targets]
+        for target in targets:
+            wait_outbox_drained(target.url, timeout=60)
+        time.sleep(0.5)  # a duplicate delivery would show up now
+        stop_all(*last)
+    finally:  # whatever failed, no server outlives the test
+        for leftover in starting.values():
+            if leftover.process.poll() is None:
+                leftover.process.kill()
+                leftover.process.wait()
     with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
         verified = list(pool.map(lambda t: audit_verify(t.slack, t.url, t.tmp), targets))
     totals: Counter[str] = Counter()
