@@ -362,20 +362,7 @@ class PlanService:
                 return None
             if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
                 return None
-            cost = self._cost(tx.segments(after.app_id, until=now), after, now)
-            changes = tuple(self._changes(before, after))
-            cost_text = self._cost_text(cost)
-            self.record_change(
-                tx,
-                before,
-                after,
-                op,
-                actor=actor,
-                now=now,
-                request=row,
-                cost_text=cost_text,
-                changes=changes,
-            )
+            changes, cost_text = self._record_request(tx, row, before, after, actor, now)
             tx.decide(
                 row.id,
                 {
@@ -886,24 +873,37 @@ class PlanService:
                 self._refuse(uow, row, actor, err)
                 raise
         self._require_for_request(uow, row, requester if row.approvals_needed else actor)
+        changes, cost_text = self._record_request(uow, row, before, after, actor, now)
+        self._decide(row, "applied", actor, now)
+        row.result = {"app_id": after.app_id}
+        uow.requests.add(row)
+        return self._applied(row, op, after, actor, changes, cost_text)
+
+    def _record_request(
+        self,
+        uow: UnitOfWork | DirectTransaction,
+        row: PendingRequestRow | RequestRecord,
+        before: AppState | None,
+        after: AppState,
+        actor: Actor,
+        now: datetime,
+    ) -> tuple[tuple[FieldChange, ...], str]:
+        """Write the change a request asked for, with what it costs; returns what changed."""
         segments = uow.history.segments(after.app_id, until=now) if before else []
-        cost = self._cost(segments, after, now)
+        cost_text = self._cost_text(self._cost(segments, after, now))
         changes = tuple(self._changes(before, after))
         self.record_change(
             uow,
             before,
             after,
-            op,
+            Operation(row.operation),
             actor=actor,
             now=now,
             request=row,
-            cost_text=self._cost_text(cost),
+            cost_text=cost_text,
             changes=changes,
         )
-        self._decide(row, "applied", actor, now)
-        row.result = {"app_id": after.app_id}
-        uow.requests.add(row)
-        return self._applied(row, op, after, actor, changes, self._cost_text(cost))
+        return changes, cost_text
 
     def _cost(self, segments: Sequence[RateSegment], after: AppState, now: datetime) -> CostImpact:
         return cost_impact(

@@ -349,7 +349,7 @@ class DirectTransaction:
         self.committed = False
         self._after_commit: list[Callable[[], None]] = []
         self.apps = self
-        self.history = _TableWriter(self, _HISTORY)
+        self.history = _HistoryWriter(self, _HISTORY)
         self.outbox = _TableWriter(self, _OUTBOX)
         self.audit = self
 
@@ -368,11 +368,6 @@ class DirectTransaction:
         """The app's state, row-locked for this transaction."""
         rows = self._rows(self.direct._locked_app, {"app_id": app_id})
         return app_state(_Row(rows[0])) if rows else None  # type: ignore[arg-type]
-
-    def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
-        """The app's rate segments that started before `until`, oldest first."""
-        rows = self._rows(self.direct._segments, {"app_id": app_id, "until": until})
-        return [segment(_Row(r)) for r in rows]  # type: ignore[arg-type]
 
     def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
         """Write the app's new state (an existing app only)."""
@@ -434,3 +429,12 @@ class _TableWriter:
         if self.table is _OUTBOX:
             values = {"status": "pending", "attempts": 0, "receipt": {}, **values}
         self.transaction.direct.insert(self.table, values, self.transaction.connection)
+
+
+class _HistoryWriter(_TableWriter):
+    def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
+        """The app's rate segments that started before `until`, oldest first."""
+        rows = self.transaction._rows(
+            self.transaction.direct._segments, {"app_id": app_id, "until": until}
+        )
+        return [segment(_Row(r)) for r in rows]  # type: ignore[arg-type]
