@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -58,6 +59,15 @@ def seed_csv() -> str:
         )
     rows.append(f"1400000900,<!channel> & co,developer,{_day(-2)},,active,,{_day(25)},")
     return "\n".join(rows) + "\n"
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started (the delivery worker of a `planbot serve`, say)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 @dataclass

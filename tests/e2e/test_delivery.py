@@ -7,7 +7,6 @@ starts, restarts and never leaves behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
     card_text,
+    child_pids,
     planbot_env,
     start_planbot,
     stop_planbot,
@@ -38,14 +38,6 @@ def eventually(probe: Callable[[], T], timeout: float = 10.0) -> T:
             return value
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def running(pid: int) -> bool:
@@ -115,10 +107,10 @@ def test_the_delivery_worker_is_restarted_and_never_outlives_its_server(
 ) -> None:
     served = start_planbot(tmp_path, slack)
     try:
-        (worker,) = eventually(lambda: children(served.process.pid))
+        (worker,) = eventually(lambda: child_pids(served.process.pid))
         os.kill(worker, signal.SIGKILL)
         (replacement,) = eventually(
-            lambda: [c for c in children(served.process.pid) if c != worker and running(c)]
+            lambda: [c for c in child_pids(served.process.pid) if c != worker and running(c)]
         )
         _, request_id = served.preview("extend 1400000003", response="after-restart")
         assert served.click("plan_confirm", request_id, response="after-restart").status_code == 200
