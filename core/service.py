@@ -180,6 +180,9 @@ class PlanService:
     ) -> None:
         self.engine = engine
         self.direct = Direct(engine)
+        # Previews and card replies: a crash may lose the last of them (the person then sees the
+        # request is gone, or the card stays), so their commits need not wait for the disk.
+        self.direct_nowait = Direct(engine, durable=False)
         self.config = config
         self.clock = clock
         self.on_outbox = on_outbox
@@ -305,7 +308,7 @@ class PlanService:
                 self._notify_approvers(uow, row, preview, before, rule)
                 uow.commit()
         else:  # the common case: one statement, no unit of work
-            self.direct.insert_pending(values)
+            self.direct_nowait.insert_pending(values)
         return PendingRequest(
             id=values["id"],
             preview=preview,
@@ -433,7 +436,7 @@ class PlanService:
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """Queue an answer to a reply URL (delivered from the outbox, in order per URL)."""
         now = self.clock()
-        self.direct.insert_outbox(
+        self.direct_nowait.insert_outbox(
             {
                 "kind": "reply",
                 "topic": "reply",
