@@ -121,3 +121,27 @@ def test_the_delivery_worker_is_restarted_and_never_outlives_its_server(
         eventually(lambda: not running(replacement), timeout=5)
     finally:
         stop_planbot(served)
+
+
+def test_two_server_processes_share_the_port_and_stop_together(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    served = start_planbot(tmp_path, slack, args=["--workers", "2"])
+    try:
+        processes = eventually(
+            lambda: len(child_pids(served.process.pid)) == 3 and child_pids(served.process.pid)
+        )  # two servers and one delivery worker
+        answered = [served.command("status 1400000004").status_code for _ in range(40)]
+        assert answered == [200] * 40
+        _, request_id = served.preview("upgrade 1400000004 standard", response="two")
+        clicks = [served.click("plan_confirm", request_id, response="two") for _ in range(6)]
+        assert {c.status_code for c in clicks} == {200}
+        assert "upgraded" in card_text(slack.wait_for_response("two", timeout=10))
+        assert served.app("1400000004").version == 2  # applied once
+        eventually(lambda: len(audit_about(slack, "1400000004")) == 1)
+    finally:
+        served.http.close()
+        served.process.terminate()
+        code = served.process.wait(20)
+    assert code == 0
+    eventually(lambda: not any(running(p) for p in processes), timeout=5)
