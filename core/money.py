@@ -339,12 +339,15 @@ def cost_impact(
     charged a second time, with the change.
     """
     local = now.astimezone(tz)
-    before = statement(segments, year=local.year, month=local.month, tz=tz, now=now)
     start, end = month_bounds(local.year, local.month, tz)
     today = local.date()
+    before_total = unchanged = Decimal("0.00")
+    for day, _, _, amount in _days(segments, start, end, local.year, local.month):
+        before_total += amount
+        if day < today:
+            unchanged += amount
     today_start = datetime.combine(today, start.timetz())
     rest = _days([*segments, change], today_start, end, local.year, local.month)
-    unchanged = sum((d.amount for d in before.days if d.day < today), Decimal("0.00"))
     after_total = unchanged + sum((amount for *_, amount in rest), Decimal("0.00"))
     current = max((s for s in segments if s.start <= now), key=lambda s: s.start, default=None)
     first, last = billing_window(local.year, local.month)
@@ -352,7 +355,7 @@ def cost_impact(
         year=local.year,
         month=local.month,
         currency=currency,
-        before_month_total=before.total,
+        before_month_total=before_total,
         after_month_total=after_total,
         monthly_before=current.monthly if current and current.billable else Decimal(0),
         monthly_after=change.monthly if change.billable else Decimal(0),
