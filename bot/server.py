@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -38,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import Planbot
-from bot.worker import DeliveryChild
+from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 
 __all__ = ["create_asgi", "serve", "serve_workers"]
 
@@ -224,7 +223,7 @@ def serve(
     if delivery is not None:
         delivery.start()
     if parent is not None:
-        _stop_when_orphaned(parent)
+        stop_when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
     activity = Activity()
     config = uvicorn.Config(create_asgi(planbot, activity), host=host, port=port, **UVICORN_OPTIONS)
     sockets = [_shared_socket(host, port)] if shared_port else None
@@ -246,16 +245,6 @@ def _shared_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _stop_when_orphaned(parent: int) -> None:
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        log.warning("the process that started this server is gone; stopping")
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -266,15 +255,14 @@ def serve_workers(
     port: int,
     workers: int,
     delivery: DeliveryChild | None,
-    restart_after: float = 1.0,
 ) -> None:
     """Serve with `workers` processes on one port, each a whole `planbot serve` of its own.
 
     Each binds the port with SO_REUSEPORT, so the kernel spreads new connections evenly among
     them (a shared listening socket would let whichever process is idle at that instant take
-    them all). One process here watches them: one that dies is started again; SIGTERM or SIGINT
-    is passed on to each, which drains as a single server does; the delivery worker runs once,
-    beside them.
+    them all). One process here watches them: one that dies is started again; on SIGTERM or SIGINT
+    each is sent SIGTERM and drains as a single server does; the delivery worker runs once, beside
+    them.
     """
     argv = [
         sys.executable,
@@ -293,40 +281,21 @@ def serve_workers(
         str(os.getpid()),
     ]
     stopping = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        received.append(signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     if delivery is not None:
         delivery.start()
-    processes = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for _ in range(workers)]
+    servers = [ChildProcess(argv, name="server process") for _ in range(workers)]
+    for server in servers:
+        server.start()
     log.info("serving with %d processes on port %d", workers, port)
     try:
-        while not stopping.wait(0.5):
-            for i, process in enumerate(processes):
-                if process.poll() is not None and not stopping.is_set():
-                    log.error(
-                        "server process %d stopped (exit %s); restarting it",
-                        process.pid,
-                        process.returncode,
-                    )
-                    time.sleep(restart_after)
-                    processes[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        stopping.wait()
     finally:
-        how = signal.SIGINT if received and received[0] == signal.SIGINT else signal.SIGTERM
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(how)
+        for server in servers:  # all drain at once
+            server.terminate()
         deadline = time.monotonic() + 15
-        for process in processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for server in servers:
+            server.wait(deadline - time.monotonic())
         if delivery is not None:
             delivery.stop()

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from bot.app import Planbot
 
-__all__ = ["DeliveryChild", "deliver_forever"]
+__all__ = ["ChildProcess", "DeliveryChild", "deliver_forever", "stop_when_orphaned"]
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,13 @@ def deliver_forever(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if parent is not None:
+        stop_when_orphaned(parent, lambda: on_signal(signal.SIGTERM, None))
         _yield_to_server()
     planbot.dispatcher.concurrency = SENDERS
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:
         while not stop.is_set():
-            if parent is not None and os.getppid() != parent:
-                log.warning("the server that started this worker is gone; stopping")
-                break
             try:
                 planbot.dispatcher.deliver_due()
             except Exception:  # the database may be briefly unreachable: keep going
@@ -73,29 +72,26 @@ def _yield_to_server() -> None:
         os.nice(10)
 
 
-class DeliveryChild:
-    """Runs `planbot deliver` as a child of the server, restarting it if it dies."""
+class ChildProcess:
+    """A child process kept running: started again if it dies, until `stop`."""
 
-    def __init__(self, argv: list[str] | None = None, *, restart_after: float = 1.0) -> None:
-        self.argv = argv or [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "deliver",
-            "--parent",
-            str(os.getpid()),
-        ]
+    def __init__(self, argv: list[str], *, name: str, restart_after: float = 1.0) -> None:
+        self.argv = argv
+        self.name = name
         self.restart_after = restart_after
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id."""
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
-        """Start the worker and watch it."""
+        """Start the process and watch it."""
         self._spawn()
-        self._thread = threading.Thread(target=self._watch, name="delivery-watch", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._watch, name=f"{self.name}-watch", daemon=True).start()
 
     def _spawn(self) -> None:
         with self._lock:
@@ -108,20 +104,51 @@ class DeliveryChild:
             code = process.wait() if process is not None else None
             if self._stopping.is_set():
                 return
-            log.error("the delivery worker stopped (exit %s); restarting it", code)
+            log.error("the %s stopped (exit %s); restarting it", self.name, code)
             time.sleep(self.restart_after)
             self._spawn()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the worker to finish (SIGTERM), then kill it after `timeout` seconds."""
+    def terminate(self) -> None:
+        """Stop restarting it, and ask it to finish (SIGTERM)."""
         self._stopping.set()
         with self._lock:
             process = self._process
-        if process is None or process.poll() is not None:
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        """Wait for it to end after `terminate`; kill it after `timeout` seconds."""
+        with self._lock:
+            process = self._process
+        if process is None:
             return
-        process.terminate()
         try:
-            process.wait(timeout)
+            process.wait(max(0.1, timeout))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """`terminate`, then `wait`."""
+        self.terminate()
+        self.wait(timeout)
+
+
+class DeliveryChild(ChildProcess):
+    """`planbot deliver` as a child of the server, restarted if it dies."""
+
+    def __init__(self, *, restart_after: float = 1.0) -> None:
+        argv = [sys.executable, "-m", "bot.cli", "deliver", "--parent", str(os.getpid())]
+        super().__init__(argv, name="delivery worker", restart_after=restart_after)
+
+
+def stop_when_orphaned(parent: int, stop: Callable[[], None]) -> None:
+    """Call `stop` (once) when `parent` is no longer this process's parent (it died)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        log.warning("the process that started this one is gone; stopping")
+        stop()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -41,6 +41,7 @@ from core.store.uow import (
     _writer_lock,
     app_state,
     audit_record,
+    outbox_values,
     segment,
 )
 
@@ -49,11 +50,7 @@ __all__ = ["Compiled", "Direct", "DirectTransaction", "RequestRecord", "pending_
 _PENDING: sa.Table = PendingRequestRow.__table__  # type: ignore[attr-defined]
 _GRANTS: sa.Table = AccessGrantRow.__table__  # type: ignore[attr-defined]
 _ALL_GRANTS = sa.select(_GRANTS).order_by(_GRANTS.c.role, _GRANTS.c.principal_id)
-_INSERT_PENDING = sa.insert(_PENDING).values({c.name: sa.bindparam(c.name) for c in _PENDING.c})
 _OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
-_INSERT_OUTBOX = sa.insert(_OUTBOX).values(
-    {c.name: sa.bindparam(c.name) for c in _OUTBOX.c if c.name != "id"}
-)
 
 _APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
 _HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
@@ -170,15 +167,13 @@ class Direct:
         self._app_by_name = Compiled(_APP_BY_NAME, dialect)
         self._segments = Compiled(_SEGMENTS, dialect)
         self._grants = Compiled(_ALL_GRANTS, dialect)
-        self._insert_pending = Compiled(_INSERT_PENDING, dialect)
-        self._insert_outbox = Compiled(_INSERT_OUTBOX, dialect)
         self._locked_request = Compiled(_REQUEST_LOCKED, dialect)
         self._locked_app = Compiled(_APP_LOCKED, dialect)
         self._save_app = Compiled(_SAVE_APP, dialect)
         self._decide = Compiled(_DECIDE, dialect)
         self._head_locked = Compiled(_HEAD_LOCKED, dialect)
         self._head_advance = Compiled(_HEAD_ADVANCE, dialect)
-        self._inserts: dict[tuple[str, tuple[str, ...]], Compiled] = {}
+        self._by_columns: dict[tuple[str, str, tuple[str, ...]], Compiled] = {}
         self._local = threading.local()
         self._writers = _writer_lock(engine)
         # read like a unit of work: direct.apps.state(...), direct.grants.all(), and so on
@@ -207,19 +202,13 @@ class Direct:
     def _run(
         self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
     ) -> list[Sequence[Any]]:
-        return self._execute(compiled, values, connection)[0]
-
-    def _execute(
-        self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
-    ) -> tuple[list[Sequence[Any]], int]:
-        """Run the statement; its rows (for a select) and its row count."""
+        """Run the statement; its rows (for a select)."""
         connection = connection or self._connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(compiled.sql, compiled.parameters(values))
-                rows = list(cursor.fetchall()) if compiled.names else []
-                return rows, int(cursor.rowcount)
+                return list(cursor.fetchall()) if compiled.names else []
             finally:
                 cursor.close()
         except self.engine.dialect.loaded_dbapi.Error as err:
@@ -263,41 +252,39 @@ class Direct:
 
     def insert_pending(self, values: Mapping[str, Any]) -> None:
         """Store a pending request (one statement, its own transaction)."""
-        self._write(self._insert_pending, values)
+        self.insert(_PENDING, values)
 
     def insert_outbox(self, values: Mapping[str, Any]) -> None:
         """Queue an outbox entry that belongs to no other change (one statement)."""
-        row: dict[str, Any] = {c.name: None for c in _OUTBOX.c if c.name != "id"}
-        row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
-        row.update(values)
-        self._write(self._insert_outbox, row)
+        self.insert(_OUTBOX, outbox_values(values))
 
     def insert(self, table: sa.Table, values: Mapping[str, Any], connection: Any = None) -> None:
-        """Insert one row of `table` with these columns (compiled once per set of columns)."""
-        key = (table.name, tuple(sorted(values)))
-        compiled = self._inserts.get(key)
-        if compiled is None:
-            statement = sa.insert(table).values(
-                {name: sa.bindparam(name, type_=table.c[name].type) for name in key[1]}
-            )
-            compiled = self._inserts[key] = Compiled(statement, self.engine.dialect)
-        self._run(compiled, values, connection)
+        """Insert one row of `table` with these columns: in the transaction of `connection`, or
+        else as a transaction of its own."""
+        compiled = self._compiled("insert", table, tuple(sorted(values)))
+        if connection is not None:
+            self._run(compiled, values, connection)
+        else:
+            self._write(compiled, values)
 
-    def update(self, table: sa.Table, key: Any, values: Mapping[str, Any]) -> int:
-        """Set these columns of the row whose primary key is `key` (one statement, committed);
-        returns how many rows changed."""
-        (primary,) = table.primary_key.columns
-        names = tuple(sorted(values))
-        cache_key = (f"update {table.name}", names)
-        compiled = self._inserts.get(cache_key)
+    def update(self, table: sa.Table, key: Any, values: Mapping[str, Any]) -> None:
+        """Set these columns of the row whose primary key is `key` (one statement, committed)."""
+        self._write(self._compiled("update", table, tuple(sorted(values))), {**values, "key_": key})
+
+    def _compiled(self, verb: str, table: sa.Table, names: tuple[str, ...]) -> Compiled:
+        """An insert of these columns, or an update of them by primary key (compiled once)."""
+        compiled = self._by_columns.get((verb, table.name, names))
         if compiled is None:
-            statement = (
-                sa.update(table)
-                .where(primary == sa.bindparam("key_"))
-                .values({name: sa.bindparam(name, type_=table.c[name].type) for name in names})
+            columns = {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
+            if verb == "insert":
+                statement: sa.Executable = sa.insert(table).values(columns)
+            else:
+                (primary,) = table.primary_key.columns
+                statement = sa.update(table).where(primary == sa.bindparam("key_")).values(columns)
+            compiled = self._by_columns[(verb, table.name, names)] = Compiled(
+                statement, self.engine.dialect
             )
-            compiled = self._inserts[cache_key] = Compiled(statement, self.engine.dialect)
-        return self._write(compiled, {**values, "key_": key})
+        return compiled
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[DirectTransaction]:
@@ -318,11 +305,11 @@ class Direct:
             if self._writers is not None:
                 self._writers.release()
 
-    def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> int:
+    def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
         if self._writers is not None:
             self._writers.acquire()
         try:
-            return self._execute(compiled, values)[1]
+            self._run(compiled, values)
         finally:
             if self._writers is not None:
                 self._writers.release()
@@ -426,9 +413,8 @@ class _TableWriter:
 
     def insert(self, **values: Any) -> None:
         """Insert one row in the transaction."""
-        if self.table is _OUTBOX:
-            values = {"status": "pending", "attempts": 0, "receipt": {}, **values}
-        self.transaction.direct.insert(self.table, values, self.transaction.connection)
+        row = outbox_values(values) if self.table is _OUTBOX else values
+        self.transaction.direct.insert(self.table, row, self.transaction.connection)
 
 
 class _HistoryWriter(_TableWriter):

@@ -352,6 +352,14 @@ class Audit:
             last = rows[-1].seq
 
 
+def outbox_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every column of a new outbox entry (but its id), defaults filled in."""
+    row: dict[str, Any] = {c.name: None for c in _OUTBOX.c if c.name != "id"}
+    row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
+    row.update(values)
+    return row
+
+
 class Outbox:
     """Messages and provisioning calls waiting for delivery."""
 
@@ -364,10 +372,7 @@ class Outbox:
 
     def insert(self, **values: Any) -> None:
         """Write an entry now, in the caller's transaction (one Core statement)."""
-        row: dict[str, Any] = {c.name: None for c in _OUTBOX.c if c.name != "id"}
-        row.update(status="pending", attempts=0, receipt={}, payload={}, destination="")
-        row.update(values)
-        self.session.connection().execute(sa.insert(_OUTBOX), row)
+        self.session.connection().execute(sa.insert(_OUTBOX), outbox_values(values))
 
     def claim_due(self, now: datetime, lease_until: datetime, *, limit: int) -> list[OutboxRow]:
         """Lease the oldest due entries, at most one per app and destination, in order."""
