@@ -23,7 +23,13 @@ from core import domain, errors
 from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
 from core.domain import Actor, AppState, Operation, Plan, Status
 from core.money import Catalog, CostImpact, RateSegment, Statement, cost_impact, format_money
-from core.store.direct import Direct, DirectTransaction, RequestRecord, pending_values
+from core.store.direct import (
+    Direct,
+    DirectTransaction,
+    RequestRecord,
+    StaleWrite,
+    pending_values,
+)
 from core.store.tables import (
     AccessGrantRow,
     ApprovalRow,
@@ -164,6 +170,20 @@ class HistoryEntry:
     billing_mode: str
     monthly_price: Decimal
     actor: str
+
+
+@dataclass(frozen=True)
+class ChangeWrites:
+    """The rows one change writes (app, history, audit, outbox), worked out before any lock."""
+
+    before: AppState | None
+    after: AppState
+    now: datetime
+    history: dict[str, Any]
+    audit: dict[str, Any]
+    message: dict[str, Any]
+    audience: tuple[str, ...]
+    provision: dict[str, Any]
 
 
 class PlanService:
@@ -337,46 +357,53 @@ class PlanService:
         return outcome
 
     def _confirm_directly(self, request_id: str, actor: Actor) -> Outcome | None:
-        """The requester confirms a request that needs no approval: one lean transaction.
+        """The requester confirms a request that needs no approval: one short transaction.
 
-        None (and nothing written) when anything is not plain: no such request, decided, expired,
-        awaiting approval, someone else's, a new app, the app changed, or the change or the role
-        refused; `confirm` then goes the full way, which refuses with the reason and audits it.
+        Everything is read and worked out first, without a lock; the transaction then only writes,
+        provided the request is still pending and the app unchanged since it was read. None (and
+        nothing written) when anything is not plain: no such request, decided, expired, awaiting
+        approval, someone else's, a new app, the app changed, or the change or the role refused;
+        `confirm` then goes the full way, which refuses with the reason and audits it.
         """
         now = self.clock()
-        with self.direct.transaction() as tx:
-            row = tx.request(request_id)
-            if (
-                row is None
-                or row.state != "pending"
-                or now >= row.expires_at
-                or row.approvals_needed
-                or row.actor_id != actor.user_id
-                or row.app_id is None
-            ):
-                return None
-            op = Operation(row.operation)
-            before = tx.app(row.app_id)
-            if before is None or before.version != row.app_version:
-                return None
-            try:
-                after = self._rule(before, _change(row), now)
-            except errors.PlanError:
-                return None
-            if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
-                return None
-            changes, cost_text = self._record_request(tx, row, before, after, actor, now)
-            tx.decide(
-                row.id,
-                {
-                    "state": "applied",
-                    "decided_by": actor.user_id,
-                    "decided_by_name": actor.name,
-                    "decided_at": now,
-                    "result": {"app_id": after.app_id},
-                },
-            )
-            tx.commit()
+        direct = self.direct
+        row = direct.request(request_id)
+        if (
+            row is None
+            or row.state != "pending"
+            or now >= row.expires_at
+            or row.approvals_needed
+            or row.actor_id != actor.user_id
+            or row.app_id is None
+        ):
+            return None
+        op = Operation(row.operation)
+        before = direct.state(row.app_id)
+        if before is None or before.version != row.app_version:
+            return None
+        try:
+            after = self._rule(before, _change(row), now)
+        except errors.PlanError:
+            return None
+        if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
+            return None
+        changes, cost_text, writes = self._request_writes(direct, row, before, after, actor, now)
+        try:
+            with direct.transaction() as tx:
+                tx.decide(
+                    row.id,
+                    {
+                        "state": "applied",
+                        "decided_by": actor.user_id,
+                        "decided_by_name": actor.name,
+                        "decided_at": now,
+                        "result": {"app_id": after.app_id},
+                    },
+                )
+                self._write_change(tx, writes)
+                tx.commit()
+        except StaleWrite:  # decided or changed by someone else meanwhile
+            return None
         return self._applied(row, op, after, actor, changes, cost_text)
 
     def approve(self, request_id: str, *, actor: Actor) -> Outcome:
@@ -876,27 +903,27 @@ class PlanService:
                 self._refuse(uow, row, actor, err)
                 raise
         self._require_for_request(uow, row, requester if row.approvals_needed else actor)
-        changes, cost_text = self._record_request(uow, row, before, after, actor, now)
+        changes, cost_text, writes = self._request_writes(uow, row, before, after, actor, now)
+        self._write_change(uow, writes)
         self._decide(row, "applied", actor, now)
         row.result = {"app_id": after.app_id}
         uow.requests.add(row)
         return self._applied(row, op, after, actor, changes, cost_text)
 
-    def _record_request(
+    def _request_writes(
         self,
-        uow: UnitOfWork | DirectTransaction,
+        reader: UnitOfWork | Direct,
         row: PendingRequestRow | RequestRecord,
         before: AppState | None,
         after: AppState,
         actor: Actor,
         now: datetime,
-    ) -> tuple[tuple[FieldChange, ...], str]:
-        """Write the change a request asked for, with what it costs; returns what changed."""
-        segments = uow.history.segments(after.app_id, until=now) if before else []
+    ) -> tuple[tuple[FieldChange, ...], str, ChangeWrites]:
+        """What a request's change writes, with what changed and what it costs."""
+        segments = reader.history.segments(after.app_id, until=now) if before else []
         cost_text = self._cost_text(self._cost(segments, after, now))
         changes = tuple(self._changes(before, after))
-        self.record_change(
-            uow,
+        writes = self._change_writes(
             before,
             after,
             Operation(row.operation),
@@ -906,7 +933,7 @@ class PlanService:
             cost_text=cost_text,
             changes=changes,
         )
-        return changes, cost_text
+        return changes, cost_text, writes
 
     def _cost(self, segments: Sequence[RateSegment], after: AppState, now: datetime) -> CostImpact:
         return cost_impact(
@@ -954,35 +981,37 @@ class PlanService:
         detail: str = "",
     ) -> None:
         """Write a change: the app row, its history, the audit event and the outbox entries."""
-        uow.apps.save(before, after, now)
-        monthly = self.config.catalog.monthly_price(after.plan, after.config)
+        self._write_change(
+            uow,
+            self._change_writes(
+                before,
+                after,
+                op,
+                actor=actor,
+                now=now,
+                request=request,
+                cost_text=cost_text,
+                changes=changes,
+                detail=detail,
+            ),
+        )
+
+    def _change_writes(
+        self,
+        before: AppState | None,
+        after: AppState,
+        op: Operation,
+        *,
+        actor: Actor,
+        now: datetime,
+        request: PendingRequestRow | RequestRecord | None = None,
+        cost_text: str = "",
+        changes: Sequence[FieldChange] = (),
+        detail: str = "",
+    ) -> ChangeWrites:
+        """The rows a change writes, worked out before anything is locked."""
         request_id = request.id if request else None
-        uow.history.insert(
-            app_id=after.app_id,
-            effective_at=now,
-            operation=op.value,
-            plan=after.plan.value,
-            billing_mode=after.billing_mode.value,
-            status=after.status.value,
-            config=dict(after.config),
-            monthly_price=str(monthly),
-            actor_id=actor.user_id,
-            actor_name=actor.name,
-            request_id=request_id,
-        )
-        seq = uow.audit.append(
-            at=now,
-            actor_id=actor.user_id,
-            actor_name=actor.name,
-            action=op.value,
-            outcome="applied",
-            app_id=after.app_id,
-            request_id=request_id,
-            before=_snapshot(before) if before else {},
-            after=_snapshot(after),
-            cost=cost_text[:200] or None,
-            detail=detail,
-        )
+        snapshot = _snapshot(after)
         message = {
             "type": "change",
             "operation": op.value,
@@ -996,13 +1025,63 @@ class PlanService:
             "cost": cost_text,
             "detail": detail,
             "at": now.isoformat(),
-            "audit_seq": seq,
+            "audit_seq": None,  # known once the audit record is appended
             "request_id": request_id,
         }
         audience = self._audience(after.owner_channel)
         if request is not None and request.approvals_needed:
             audience.append(request.actor_id)  # the requester hears how their request ended
-        for channel in audience:
+        return ChangeWrites(
+            before=before,
+            after=after,
+            now=now,
+            history={
+                "app_id": after.app_id,
+                "effective_at": now,
+                "operation": op.value,
+                "plan": after.plan.value,
+                "billing_mode": after.billing_mode.value,
+                "status": after.status.value,
+                "config": dict(after.config),
+                "monthly_price": str(self.config.catalog.monthly_price(after.plan, after.config)),
+                "actor_id": actor.user_id,
+                "actor_name": actor.name,
+                "request_id": request_id,
+            },
+            audit={
+                "at": now,
+                "actor_id": actor.user_id,
+                "actor_name": actor.name,
+                "action": op.value,
+                "outcome": "applied",
+                "app_id": after.app_id,
+                "request_id": request_id,
+                "before": _snapshot(before) if before else {},
+                "after": snapshot,
+                "cost": cost_text[:200] or None,
+                "detail": detail,
+            },
+            message=message,
+            audience=tuple(audience),
+            provision={
+                "idempotency_key": request_id or f"{op.value}:{after.app_id}:{after.version}",
+                "operation": op.value,
+                "app_id": after.app_id,
+                "before": _snapshot(before) if before else None,
+                "after": snapshot,
+                "actor": {"id": actor.user_id, "name": actor.name},
+                "at": now.isoformat(),
+            },
+        )
+
+    def _write_change(self, uow: UnitOfWork | DirectTransaction, writes: ChangeWrites) -> None:
+        """Write what `_change_writes` worked out, in the caller's transaction."""
+        after, now = writes.after, writes.now
+        uow.apps.save(writes.before, after, now)
+        uow.history.insert(**writes.history)
+        seq = uow.audit.append(**writes.audit)
+        message = {**writes.message, "audit_seq": seq}
+        for channel in writes.audience:
             self._enqueue(uow, "message", "audit", channel, after.app_id, message, now)
         self._enqueue(
             uow,
@@ -1010,15 +1089,7 @@ class PlanService:
             "provision",
             "provisioner",
             after.app_id,
-            {
-                "idempotency_key": request_id or f"{op.value}:{after.app_id}:{after.version}",
-                "operation": op.value,
-                "app_id": after.app_id,
-                "before": _snapshot(before) if before else None,
-                "after": _snapshot(after),
-                "actor": {"id": actor.user_id, "name": actor.name},
-                "at": now.isoformat(),
-            },
+            writes.provision,
             now,
             delivered=self.config.provisioning_recorded_only,
         )

@@ -45,7 +45,14 @@ from core.store.uow import (
     segment,
 )
 
-__all__ = ["Compiled", "Direct", "DirectTransaction", "RequestRecord", "pending_values"]
+__all__ = [
+    "Compiled",
+    "Direct",
+    "DirectTransaction",
+    "RequestRecord",
+    "StaleWrite",
+    "pending_values",
+]
 
 _PENDING: sa.Table = PendingRequestRow.__table__  # type: ignore[attr-defined]
 _GRANTS: sa.Table = AccessGrantRow.__table__  # type: ignore[attr-defined]
@@ -56,8 +63,7 @@ _APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
 _HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
 _AUDIT: sa.Table = AuditEventRow.__table__  # type: ignore[attr-defined]
 _HEAD: sa.Table = AuditHeadRow.__table__  # type: ignore[attr-defined]
-_REQUEST_LOCKED = sa.select(_PENDING).where(_PENDING.c.id == sa.bindparam("id")).with_for_update()
-_APP_LOCKED = _APP_BY_ID.with_for_update()
+_REQUEST_BY_ID = sa.select(_PENDING).where(_PENDING.c.id == sa.bindparam("id"))
 _STATE_COLUMNS = (
     "name",
     "owner_channel",
@@ -71,19 +77,23 @@ _STATE_COLUMNS = (
     "version",
     "updated_at",
 )
-_SAVE_APP = (
+_SAVE_APP = (  # only over the version it was read at
     sa.update(_APP)
-    .where(_APP.c.app_id == sa.bindparam("key"))
+    .where(_APP.c.app_id == sa.bindparam("key"), _APP.c.version == sa.bindparam("read_version"))
     .values({name: sa.bindparam(name, type_=_APP.c[name].type) for name in _STATE_COLUMNS})
 )
 _DECIDED = ("state", "decided_by", "decided_by_name", "decided_at", "result")
-_DECIDE = (
+_DECIDE = (  # only a request still pending
     sa.update(_PENDING)
-    .where(_PENDING.c.id == sa.bindparam("key"))
+    .where(_PENDING.c.id == sa.bindparam("key"), _PENDING.c.state == "pending")
     .values({name: sa.bindparam(name, type_=_PENDING.c[name].type) for name in _DECIDED})
 )
 
 Processor = Callable[[Any], Any] | None
+
+
+class StaleWrite(Exception):
+    """A guarded write found its row changed since it was read (the transaction is rolled back)."""
 
 
 class Compiled:
@@ -167,8 +177,7 @@ class Direct:
         self._app_by_name = Compiled(_APP_BY_NAME, dialect)
         self._segments = Compiled(_SEGMENTS, dialect)
         self._grants = Compiled(_ALL_GRANTS, dialect)
-        self._locked_request = Compiled(_REQUEST_LOCKED, dialect)
-        self._locked_app = Compiled(_APP_LOCKED, dialect)
+        self._request = Compiled(_REQUEST_BY_ID, dialect)
         self._save_app = Compiled(_SAVE_APP, dialect)
         self._decide = Compiled(_DECIDE, dialect)
         self._head_locked = Compiled(_HEAD_LOCKED, dialect)
@@ -203,12 +212,19 @@ class Direct:
         self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
     ) -> list[Sequence[Any]]:
         """Run the statement; its rows (for a select)."""
+        return self._execute(compiled, values, connection)[0]
+
+    def _execute(
+        self, compiled: Compiled, values: Mapping[str, Any], connection: Any = None
+    ) -> tuple[list[Sequence[Any]], int]:
+        """Run the statement; its rows (for a select) and the count of rows it changed."""
         connection = connection or self._connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(compiled.sql, compiled.parameters(values))
-                return list(cursor.fetchall()) if compiled.names else []
+                rows = list(cursor.fetchall()) if compiled.names else []
+                return rows, cursor.rowcount
             finally:
                 cursor.close()
         except self.engine.dialect.loaded_dbapi.Error as err:
@@ -238,6 +254,14 @@ class Direct:
 
     def _state(self, raw: Sequence[Any]) -> AppState:
         return app_state(_Row(self._app_by_id.row(raw)))  # type: ignore[arg-type]
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        """A request as stored (no lock: a write guarded by its state follows)."""
+        rows = self._run(self._request, {"id": request_id})
+        if not rows:
+            return None
+        values = self._request.row(rows[0])
+        return RequestRecord(**{name: values[name] for name in _REQUEST_FIELDS})
 
     def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
         """The app's rate segments that started before `until`, oldest first."""
@@ -324,10 +348,12 @@ def pending_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class DirectTransaction:
-    """One write transaction of `Direct`: the statements of a confirmation, and its commit.
+    """One write transaction of `Direct`: the writes of a confirmation, and its commit.
 
     It offers what `PlanService.record_change` writes through (`apps.save`, `history.insert`,
-    `audit.append`, `outbox.insert`, `after_commit`), like a unit of work does.
+    `audit.append`, `outbox.insert`, `after_commit`), like a unit of work does. Nothing is read
+    under its lock but the head of the audit chain: the request and the app were read before,
+    and their writes are guarded by what was read (StaleWrite when it no longer holds).
     """
 
     def __init__(self, direct: Direct, connection: Any) -> None:
@@ -336,28 +362,13 @@ class DirectTransaction:
         self.committed = False
         self._after_commit: list[Callable[[], None]] = []
         self.apps = self
-        self.history = _HistoryWriter(self, _HISTORY)
+        self.history = _TableWriter(self, _HISTORY)
         self.outbox = _TableWriter(self, _OUTBOX)
         self.audit = self
 
-    def _rows(self, compiled: Compiled, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        raw = self.direct._run(compiled, values, self.connection)
-        return [compiled.row(r) for r in raw]
-
-    def request(self, request_id: str) -> RequestRecord | None:
-        """The pending request, row-locked for this transaction."""
-        rows = self._rows(self.direct._locked_request, {"id": request_id})
-        if not rows:
-            return None
-        return RequestRecord(**{name: rows[0][name] for name in _REQUEST_FIELDS})
-
-    def app(self, app_id: str) -> AppState | None:
-        """The app's state, row-locked for this transaction."""
-        rows = self._rows(self.direct._locked_app, {"app_id": app_id})
-        return app_state(_Row(rows[0])) if rows else None  # type: ignore[arg-type]
-
     def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
-        """Write the app's new state (an existing app only)."""
+        """Write the app's new state over `before` (an existing app only); StaleWrite if the
+        app is no longer at `before`'s version."""
         if before is None:
             raise ValueError("a new app is written through a unit of work")
         values: dict[str, Any] = {
@@ -373,8 +384,9 @@ class DirectTransaction:
             "config": dict(after.config),
             "version": after.version,
             "updated_at": now,
+            "read_version": before.version,
         }
-        self.direct._run(self.direct._save_app, values, self.connection)
+        self._guarded(self.direct._save_app, values)
 
     def append(self, **fields: Any) -> int:
         """Append an audit record after the locked head of the chain; returns its seq."""
@@ -390,8 +402,13 @@ class DirectTransaction:
         return int(record["seq"])
 
     def decide(self, request_id: str, values: Mapping[str, Any]) -> None:
-        """Record how the request ended (state, by whom, when, result)."""
-        self.direct._run(self.direct._decide, {"key": request_id, **values}, self.connection)
+        """Record how the pending request ended (state, by whom, when, result); StaleWrite if
+        it is no longer pending."""
+        self._guarded(self.direct._decide, {"key": request_id, **values})
+
+    def _guarded(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
+        if self.direct._execute(compiled, values, self.connection)[1] != 1:
+            raise StaleWrite(compiled.sql.split(None, 2)[1])
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed."""
@@ -415,12 +432,3 @@ class _TableWriter:
         """Insert one row in the transaction."""
         row = outbox_values(values) if self.table is _OUTBOX else values
         self.transaction.direct.insert(self.table, row, self.transaction.connection)
-
-
-class _HistoryWriter(_TableWriter):
-    def segments(self, app_id: str, *, until: datetime) -> list[RateSegment]:
-        """The app's rate segments that started before `until`, oldest first."""
-        rows = self.transaction._rows(
-            self.transaction.direct._segments, {"app_id": app_id, "until": until}
-        )
-        return [segment(_Row(r)) for r in rows]  # type: ignore[arg-type]

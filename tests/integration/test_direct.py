@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from core import ChangeRequest, Grant, NotYourRequest, Operation, Plan, PlanService, Role
-from core.store.direct import Direct
+from core.store.direct import Direct, StaleWrite
 from core.store.uow import UnitOfWork
 from tests.conftest import Clock
 from tests.integration.conftest import ADA, BOB
@@ -59,13 +59,34 @@ def test_a_transaction_left_without_commit_writes_nothing(
     before = direct.state("1400000002")
     assert before is not None
     with direct.transaction() as tx:
-        locked = tx.app("1400000002")
-        assert locked == before
         tx.save(before, before.__class__(**{**before.__dict__, "name": "renamed"}), clock())
         tx.append(at=clock(), actor_id="UX", action="test", outcome="applied")
     assert direct.state("1400000002") == before
     with UnitOfWork(engine, write=False) as uow:
         assert uow.audit.head().seq == 1  # only the import's record
+
+
+def test_guarded_writes_refuse_a_row_changed_since_it_was_read(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    direct = Direct(engine)
+    read = direct.state("1400000001")
+    pending = service.request(
+        ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.STANDARD), actor=ADA
+    )
+    service.confirm(pending.id, actor=ADA)  # the app moves on after `read`
+    renamed = read.__class__(**{**read.__dict__, "name": "renamed", "version": read.version + 1})
+    with pytest.raises(StaleWrite), direct.transaction() as tx:
+        tx.append(at=clock(), actor_id="UX", action="test", outcome="applied")
+        tx.save(read, renamed, clock())
+    with pytest.raises(StaleWrite), direct.transaction() as tx:
+        tx.decide(pending.id, {"state": "cancelled", "decided_at": clock()})  # decided already
+    after = direct.state("1400000001")
+    assert after is not None and after.plan is Plan.STANDARD and after.name == read.name
+    record = direct.request(pending.id)
+    assert record is not None and record.state == "applied"
+    with UnitOfWork(engine, write=False) as uow:
+        assert [r.action for r in uow.audit.iterate()][-1] == "upgrade"  # "test" rolled back
 
 
 def test_a_plain_confirmation_and_a_refused_one_leave_one_intact_chain(
