@@ -397,8 +397,9 @@ def confirm_value(body: bytes | None) -> str | None:
 
 
 def _clicks(ids: Sequence[str], response_url: str) -> Callable[[int], Request]:
-    """A request builder: the i-th Confirm click, on request id `ids[i]`."""
-    return lambda i: click_request(ids[i], response_url)
+    """A request builder: the i-th Confirm click, on request id `ids[i]`, with a response_url of
+    its own (Slack gives one per interaction; the fake counts them all under `response_url`)."""
+    return lambda i: click_request(ids[i], f"{response_url}/{i}")
 
 
 def _excerpt(body: bytes | None, limit: int = 160) -> str:

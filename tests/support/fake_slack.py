@@ -3,7 +3,7 @@
 `FakeSlack` serves, from a background thread, the Web API methods a bot uses (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``users.info``,
 ``usergroups.users.list``; any other method answers ``{"ok": true}``) and a ``response_url``
-receiver (``POST /response/<name>``). It records every call, and it can be scripted to fail
+receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It records every call, and it can be scripted to fail
 (429 with ``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack outage::
 
     with FakeSlack() as slack:
@@ -501,7 +501,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, fake.counts())
             return
         if path.startswith("/response/"):
-            name = path[len("/response/") :]
+            # /response/<name>/<anything>: one URL per interaction, as Slack gives, kept under name
+            name = path[len("/response/") :].split("/", 1)[0]
             failure = fake._take_failure("response_url", listed=True)
             if failure is not None:
                 fake._record(
