@@ -272,9 +272,22 @@ def _days(
 ) -> Iterator[tuple[date, RateSegment, Decimal, Decimal]]:
     """Each day from `start` to `end` with a segment in force: the day, the segment charged
     (the highest rate in force that day), its daily rate and the day's amount in cents."""
+    for first, count, best, rate, amount in _runs(segments, start, end, year, month):
+        for offset in range(count):
+            yield first + timedelta(days=offset), best, rate, amount
+
+
+def _runs(
+    segments: Sequence[RateSegment], start: datetime, end: datetime, year: int, month: int
+) -> Iterator[tuple[date, int, RateSegment, Decimal, Decimal]]:
+    """The days of `_days`, consecutive days charged alike taken together: (first day, number
+    of days, segment charged, daily rate, one day's amount). Days on which no segment starts
+    are charged by the segment in force, so only the days with a start are looked at one by one.
+    """
     days_in_month = calendar.monthrange(year, month)[1]
     ordered = sorted(segments, key=lambda s: s.start)
     rates: dict[int, tuple[Decimal, Decimal]] = {}  # per segment: (daily rate, in cents)
+    zone = start.tzinfo
 
     def rate_of(segment: RateSegment) -> tuple[Decimal, Decimal]:
         known = rates.get(id(segment))
@@ -299,10 +312,14 @@ def _days(
             if best is None or rate_of(later)[0] > rate_of(best)[0]:
                 best = later
             look += 1
+        count = 1
+        if look == index:  # nothing starts today: alike until the day the next segment starts
+            until = min(ordered[index].start, end) if index < len(ordered) else end
+            count = max(1, (until.astimezone(zone).date() - day).days)
         if best is not None:
             rate, amount = rate_of(best)
-            yield day, best, rate, amount
-        day_start = day_end
+            yield day, count, best, rate, amount
+        day_start = datetime.combine(day + timedelta(days=count), day_start.timetz())
 
 
 @dataclass(frozen=True)
@@ -342,13 +359,12 @@ def cost_impact(
     start, end = month_bounds(local.year, local.month, tz)
     today = local.date()
     before_total = unchanged = Decimal("0.00")
-    for day, _, _, amount in _days(segments, start, end, local.year, local.month):
-        before_total += amount
-        if day < today:
-            unchanged += amount
+    for first, count, _, _, amount in _runs(segments, start, end, local.year, local.month):
+        before_total += amount * count
+        unchanged += amount * max(0, min(count, (today - first).days))
     today_start = datetime.combine(today, start.timetz())
-    rest = _days([*segments, change], today_start, end, local.year, local.month)
-    after_total = unchanged + sum((amount for *_, amount in rest), Decimal("0.00"))
+    rest = _runs([*segments, change], today_start, end, local.year, local.month)
+    after_total = unchanged + sum((amount * count for _, count, _, _, amount in rest), Decimal(0))
     current = max((s for s in segments if s.start <= now), key=lambda s: s.start, default=None)
     first, last = billing_window(local.year, local.month)
     return CostImpact(
