@@ -116,6 +116,9 @@ class SlackNotifier:
 class Responder(Protocol):
     """Where card replacements and private replies to a click go."""
 
+    #: whether replies go through the outbox (so one can be queued with the change it answers)
+    queues_in_outbox: bool
+
     def send(self, url: str | None, message: Mapping[str, Any]) -> None:
         """Deliver `message` to the click's response_url."""
         ...
@@ -131,6 +134,8 @@ class OutboxResponder:
     They are delivered by the outbox dispatcher (another process under `planbot serve`), retried
     until Slack takes them, and survive a restart.
     """
+
+    queues_in_outbox = True
 
     def __init__(self, service: PlanService) -> None:
         self.service = service

@@ -27,6 +27,7 @@ from core import (
     Grant,
     NotYourRequest,
     Operation,
+    Outcome,
     PermissionDenied,
     Plan,
     PlanError,
@@ -41,6 +42,7 @@ __all__ = ["Bot", "register"]
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+REPLACE = {"replace_original": True}
 
 
 @dataclass
@@ -167,8 +169,11 @@ class Bot:
 
     # --- buttons -------------------------------------------------------------------------
 
-    def decide(self, action_id: str, request_id: str, actor: Actor) -> tuple[Message, bool]:
-        """Carry out a button press; returns the message and whether it replaces the card."""
+    def decide(
+        self, action_id: str, request_id: str, actor: Actor, response_url: str | None = None
+    ) -> tuple[Message, bool] | None:
+        """Carry out a button press; returns the message and whether it replaces the card, or
+        None when the card's replacement was queued with the change itself (a confirmation)."""
         service = self.service
         steps = {
             blocks.CONFIRM: service.confirm,
@@ -177,6 +182,9 @@ class Bot:
             blocks.REJECT: service.reject,
         }
         try:
+            if action_id == blocks.CONFIRM and response_url and self.responder.queues_in_outbox:
+                service.confirm(request_id, actor=actor, reply=(response_url, self._replacement))
+                return None
             outcome = steps[action_id](request_id, actor=actor)
         except RequestAlreadyDecided as err:
             return blocks.text_message(f":information_source: {blocks.escape(err.message)}"), False
@@ -192,6 +200,10 @@ class Bot:
             )
             return blocks.refusal(err), not personal
         return blocks.outcome_card(outcome, self.tz, service.clock()), True
+
+    def _replacement(self, outcome: Outcome) -> Message:
+        """The card that replaces a preview once its request is decided."""
+        return {**blocks.outcome_card(outcome, self.tz, self.service.clock()), **REPLACE}
 
     def start(
         self, operation: Operation, app_id: str, actor: Actor, channel_id: str | None
@@ -220,12 +232,16 @@ def register(app: App, bot: Bot) -> None:
         ack()
         user = body.get("user") or {}
         actor = bot.actor(str(user.get("id", "")), user.get("name") or user.get("username"))
-        message, replace = bot.decide(action["action_id"], str(action.get("value") or ""), actor)
+        url = body.get("response_url")
+        decided = bot.decide(action["action_id"], str(action.get("value") or ""), actor, url)
+        if decided is None:  # answered with the change
+            return
+        message, replace = decided
         if replace:
-            message = {**message, "replace_original": True}
+            message = {**message, **REPLACE}
         else:
             message = {**message, "response_type": "ephemeral", "replace_original": False}
-        bot.responder.send(body.get("response_url"), message)
+        bot.responder.send(url, message)
 
     for action_id in (blocks.CONFIRM, blocks.CANCEL, blocks.APPROVE, blocks.REJECT):
         app.action(action_id)(on_button)

@@ -256,6 +256,8 @@ class ShellNotifier:
 class ShellResponder:
     """Catches what the listeners send to a click's `response_url` (the bot's `Responder`)."""
 
+    queues_in_outbox = False
+
     def __init__(self) -> None:
         self.sent: list[tuple[str | None, dict[str, Any]]] = []
         self._lock = threading.Lock()

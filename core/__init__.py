@@ -41,6 +41,7 @@ from core.service import (
     PendingRequest,
     PlanService,
     Preview,
+    Reply,
 )
 from core.store.db import make_engine, normalize_url
 from core.store.schema import current_revision, head_revision, upgrade_schema
@@ -94,6 +95,7 @@ __all__ = [
     "Outcome",
     "PendingRequest",
     "PlanService",
+    "Reply",
     "Preview",
     "make_engine",
     "normalize_url",

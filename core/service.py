@@ -49,6 +49,7 @@ __all__ = [
     "PendingRequest",
     "PlanService",
     "Preview",
+    "Reply",
 ]
 
 SYSTEM = Actor("planbot", "planbot")
@@ -170,6 +171,10 @@ class HistoryEntry:
     billing_mode: str
     monthly_price: Decimal
     actor: str
+
+
+#: a reply URL and how to draw the answer from the outcome (see `PlanService.confirm`)
+Reply = tuple[str, Callable[["Outcome"], Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -339,9 +344,13 @@ class PlanService:
             channel_id=channel_id,
         )
 
-    def confirm(self, request_id: str, *, actor: Actor) -> Outcome:
-        """Apply a pending request exactly once, for its requester."""
-        outcome = self._confirm_directly(request_id, actor)
+    def confirm(self, request_id: str, *, actor: Actor, reply: Reply | None = None) -> Outcome:
+        """Apply a pending request exactly once, for its requester.
+
+        `reply`: (url, draw) — once applied, `draw(outcome)` is queued for the URL in the same
+        transaction as the change, so the answer is never lost while the change stands.
+        """
+        outcome = self._confirm_directly(request_id, actor, reply)
         if outcome is not None:
             return outcome
         # Anything but the plain case (refusals, approvals, new apps) takes the unit of work.
@@ -352,11 +361,15 @@ class PlanService:
             if row.actor_id != actor.user_id:
                 self._refuse(uow, row, actor, errors.NotYourRequest(row.actor_name or row.actor_id))
             outcome = self._apply_request(uow, row, actor)
+            if reply is not None:
+                uow.outbox.insert(**self._reply_entry(reply[0], reply[1](outcome)))
             uow.commit()
         self._outbox_written()
         return outcome
 
-    def _confirm_directly(self, request_id: str, actor: Actor) -> Outcome | None:
+    def _confirm_directly(
+        self, request_id: str, actor: Actor, reply: Reply | None = None
+    ) -> Outcome | None:
         """The requester confirms a request that needs no approval: one short transaction.
 
         Everything is read and worked out first, without a lock; the transaction then only writes,
@@ -388,6 +401,8 @@ class PlanService:
         if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
             return None
         changes, cost_text, writes = self._request_writes(direct, row, before, after, actor, now)
+        outcome = self._applied(row, op, after, actor, changes, cost_text)
+        answer = self._reply_entry(reply[0], reply[1](outcome)) if reply is not None else None
         try:
             with direct.transaction() as tx:
                 tx.decide(
@@ -401,10 +416,12 @@ class PlanService:
                     },
                 )
                 self._write_change(tx, writes)
+                if answer is not None:
+                    tx.outbox.insert(**answer)
                 tx.commit()
         except StaleWrite:  # decided or changed by someone else meanwhile
             return None
-        return self._applied(row, op, after, actor, changes, cost_text)
+        return outcome
 
     def approve(self, request_id: str, *, actor: Actor) -> Outcome:
         """Record a peer's approval; apply the request once enough peers approved."""
@@ -462,19 +479,20 @@ class PlanService:
 
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """Queue an answer to a reply URL (delivered from the outbox, in order per URL)."""
-        now = self.clock()
-        self.direct_nowait.insert_outbox(
-            {
-                "kind": "reply",
-                "topic": "reply",
-                "destination": hashlib.sha256(url.encode()).hexdigest()[:40],
-                "app_id": "",  # not NULL: entries for one URL then wait for the ones before
-                "payload": {"url": url, "message": dict(message)},
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-        )
+        self.direct_nowait.insert_outbox(self._reply_entry(url, message))
         self._outbox_written()
+
+    def _reply_entry(self, url: str, message: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "kind": "reply",
+            "topic": "reply",
+            "destination": hashlib.sha256(url.encode()).hexdigest()[:40],
+            "app_id": "",  # not NULL: entries for one URL then wait for the ones before
+            "payload": {"url": url, "message": dict(message)},
+            "created_at": now,
+            "next_attempt_at": now,
+        }
 
     def pending(self, request_id: str) -> PendingRequestRow | None:
         """A request as stored (for the edge to redraw a card)."""

@@ -20,6 +20,7 @@ from core import (
     ChangeRequest,
     CoreConfig,
     Operation,
+    Outcome,
     Plan,
     PlanService,
     Status,
@@ -276,6 +277,35 @@ def test_confirm_twice_is_already_done_and_audited_once(
     assert "already done" in refused.value.message
     assert counts(engine) == snapshot  # no second change, no second audit event
     assert [e["outcome"] for e in refusals(engine, request_id)] == ["applied"]
+
+
+@pytest.mark.parametrize("op", [Operation.UPGRADE, Operation.CREATE])
+def test_the_answer_to_a_confirmation_is_queued_with_the_change(
+    service: PlanService, engine: Engine, op: Operation
+) -> None:
+    change = (
+        ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM)
+        if op is Operation.UPGRADE
+        else ChangeRequest(Operation.CREATE, name="answered-chat")
+    )
+    request_id = service.request(change, actor=ADA, channel_id="CTEAM").id
+    url = "https://hooks.slack.test/actions/T1/1/abc"
+
+    def draw(outcome: Outcome) -> dict[str, Any]:
+        return {"text": f"{outcome.state}: {outcome.app_name}", "replace_original": True}
+
+    before = max((e["id"] for e in outbox(engine)), default=0)
+    with pytest.raises(errors.NotYourRequest):  # refused: nothing queued for the URL
+        service.confirm(request_id, actor=BOB, reply=(url, draw))
+    assert [e for e in outbox(engine, before) if e["kind"] == "reply"] == []
+    outcome = service.confirm(request_id, actor=ADA, reply=(url, draw))
+    replies = [e for e in outbox(engine, before) if e["kind"] == "reply"]
+    assert [r["payload"] for r in replies] == [
+        {"url": url, "message": {"text": f"applied: {outcome.app_name}", "replace_original": True}}
+    ]
+    with pytest.raises(errors.RequestAlreadyDecided):  # a second click: the first answer stands
+        service.confirm(request_id, actor=ADA, reply=(url, draw))
+    assert len([e for e in outbox(engine, before) if e["kind"] == "reply"]) == 1
 
 
 def test_an_expired_request_is_refused_and_audited(
