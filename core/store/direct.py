@@ -282,14 +282,9 @@ class Direct:
         """Queue an outbox entry that belongs to no other change (one statement)."""
         self.insert(_OUTBOX, outbox_values(values))
 
-    def insert(self, table: sa.Table, values: Mapping[str, Any], connection: Any = None) -> None:
-        """Insert one row of `table` with these columns: in the transaction of `connection`, or
-        else as a transaction of its own."""
-        compiled = self._compiled("insert", table, tuple(sorted(values)))
-        if connection is not None:
-            self._run(compiled, values, connection)
-        else:
-            self._write(compiled, values)
+    def insert(self, table: sa.Table, values: Mapping[str, Any]) -> None:
+        """Insert one row of `table` with these columns (one statement, committed)."""
+        self._write(self._compiled("insert", table, tuple(sorted(values))), values)
 
     def update(self, table: sa.Table, key: Any, values: Mapping[str, Any]) -> None:
         """Set these columns of the row whose primary key is `key` (one statement, committed)."""
@@ -312,19 +307,31 @@ class Direct:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[DirectTransaction]:
-        """A write transaction on this thread's connection; rolled back unless committed."""
+        """A write transaction on this thread's connection; rolled back unless committed.
+
+        On PostgreSQL its statements are pipelined: the writes go out together, and the
+        transaction waits for the server twice (at the audit chain's head, and at the commit)
+        rather than once per statement.
+        """
         if self._writers is not None:
             self._writers.acquire()
         try:
             connection = self._connection()
-            sqlite = self.engine.dialect.name == "sqlite"
-            connection.dbapi_connection.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
-            transaction = DirectTransaction(self, connection)
-            try:
-                yield transaction
-            finally:
-                if not transaction.committed and self._local.connection is connection:
-                    connection.dbapi_connection.execute("ROLLBACK")
+            raw = connection.dbapi_connection
+            with contextlib.ExitStack() as stack:
+                if self.engine.dialect.name == "sqlite":
+                    pipeline = None
+                    raw.execute("BEGIN IMMEDIATE")
+                else:
+                    pipeline = stack.enter_context(raw.pipeline())
+                    raw.execute("BEGIN")
+                transaction = DirectTransaction(self, connection, pipeline)
+                try:
+                    yield transaction
+                finally:
+                    if not transaction.committed and self._local.connection is connection:
+                        transaction.close()
+                        raw.execute("ROLLBACK")
         finally:
             if self._writers is not None:
                 self._writers.release()
@@ -356,7 +363,7 @@ class DirectTransaction:
     and their writes are guarded by what was read (StaleWrite when it no longer holds).
     """
 
-    def __init__(self, direct: Direct, connection: Any) -> None:
+    def __init__(self, direct: Direct, connection: Any, pipeline: Any = None) -> None:
         self.direct = direct
         self.connection = connection
         self.committed = False
@@ -365,6 +372,10 @@ class DirectTransaction:
         self.history = _TableWriter(self, _HISTORY)
         self.outbox = _TableWriter(self, _OUTBOX)
         self.audit = self
+        # pipelined (PostgreSQL): the cursors of writes sent but not yet answered, with the
+        # guard each must pass (None: any row count will do)
+        self._pipeline = pipeline
+        self._unanswered: list[tuple[Any, Compiled | None]] = []
 
     def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
         """Write the app's new state over `before` (an existing app only); StaleWrite if the
@@ -386,37 +397,80 @@ class DirectTransaction:
             "updated_at": now,
             "read_version": before.version,
         }
-        self._guarded(self.direct._save_app, values)
+        self._write(self.direct._save_app, values, guarded=True)
 
     def append(self, **fields: Any) -> int:
         """Append an audit record after the locked head of the chain; returns its seq."""
-        heads = self.direct._run(self.direct._head_locked, {}, self.connection)
-        head = _Row(self.direct._head_locked.row(heads[0])) if heads else None
+        head_locked = self.direct._head_locked
+        if self._pipeline is not None:
+            cursor = self.connection.cursor()
+            cursor.execute(head_locked.sql, head_locked.parameters({}))
+            self._answers()  # the writes so far, and the head, in one round trip
+            heads = cursor.fetchall()
+            cursor.close()
+        else:
+            heads = self.direct._run(head_locked, {}, self.connection)
+        head = _Row(head_locked.row(heads[0])) if heads else None
         record = audit_record(head, fields)
-        self.direct.insert(_AUDIT, record, self.connection)
+        self.insert(_AUDIT, record)
         head_values = {"seq": record["seq"], "hash": record["hash"]}
         if head is None:
-            self.direct.insert(_HEAD, {"id": 1, **head_values}, self.connection)
+            self.insert(_HEAD, {"id": 1, **head_values})
         else:
-            self.direct._run(self.direct._head_advance, head_values, self.connection)
+            self._write(self.direct._head_advance, head_values)
         return int(record["seq"])
 
     def decide(self, request_id: str, values: Mapping[str, Any]) -> None:
         """Record how the pending request ended (state, by whom, when, result); StaleWrite if
         it is no longer pending."""
-        self._guarded(self.direct._decide, {"key": request_id, **values})
+        self._write(self.direct._decide, {"key": request_id, **values}, guarded=True)
 
-    def _guarded(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
-        if self.direct._execute(compiled, values, self.connection)[1] != 1:
-            raise StaleWrite(compiled.sql.split(None, 2)[1])
+    def insert(self, table: sa.Table, values: Mapping[str, Any]) -> None:
+        """Insert one row of `table` with these columns."""
+        self._write(self.direct._compiled("insert", table, tuple(sorted(values))), values)
+
+    def _write(
+        self, compiled: Compiled, values: Mapping[str, Any], *, guarded: bool = False
+    ) -> None:
+        """Run a write; `guarded`: it must change exactly one row (else StaleWrite, now or at the
+        next answer from a pipelined server)."""
+        if self._pipeline is None:
+            count = self.direct._execute(compiled, values, self.connection)[1]
+            if guarded and count != 1:
+                raise StaleWrite(compiled.sql.split(None, 2)[1])
+            return
+        cursor = self.connection.cursor()
+        cursor.execute(compiled.sql, compiled.parameters(values))
+        self._unanswered.append((cursor, compiled if guarded else None))
+
+    def _answers(self) -> None:
+        """Wait for the server's answers to the writes sent; StaleWrite if a guard failed."""
+        if self._pipeline is None:
+            return
+        self._pipeline.sync()
+        unanswered, self._unanswered = self._unanswered, []
+        stale = [c for cursor, c in unanswered if c is not None and cursor.rowcount != 1]
+        for cursor, _ in unanswered:
+            cursor.close()
+        if stale:
+            raise StaleWrite(stale[0].sql.split(None, 2)[1])
+
+    def close(self) -> None:
+        """Forget the writes still unanswered (the transaction is being rolled back)."""
+        for cursor, _ in self._unanswered:
+            cursor.close()
+        self._unanswered = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed."""
         self._after_commit.append(callback)
 
     def commit(self) -> None:
-        """Commit, then run the after-commit callbacks."""
+        """Commit (once every guard has passed), then run the after-commit callbacks."""
+        self._answers()
         self.connection.dbapi_connection.execute("COMMIT")
+        if self._pipeline is not None:
+            self._pipeline.sync()
         self.committed = True
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -431,4 +485,4 @@ class _TableWriter:
     def insert(self, **values: Any) -> None:
         """Insert one row in the transaction."""
         row = outbox_values(values) if self.table is _OUTBOX else values
-        self.transaction.direct.insert(self.table, row, self.transaction.connection)
+        self.transaction.insert(self.table, row)

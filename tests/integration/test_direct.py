@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from core import ChangeRequest, Grant, NotYourRequest, Operation, Plan, PlanService, Role
 from core.store.direct import Direct, StaleWrite
+from core.store.tables import AuditHeadRow
 from core.store.uow import UnitOfWork
 from tests.conftest import Clock
 from tests.integration.conftest import ADA, BOB
@@ -76,17 +77,35 @@ def test_guarded_writes_refuse_a_row_changed_since_it_was_read(
     )
     service.confirm(pending.id, actor=ADA)  # the app moves on after `read`
     renamed = read.__class__(**{**read.__dict__, "name": "renamed", "version": read.version + 1})
-    with pytest.raises(StaleWrite), direct.transaction() as tx:
-        tx.append(at=clock(), actor_id="UX", action="test", outcome="applied")
+    with pytest.raises(StaleWrite), direct.transaction() as tx:  # at once, or at the commit
         tx.save(read, renamed, clock())
+        tx.append(at=clock(), actor_id="UX", action="test", outcome="applied")
+        tx.commit()
     with pytest.raises(StaleWrite), direct.transaction() as tx:
         tx.decide(pending.id, {"state": "cancelled", "decided_at": clock()})  # decided already
+        tx.commit()
     after = direct.state("1400000001")
     assert after is not None and after.plan is Plan.STANDARD and after.name == read.name
     record = direct.request(pending.id)
     assert record is not None and record.state == "applied"
     with UnitOfWork(engine, write=False) as uow:
         assert [r.action for r in uow.audit.iterate()][-1] == "upgrade"  # "test" rolled back
+
+
+def test_a_failed_transaction_leaves_the_connection_usable(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    direct = Direct(engine)
+    with pytest.raises(engine.dialect.loaded_dbapi.IntegrityError), direct.transaction() as tx:
+        tx.insert(AuditHeadRow.__table__, {"id": 1, "seq": 99, "hash": "x"})  # type: ignore[attr-defined]
+        tx.commit()
+    assert direct.state("1400000001") is not None
+    pending = service.request(
+        ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.STANDARD), actor=ADA
+    )
+    assert service.confirm(pending.id, actor=ADA).state == "applied"
+    with UnitOfWork(engine, write=False) as uow:
+        assert uow.audit.head().seq == 2
 
 
 def test_a_plain_confirmation_and_a_refused_one_leave_one_intact_chain(
