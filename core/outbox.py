@@ -105,6 +105,7 @@ class OutboxDispatcher:
     ) -> None:
         self.engine = engine
         self.direct = Direct(engine, durable=False)  # a lost mark only repeats a delivery
+        self._marks = _GroupMarks(functools.partial(self.direct.update_many, _OUTBOX))
         self.notifier = notifier
         self.provisioner = provisioner
         self.replier = replier
@@ -191,8 +192,7 @@ class OutboxDispatcher:
         except Exception as err:  # a bug in a notifier must not stop the others; retry later
             log.exception("outbox entry %s: unexpected delivery error", entry_id)
             return self._failed(entry_id, attempts, DeliveryError(repr(err)))
-        self.direct.update(
-            _OUTBOX,
+        self._marks.mark(
             entry_id,
             {
                 "status": "delivered",
@@ -282,3 +282,52 @@ class OutboxDispatcher:
             except Exception:  # the database may be briefly unreachable: keep the thread alive
                 log.exception("outbox delivery pass failed")
                 self._stop.wait(self.poll_interval)
+
+
+class _GroupMarks:
+    """ "Delivered" marks written together: each sender waits until its own mark is written,
+    and whichever sender writes takes every mark waiting at that moment (a group commit).
+
+    With several senders a mark per transaction made the marks queue for the database one by
+    one (on SQLite, behind the acks' own writes). A sender still never goes on to its next entry
+    before its mark is written, so a crash repeats at most one delivery per sender, as before.
+    """
+
+    def __init__(self, write: Callable[[list[tuple[int, dict[str, Any]]]], None]) -> None:
+        self._write = write
+        self._changed = threading.Condition()
+        self._waiting: list[tuple[int, dict[str, Any]]] = []
+        self._writing = False
+        self._written = 0  # marks are numbered in arrival order; those up to here are written
+        self._arrived = 0
+        self._failed: dict[int, BaseException] = {}  # by number: a failed write, for its sender
+
+    def mark(self, entry_id: int, values: dict[str, Any]) -> None:
+        """Write the entry's mark (with whatever other marks wait); raise if that failed."""
+        with self._changed:
+            self._arrived += 1
+            number = self._arrived
+            self._waiting.append((entry_id, values))
+            while self._writing and self._written < number and number not in self._failed:
+                self._changed.wait()
+            if number in self._failed:
+                raise self._failed.pop(number)
+            if self._written >= number:
+                return
+            self._writing = True  # this sender writes every mark waiting, its own included
+            batch, self._waiting = self._waiting, []
+            last = self._arrived
+        error: BaseException | None = None
+        try:
+            self._write(batch)
+        except BaseException as err:
+            error = err
+        with self._changed:
+            self._writing = False
+            if error is None:
+                self._written = last
+            else:
+                self._failed.update((n, error) for n in range(last - len(batch) + 1, last + 1))
+            self._changed.notify_all()
+            if number in self._failed:
+                raise self._failed.pop(number)

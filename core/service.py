@@ -415,9 +415,9 @@ class PlanService:
                         "result": {"app_id": after.app_id},
                     },
                 )
-                self._write_change(tx, writes)
                 if answer is not None:
                     tx.outbox.insert(**answer)
+                self._write_change(tx, writes)
                 tx.commit()
         except StaleWrite:  # decided or changed by someone else meanwhile
             return None
@@ -1093,14 +1093,14 @@ class PlanService:
         )
 
     def _write_change(self, uow: UnitOfWork | DirectTransaction, writes: ChangeWrites) -> None:
-        """Write what `_change_writes` worked out, in the caller's transaction."""
+        """Write what `_change_writes` worked out, in the caller's transaction.
+
+        The audit record comes last but for the messages that cite it: in a direct transaction
+        everything before it is prepared before the writers' turn is taken.
+        """
         after, now = writes.after, writes.now
         uow.apps.save(writes.before, after, now)
         uow.history.insert(**writes.history)
-        seq = uow.audit.append(**writes.audit)
-        message = {**writes.message, "audit_seq": seq}
-        for channel in writes.audience:
-            self._enqueue(uow, "message", "audit", channel, after.app_id, message, now)
         self._enqueue(
             uow,
             "provision",
@@ -1111,6 +1111,10 @@ class PlanService:
             now,
             delivered=self.config.provisioning_recorded_only,
         )
+        seq = uow.audit.append(**writes.audit)
+        message = {**writes.message, "audit_seq": seq}
+        for channel in writes.audience:
+            self._enqueue(uow, "message", "audit", channel, after.app_id, message, now)
 
     def _audience(self, owner_channel: str | None) -> list[str]:
         channels = [self.config.audit_channel, owner_channel]

@@ -219,18 +219,27 @@ class Direct:
     ) -> tuple[list[Sequence[Any]], int]:
         """Run the statement; its rows (for a select) and the count of rows it changed."""
         connection = connection or self._connection()
+        with self._cursor(connection) as cursor:
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            rows = list(cursor.fetchall()) if compiled.names else []
+            return rows, cursor.rowcount
+
+    @contextlib.contextmanager
+    def _cursor(self, connection: Any, *, keep: bool = False) -> Iterator[Any]:
+        """A cursor of `connection` (closed after, unless `keep`); a connection found broken
+        is dropped, and the next statement opens another."""
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(compiled.sql, compiled.parameters(values))
-                rows = list(cursor.fetchall()) if compiled.names else []
-                return rows, cursor.rowcount
-            finally:
+                yield cursor
+            except BaseException:
+                cursor.close()
+                raise
+            if not keep:
                 cursor.close()
         except self.engine.dialect.loaded_dbapi.Error as err:
             if self.engine.dialect.is_disconnect(err, connection.dbapi_connection, None):
-                # A restarted server: drop this connection; the next call opens another.
-                self._local.connection = None
+                self._local.connection = None  # a restarted server
                 connection.invalidate()
             raise
 
@@ -290,6 +299,18 @@ class Direct:
         """Set these columns of the row whose primary key is `key` (one statement, committed)."""
         self._write(self._compiled("update", table, tuple(sorted(values))), {**values, "key_": key})
 
+    def update_many(self, table: sa.Table, rows: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Set columns of several rows by primary key, in one transaction (`rows`: key, values;
+        the same columns in each)."""
+        if len(rows) == 1:
+            self.update(table, *rows[0])
+            return
+        compiled = self._compiled("update", table, tuple(sorted(rows[0][1])))
+        parameters = [compiled.parameters({**values, "key_": key}) for key, values in rows]
+        with self.transaction() as transaction:
+            transaction.write_many(compiled, parameters)
+            transaction.commit()
+
     def _compiled(self, verb: str, table: sa.Table, names: tuple[str, ...]) -> Compiled:
         """An insert of these columns, or an update of them by primary key (compiled once)."""
         compiled = self._by_columns.get((verb, table.name, names))
@@ -309,32 +330,17 @@ class Direct:
     def transaction(self) -> Iterator[DirectTransaction]:
         """A write transaction on this thread's connection; rolled back unless committed.
 
-        On PostgreSQL its statements are pipelined: the writes go out together, and the
-        transaction waits for the server twice (at the audit chain's head, and at the commit)
-        rather than once per statement.
+        It begins when it first needs the database's answer (the audit chain's head, or the
+        commit): writes before that are prepared (their values converted) without holding
+        the writers' turn, and sent together then. On PostgreSQL its statements are pipelined,
+        so it waits for the server at those two points rather than once per statement.
         """
-        if self._writers is not None:
-            self._writers.acquire()
-        try:
-            connection = self._connection()
-            raw = connection.dbapi_connection
-            with contextlib.ExitStack() as stack:
-                if self.engine.dialect.name == "sqlite":
-                    pipeline = None
-                    raw.execute("BEGIN IMMEDIATE")
-                else:
-                    pipeline = stack.enter_context(raw.pipeline())
-                    raw.execute("BEGIN")
-                transaction = DirectTransaction(self, connection, pipeline)
-                try:
-                    yield transaction
-                finally:
-                    if not transaction.committed and self._local.connection is connection:
-                        transaction.close()
-                        raw.execute("ROLLBACK")
-        finally:
-            if self._writers is not None:
-                self._writers.release()
+        transaction = DirectTransaction(self)
+        with transaction.resources:  # left after the rollback: the pipeline, the writers' turn
+            try:
+                yield transaction
+            finally:
+                transaction.roll_back_unless_committed()
 
     def _write(self, compiled: Compiled, values: Mapping[str, Any]) -> None:
         if self._writers is not None:
@@ -360,22 +366,46 @@ class DirectTransaction:
     It offers what `PlanService.record_change` writes through (`apps.save`, `history.insert`,
     `audit.append`, `outbox.insert`, `after_commit`), like a unit of work does. Nothing is read
     under its lock but the head of the audit chain: the request and the app were read before,
-    and their writes are guarded by what was read (StaleWrite when it no longer holds).
+    and their writes are guarded by what was read (StaleWrite when it no longer holds, at the
+    latest when committing).
     """
 
-    def __init__(self, direct: Direct, connection: Any, pipeline: Any = None) -> None:
+    def __init__(self, direct: Direct) -> None:
         self.direct = direct
-        self.connection = connection
+        self.connection: Any = None  # until begun
         self.committed = False
+        self.resources = contextlib.ExitStack()
         self._after_commit: list[Callable[[], None]] = []
         self.apps = self
         self.history = _TableWriter(self, _HISTORY)
         self.outbox = _TableWriter(self, _OUTBOX)
         self.audit = self
+        # writes before the start: the statement, its converted values, whether it is guarded
+        self._prepared: list[tuple[Compiled, Any, bool]] = []
         # pipelined (PostgreSQL): the cursors of writes sent but not yet answered, with the
         # guard each must pass (None: any row count will do)
-        self._pipeline = pipeline
+        self._pipeline: Any = None
         self._unanswered: list[tuple[Any, Compiled | None]] = []
+
+    def _begin(self) -> None:
+        """Take the writers' turn, begin, and send the writes prepared so far."""
+        if self.connection is not None:
+            return
+        direct = self.direct
+        if direct._writers is not None:
+            direct._writers.acquire()
+            self.resources.callback(direct._writers.release)
+        connection = direct._connection()
+        raw = connection.dbapi_connection
+        if direct.engine.dialect.name == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            self._pipeline = self.resources.enter_context(raw.pipeline())
+            raw.execute("BEGIN")
+        self.connection = connection
+        prepared, self._prepared = self._prepared, []
+        for compiled, parameters, guarded in prepared:
+            self._send(compiled, parameters, guarded)
 
     def save(self, before: AppState | None, after: AppState, now: datetime) -> None:
         """Write the app's new state over `before` (an existing app only); StaleWrite if the
@@ -401,13 +431,13 @@ class DirectTransaction:
 
     def append(self, **fields: Any) -> int:
         """Append an audit record after the locked head of the chain; returns its seq."""
+        self._begin()
         head_locked = self.direct._head_locked
         if self._pipeline is not None:
-            cursor = self.connection.cursor()
-            cursor.execute(head_locked.sql, head_locked.parameters({}))
-            self._answers()  # the writes so far, and the head, in one round trip
-            heads = cursor.fetchall()
-            cursor.close()
+            with self.direct._cursor(self.connection) as cursor:
+                cursor.execute(head_locked.sql, head_locked.parameters({}))
+                self._answers()  # the writes so far, and the head, in one round trip
+                heads = cursor.fetchall()
         else:
             heads = self.direct._run(head_locked, {}, self.connection)
         head = _Row(head_locked.row(heads[0])) if heads else None
@@ -429,19 +459,31 @@ class DirectTransaction:
         """Insert one row of `table` with these columns."""
         self._write(self.direct._compiled("insert", table, tuple(sorted(values))), values)
 
+    def write_many(self, compiled: Compiled, parameters: Sequence[Any]) -> None:
+        """Run a write once per set of (converted) values."""
+        self._begin()
+        with self.direct._cursor(self.connection) as cursor:
+            cursor.executemany(compiled.sql, parameters)
+
     def _write(
         self, compiled: Compiled, values: Mapping[str, Any], *, guarded: bool = False
     ) -> None:
-        """Run a write; `guarded`: it must change exactly one row (else StaleWrite, now or at the
-        next answer from a pipelined server)."""
-        if self._pipeline is None:
-            count = self.direct._execute(compiled, values, self.connection)[1]
-            if guarded and count != 1:
+        """A write; `guarded`: it must change exactly one row (else StaleWrite, when its answer
+        comes). Prepared until the transaction begins."""
+        parameters = compiled.parameters(values)
+        if self.connection is None:
+            self._prepared.append((compiled, parameters, guarded))
+        else:
+            self._send(compiled, parameters, guarded)
+
+    def _send(self, compiled: Compiled, parameters: Any, guarded: bool) -> None:
+        pipelined = self._pipeline is not None
+        with self.direct._cursor(self.connection, keep=pipelined) as cursor:
+            cursor.execute(compiled.sql, parameters)
+            if pipelined:
+                self._unanswered.append((cursor, compiled if guarded else None))
+            elif guarded and cursor.rowcount != 1:
                 raise StaleWrite(compiled.sql.split(None, 2)[1])
-            return
-        cursor = self.connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(values))
-        self._unanswered.append((cursor, compiled if guarded else None))
 
     def _answers(self) -> None:
         """Wait for the server's answers to the writes sent; StaleWrite if a guard failed."""
@@ -455,11 +497,15 @@ class DirectTransaction:
         if stale:
             raise StaleWrite(stale[0].sql.split(None, 2)[1])
 
-    def close(self) -> None:
-        """Forget the writes still unanswered (the transaction is being rolled back)."""
+    def roll_back_unless_committed(self) -> None:
+        """Undo what was sent, if this transaction began and did not commit."""
         for cursor, _ in self._unanswered:
             cursor.close()
         self._unanswered = []
+        connection = self.connection
+        began = connection is not None and not self.committed
+        if began and self.direct._local.connection is connection:  # (not dropped as broken)
+            connection.dbapi_connection.execute("ROLLBACK")
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed."""
@@ -467,6 +513,7 @@ class DirectTransaction:
 
     def commit(self) -> None:
         """Commit (once every guard has passed), then run the after-commit callbacks."""
+        self._begin()
         self._answers()
         self.connection.dbapi_connection.execute("COMMIT")
         if self._pipeline is not None:

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import ChangeRequest, Grant, NotYourRequest, Operation, Plan, PlanService, Role
 from core.store.direct import Direct, StaleWrite
-from core.store.tables import AuditHeadRow
+from core.store.tables import AuditHeadRow, OutboxRow
 from core.store.uow import UnitOfWork
 from tests.conftest import Clock
 from tests.integration.conftest import ADA, BOB
@@ -106,6 +107,30 @@ def test_a_failed_transaction_leaves_the_connection_usable(
     assert service.confirm(pending.id, actor=ADA).state == "applied"
     with UnitOfWork(engine, write=False) as uow:
         assert uow.audit.head().seq == 2
+
+
+def test_several_rows_are_updated_in_one_transaction(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    for name in ("a-chat", "b-chat", "c-chat"):
+        service.reply(f"https://hooks.slack.test/{name}", {"text": name})
+    with UnitOfWork(engine, write=False) as uow:
+        ids = [
+            r.id for r in uow.session.exec(sa.select(OutboxRow.id).where(OutboxRow.kind == "reply"))
+        ]
+    direct = Direct(engine)
+    direct.update_many(
+        OutboxRow.__table__,  # type: ignore[attr-defined]
+        [
+            (entry_id, {"status": "delivered", "receipt": {"n": n}})
+            for n, entry_id in enumerate(ids)
+        ],
+    )
+    with UnitOfWork(engine, write=False) as uow:
+        rows = [uow.outbox.get(entry_id) for entry_id in ids]
+    assert [(r.status, r.receipt) for r in rows if r] == [
+        ("delivered", {"n": n}) for n in range(len(ids))
+    ]
 
 
 def test_a_plain_confirmation_and_a_refused_one_leave_one_intact_chain(
