@@ -3,9 +3,11 @@
 `planbot serve` acks Slack's requests on its event loop and starts this worker beside it
 (`planbot deliver`), so posting audit messages, replacing cards through response_url, calling the
 provisioner and sweeping never take the GIL from the acks; started by the server, the worker runs
-at a lower CPU priority, so in a burst the acks come first and the deliveries catch up after. The worker polls the outbox a few
-times a second (a read of one indexed row when nothing is due), stops on SIGTERM or SIGINT after
-the delivery in hand, and stops by itself when the server that started it is gone.
+at a lower CPU priority, so in a burst the acks come first and the deliveries catch up after. The
+worker polls the outbox a few times a second (a read of one indexed row when nothing is due),
+checkpoints SQLite's write-ahead log (which a commit would otherwise do under the write lock),
+stops on SIGTERM or SIGINT after the delivery in hand, and stops by itself when the server that
+started it is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from bot.app import Planbot
+from core import checkpoint
 
 __all__ = ["ChildProcess", "DeliveryChild", "deliver_forever", "stop_when_orphaned"]
 
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: entries of one batch (never two for one app and destination) sent at the same time
 SENDERS = 8
+#: how often the worker copies SQLite's write-ahead log back into the database
+CHECKPOINT_SECONDS = 0.5
 
 
 def deliver_forever(
@@ -48,6 +53,9 @@ def deliver_forever(
         _yield_to_server()
     planbot.dispatcher.concurrency = SENDERS
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
+    threading.Thread(
+        target=_checkpoint_forever, args=(planbot, stop), name="checkpoint", daemon=True
+    ).start()
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:
         while not stop.is_set():
@@ -60,6 +68,16 @@ def deliver_forever(
     finally:
         planbot.close()
     return 0
+
+
+def _checkpoint_forever(planbot: Planbot, stop: threading.Event) -> None:
+    """Copy SQLite's write-ahead log back into the database twice a second, so that no ack
+    pays for it (nothing to do on PostgreSQL)."""
+    while not stop.wait(CHECKPOINT_SECONDS):
+        try:
+            checkpoint(planbot.service.engine)
+        except Exception:  # the database may be briefly unreachable: keep going
+            log.exception("checkpoint failed")
 
 
 def _yield_to_server() -> None:
