@@ -391,16 +391,19 @@ class PlanService:
         ):
             return None
         op = Operation(row.operation)
-        before = direct.state(row.app_id)
-        if before is None or before.version != row.app_version:
+        found = direct.state_and_segments(row.app_id, until=now)
+        if found is None or found[0].version != row.app_version:
             return None
+        before, segments = found
         try:
             after = self._rule(before, _change(row), now)
         except errors.PlanError:
             return None
         if self._role(actor, before.owner_channel) < ROLE_FOR[op]:
             return None
-        changes, cost_text, writes = self._request_writes(direct, row, before, after, actor, now)
+        changes, cost_text, writes = self._request_writes(
+            direct, row, before, after, actor, now, segments=segments
+        )
         outcome = self._applied(row, op, after, actor, changes, cost_text)
         answer = self._reply_entry(reply[0], reply[1](outcome)) if reply is not None else None
         try:
@@ -572,6 +575,18 @@ class PlanService:
             raise errors.AmbiguousAppName(ref, [s.app_id for s in states])
         return states[0]
 
+    def _resolve_with_history(
+        self, reader: UnitOfWork | Direct, ref: str, until: datetime
+    ) -> tuple[AppState, list[RateSegment]]:
+        """The app, and its rate segments started before `until` (in one read, when it can)."""
+        ref = ref.strip()
+        if isinstance(reader, Direct) and ref.isdigit():
+            found = reader.state_and_segments(ref, until=until)
+            if found is not None:
+                return found
+        state = self._resolve(reader, ref)
+        return state, reader.history.segments(state.app_id, until=until)
+
     def _resolve_locked(self, uow: UnitOfWork, ref: str) -> AppState:
         row = uow.apps.get(ref, lock=True) if ref.isdigit() else None
         if row is not None:
@@ -642,10 +657,10 @@ class PlanService:
             self._require(actor, Operation.CREATE, channel_id, "create apps")
             after = self._new_app(uow, change.name or "", channel_id, now, app_id="(assigned)")
             return None, self._preview(None, after, Operation.CREATE, [], now)
-        before = self._resolve(uow, change.app or "")
+        until = now + timedelta(seconds=1)
+        before, segments = self._resolve_with_history(uow, change.app or "", until)
         self._require(actor, change.operation, before.owner_channel, f"{change.operation} this app")
         after = self._rule(before, change, now)
-        segments = uow.history.segments(before.app_id, until=now + timedelta(seconds=1))
         return before, self._preview(before, after, change.operation, segments, now)
 
     def _rule(self, app: AppState, change: ChangeRequest, now: datetime) -> AppState:
@@ -936,9 +951,13 @@ class PlanService:
         after: AppState,
         actor: Actor,
         now: datetime,
+        *,
+        segments: Sequence[RateSegment] | None = None,
     ) -> tuple[tuple[FieldChange, ...], str, ChangeWrites]:
-        """What a request's change writes, with what changed and what it costs."""
-        segments = reader.history.segments(after.app_id, until=now) if before else []
+        """What a request's change writes, with what changed and what it costs (`segments`:
+        the app's history until now, when already read)."""
+        if segments is None:
+            segments = reader.history.segments(after.app_id, until=now) if before else []
         cost_text = self._cost_text(self._cost(segments, after, now))
         changes = tuple(self._changes(before, after))
         writes = self._change_writes(

@@ -64,6 +64,21 @@ _HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
 _AUDIT: sa.Table = AuditEventRow.__table__  # type: ignore[attr-defined]
 _HEAD: sa.Table = AuditHeadRow.__table__  # type: ignore[attr-defined]
 _REQUEST_BY_ID = sa.select(_PENDING).where(_PENDING.c.id == sa.bindparam("id"))
+_SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price")
+_APP_WITH_SEGMENTS = (  # the app's row once per segment (or once, with NULLs, if none)
+    sa.select(_APP, *(_HISTORY.c[name].label(f"segment_{name}") for name in _SEGMENT_COLUMNS))
+    .select_from(
+        _APP.outerjoin(
+            _HISTORY,
+            sa.and_(
+                _HISTORY.c.app_id == _APP.c.app_id,
+                _HISTORY.c.effective_at < sa.bindparam("until"),
+            ),
+        )
+    )
+    .where(_APP.c.app_id == sa.bindparam("app_id"))
+    .order_by(_HISTORY.c.effective_at, _HISTORY.c.id)
+)
 _STATE_COLUMNS = (
     "name",
     "owner_channel",
@@ -176,6 +191,7 @@ class Direct:
         self._app_by_id = Compiled(_APP_BY_ID, dialect)
         self._app_by_name = Compiled(_APP_BY_NAME, dialect)
         self._segments = Compiled(_SEGMENTS, dialect)
+        self._app_with_segments = Compiled(_APP_WITH_SEGMENTS, dialect)
         self._grants = Compiled(_ALL_GRANTS, dialect)
         self._request = Compiled(_REQUEST_BY_ID, dialect)
         self._save_app = Compiled(_SAVE_APP, dialect)
@@ -263,6 +279,22 @@ class Direct:
 
     def _state(self, raw: Sequence[Any]) -> AppState:
         return app_state(_Row(self._app_by_id.row(raw)))  # type: ignore[arg-type]
+
+    def state_and_segments(
+        self, app_id: str, *, until: datetime
+    ) -> tuple[AppState, list[RateSegment]] | None:
+        """The app's state and its rate segments that started before `until` (one statement),
+        or None."""
+        compiled = self._app_with_segments
+        rows = [compiled.row(r) for r in self._run(compiled, {"app_id": app_id, "until": until})]
+        if not rows:
+            return None
+        segments = [
+            segment(_Row({name: row[f"segment_{name}"] for name in _SEGMENT_COLUMNS}))  # type: ignore[arg-type]
+            for row in rows
+            if row["segment_effective_at"] is not None
+        ]
+        return app_state(_Row(rows[0])), segments  # type: ignore[arg-type]
 
     def request(self, request_id: str) -> RequestRecord | None:
         """A request as stored (no lock: a write guarded by its state follows)."""

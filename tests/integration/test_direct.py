@@ -43,15 +43,40 @@ def test_reads_equal_the_unit_of_work_reads(
         for app_id in IDS:
             assert direct.state(app_id) == uow.apps.state(app_id)
             assert direct.segments(app_id, until=until) == uow.history.segments(app_id, until=until)
+            assert direct.state_and_segments(app_id, until=until) == (
+                uow.apps.state(app_id),
+                uow.history.segments(app_id, until=until),
+            )
         assert direct.states_by_name("std-chat") == uow.apps.states_by_name("std-chat")
         assert [g.model_dump() for g in direct.grants.all()] == [
             g.model_dump() for g in uow.grants.all()
         ]
     assert direct.state("1499999999") is None
+    assert direct.state_and_segments("1499999999", until=clock()) is None
     assert direct.states_by_name("nope") == []
     state = direct.state("1400000003")
     assert state is not None and state.disabled_at is not None
     assert state.disabled_at.utcoffset() == timedelta(0)  # an aware UTC datetime, as stored
+
+
+def test_an_app_is_read_with_the_segments_started_before_a_moment(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    pending = service.request(
+        ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.STANDARD), actor=ADA
+    )
+    clock.advance(minutes=1)
+    service.confirm(pending.id, actor=ADA)
+    direct = Direct(engine)
+    for until, plans in (
+        (clock() - timedelta(seconds=1), [Plan.DEVELOPER]),
+        (clock() + timedelta(seconds=1), [Plan.DEVELOPER, Plan.STANDARD]),
+    ):
+        found = direct.state_and_segments("1400000001", until=until)
+        assert found is not None
+        state, segments = found
+        assert state.plan is Plan.STANDARD and state.version == 2
+        assert [s.plan for s in segments] == plans
 
 
 def test_a_transaction_left_without_commit_writes_nothing(
