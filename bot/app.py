@@ -21,6 +21,7 @@ from bot.delivery import (
 from bot.listeners import Bot, register
 from bot.settings import Settings
 from core import (
+    Checkpointer,
     Lifecycle,
     Notifier,
     OutboxDispatcher,
@@ -48,13 +49,15 @@ class Planbot:
     dispatcher: OutboxDispatcher
     lifecycle: Lifecycle
     client: WebClient
+    checkpointer: Checkpointer
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
-        """Start the background work: group lookups, and (in this process) outbox delivery and
-        the lifecycle sweep on its timer."""
+        """Start the background work: group lookups, and (in this process) outbox delivery with
+        SQLite's checkpoints, and the lifecycle sweep on its timer."""
         self.bot.groups.warm()
         if deliver:
             self.dispatcher.start()
+            self.checkpointer.start()
         if sweep:
             self.lifecycle.start(interval=self.settings.sweep_interval)
 
@@ -62,6 +65,7 @@ class Planbot:
         """Stop background work."""
         self.lifecycle.stop()
         self.dispatcher.stop()
+        self.checkpointer.stop()
         self.bot.responder.close()
         self.bot.groups.close()
         self.service.engine.dispose()
@@ -142,4 +146,4 @@ def build(
     bot = Bot(service=service, responder=responder or OutboxResponder(service), groups=groups)
     register(app, bot)
     lifecycle = Lifecycle(engine=engine, service=service)
-    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client)
+    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client, Checkpointer(engine))

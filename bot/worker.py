@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 
 from bot.app import Planbot
-from core import checkpoint
 
 __all__ = ["ChildProcess", "DeliveryChild", "deliver_forever", "stop_when_orphaned"]
 
@@ -32,8 +31,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: entries of one batch (never two for one app and destination) sent at the same time
 SENDERS = 8
-#: how often the worker copies SQLite's write-ahead log back into the database
-CHECKPOINT_SECONDS = 0.5
 
 
 def deliver_forever(
@@ -53,9 +50,7 @@ def deliver_forever(
         _yield_to_server()
     planbot.dispatcher.concurrency = SENDERS
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
-    threading.Thread(
-        target=_checkpoint_forever, args=(planbot, stop), name="checkpoint", daemon=True
-    ).start()
+    planbot.checkpointer.start()
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
     try:
         while not stop.is_set():
@@ -68,16 +63,6 @@ def deliver_forever(
     finally:
         planbot.close()
     return 0
-
-
-def _checkpoint_forever(planbot: Planbot, stop: threading.Event) -> None:
-    """Copy SQLite's write-ahead log back into the database twice a second, so that no ack
-    pays for it (nothing to do on PostgreSQL)."""
-    while not stop.wait(CHECKPOINT_SECONDS):
-        try:
-            checkpoint(planbot.service.engine)
-        except Exception:  # the database may be briefly unreachable: keep going
-            log.exception("checkpoint failed")
 
 
 def _yield_to_server() -> None:

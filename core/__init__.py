@@ -43,7 +43,7 @@ from core.service import (
     Preview,
     Reply,
 )
-from core.store.db import checkpoint, make_engine, normalize_url
+from core.store.db import Checkpointer, checkpoint, make_engine, normalize_url
 from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.uow import UnitOfWork
 
@@ -97,6 +97,7 @@ __all__ = [
     "PlanService",
     "Reply",
     "Preview",
+    "Checkpointer",
     "checkpoint",
     "make_engine",
     "normalize_url",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["checkpoint", "make_engine", "normalize_url", "read_only"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Checkpointer", "checkpoint", "make_engine", "normalize_url", "read_only"]
 
 #: SQLite: a commit that finds the write-ahead log this long (in 4 KiB pages) copies it back
 #: into the database first. A backstop: the delivery worker checkpoints far more often
@@ -53,6 +57,38 @@ def checkpoint(engine: Engine) -> None:
         connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
     finally:
         connection.close()
+
+
+class Checkpointer:
+    """`checkpoint` on a timer, in a thread of the process that delivers (SQLite only)."""
+
+    def __init__(self, engine: Engine, *, every: float = 0.5) -> None:
+        self.engine = engine
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Checkpoint every `every` seconds until `stop` (nothing on PostgreSQL)."""
+        if self._thread is not None or self.engine.dialect.name != "sqlite":
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                checkpoint(self.engine)
+            except Exception:  # the database may be briefly unreachable: keep going
+                log.exception("checkpoint failed")
 
 
 def read_only(engine: Engine) -> Engine:

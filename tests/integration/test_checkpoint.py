@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
-from core import ChangeRequest, Operation, Plan, PlanService, checkpoint
+from core import ChangeRequest, Checkpointer, Operation, Plan, PlanService, checkpoint
 from core.store.db import WAL_BACKSTOP_PAGES
 from tests.integration.conftest import ADA
 
@@ -49,3 +50,21 @@ def test_confirmations_leave_the_log_for_the_checkpoint_to_copy(
     checkpoint(engine)
     assert plan_in_database_file(database, "1400000029") == "premium"  # copied back
     assert service.status("1400000029", actor=ADA).app.plan is Plan.PREMIUM
+
+
+def test_the_checkpointer_copies_the_log_back_on_its_timer(
+    engine: Engine, service: PlanService, seed: Callable[..., int]
+) -> None:
+    checkpointer = Checkpointer(engine, every=0.05)
+    checkpointer.start()
+    try:
+        seed(SEED)
+        if engine.dialect.name != "sqlite":
+            return  # nothing to copy on PostgreSQL: no thread was started
+        database = str(engine.url.database)
+        deadline = time.monotonic() + 5
+        while plan_in_database_file(database, "1400000029") is None:
+            assert time.monotonic() < deadline, "the log was not copied back within 5 s"
+            time.sleep(0.05)
+    finally:
+        checkpointer.stop()
