@@ -673,8 +673,7 @@ class Lifecycle:
                     after = rule(before, now)  # re-checked under the row lock
                     if after is None:
                         continue
-                    self.service.record_change(
-                        uow,
+                    writes = self.service.change_writes(
                         before,
                         after,
                         op,
@@ -683,6 +682,7 @@ class Lifecycle:
                         changes=[FieldChange("Status", before.status.value, after.status.value)],
                         detail=detail(before),
                     )
+                    self.service.record_change(uow, writes)
                     changed += 1
                 uow.commit()
             done += changed

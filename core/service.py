@@ -420,7 +420,7 @@ class PlanService:
                 )
                 if answer is not None:
                     tx.outbox.insert(**answer)
-                self._write_change(tx, writes)
+                self.record_change(tx, writes)
                 tx.commit()
         except StaleWrite:  # decided or changed by someone else meanwhile
             return None
@@ -937,7 +937,7 @@ class PlanService:
                 raise
         self._require_for_request(uow, row, requester if row.approvals_needed else actor)
         changes, cost_text, writes = self._request_writes(uow, row, before, after, actor, now)
-        self._write_change(uow, writes)
+        self.record_change(uow, writes)
         self._decide(row, "applied", actor, now)
         row.result = {"app_id": after.app_id}
         uow.requests.add(row)
@@ -960,7 +960,7 @@ class PlanService:
             segments = reader.history.segments(after.app_id, until=now) if before else []
         cost_text = self._cost_text(self._cost(segments, after, now))
         changes = tuple(self._changes(before, after))
-        writes = self._change_writes(
+        writes = self.change_writes(
             before,
             after,
             Operation(row.operation),
@@ -1003,37 +1003,7 @@ class PlanService:
             approvals_needed=row.approvals_needed,
         )
 
-    def record_change(
-        self,
-        uow: UnitOfWork | DirectTransaction,
-        before: AppState | None,
-        after: AppState,
-        op: Operation,
-        *,
-        actor: Actor,
-        now: datetime,
-        request: PendingRequestRow | RequestRecord | None = None,
-        cost_text: str = "",
-        changes: Sequence[FieldChange] = (),
-        detail: str = "",
-    ) -> None:
-        """Write a change: the app row, its history, the audit event and the outbox entries."""
-        self._write_change(
-            uow,
-            self._change_writes(
-                before,
-                after,
-                op,
-                actor=actor,
-                now=now,
-                request=request,
-                cost_text=cost_text,
-                changes=changes,
-                detail=detail,
-            ),
-        )
-
-    def _change_writes(
+    def change_writes(
         self,
         before: AppState | None,
         after: AppState,
@@ -1046,7 +1016,7 @@ class PlanService:
         changes: Sequence[FieldChange] = (),
         detail: str = "",
     ) -> ChangeWrites:
-        """The rows a change writes, worked out before anything is locked."""
+        """The rows a change writes (for `record_change`), worked out before anything is locked."""
         request_id = request.id if request else None
         snapshot = _snapshot(after)
         message = {
@@ -1111,8 +1081,9 @@ class PlanService:
             },
         )
 
-    def _write_change(self, uow: UnitOfWork | DirectTransaction, writes: ChangeWrites) -> None:
-        """Write what `_change_writes` worked out, in the caller's transaction.
+    def record_change(self, uow: UnitOfWork | DirectTransaction, writes: ChangeWrites) -> None:
+        """Write a change in the caller's transaction: the app row, its history, the audit event
+        and the outbox entries, as `change_writes` worked them out.
 
         The audit record comes last but for the messages that cite it: in a direct transaction
         everything before it is prepared before the writers' turn is taken.
