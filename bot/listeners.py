@@ -7,6 +7,7 @@ that nothing was changed, without internals.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -76,11 +77,12 @@ class Bot:
 
     def run(self, command: grammar.Command, actor: Actor, channel_id: str | None) -> Message:
         """Carry out one parsed command."""
-        handler = self._handlers().get(type(command))
+        handler = self._handlers.get(type(command))
         if handler is None:  # pragma: no cover - the grammar only makes known commands
             raise TypeError(f"no handler for {command!r}")
         return handler(command, actor, channel_id)
 
+    @functools.cached_property
     def _handlers(self) -> dict[type, Callable[[Any, Actor, str | None], Message]]:
         return {
             grammar.Help: self._help,

@@ -20,8 +20,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
 
 import uvicorn
@@ -77,7 +77,7 @@ def _bolt_request(body: str, request: Request) -> BoltRequest:
     bolt_request = BoltRequest(
         body=body,
         query=str(request.query_params),
-        headers={k: request.headers.getlist(k) for k in request.headers},
+        headers=_headers(request),
     )
     form = bolt_request.content_type != "application/json" and not body.startswith("{")
     interaction = body.startswith("payload=")
@@ -94,6 +94,14 @@ def _bolt_request(body: str, request: Request) -> BoltRequest:
         if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
             raise ValueError("block_actions with an action that has no action_id")
     return bolt_request
+
+
+def _headers(request: Request) -> dict[str, str | Sequence[str]]:
+    """Every header's values by lower-case name, in one pass over the raw headers."""
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.raw:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return cast(dict[str, str | Sequence[str]], headers)
 
 
 class Activity:
