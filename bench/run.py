@@ -246,6 +246,18 @@ def memory_bytes(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by the process and its descendants, every thread counted (from the
+    scheduler's nanosecond counts); None where there is no /proc."""
+    total, seen = 0, False
+    for p in _descendants(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[0])
+                seen = True
+    return total / 1e9 if seen else None
+
+
 def wait_ready(proc: Proc, probe: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll `probe` until it holds; fail if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -353,6 +365,8 @@ class Outcome:
 
     server: str
     results: dict[tuple[str, int], LoadResult] = field(default_factory=dict)
+    #: CPU ms per answered request of the server's processes (planbot's worker too) in the cell
+    cpu_ms: dict[tuple[str, int], float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     peak_rss: int | None = None
 
@@ -419,12 +433,14 @@ class Bench:
         self.fleet = fleet
         self.slack = slack
         self.outcomes: dict[str, Outcome] = {}
+        self.last_cpu_ms: float | None = None
 
     def load(
         self, server: Server, build: Callable[[int], Request], count: int, concurrency: int
     ) -> LoadResult:
-        """One timed load run."""
-        return run(
+        """One timed load run; the server's CPU per answered request in `last_cpu_ms`."""
+        before = cpu_seconds(server.proc.pid)
+        result = run(
             run_load(
                 server.url,
                 build,
@@ -433,6 +449,14 @@ class Bench:
                 time_limit=self.profile.cell_seconds,
             )
         )
+        after = cpu_seconds(server.proc.pid)
+        answered = result.statuses.get(200, 0)
+        self.last_cpu_ms = (
+            1000 * (after - before) / answered
+            if before is not None and after is not None and answered
+            else None
+        )
+        return result
 
     def status(self, server: Server) -> Callable[[int], Request]:
         """A builder of `/plan status <app>` over every app."""
@@ -477,8 +501,11 @@ class Bench:
                         clicks = _clicks(ids, server.response_url)
                         result = self.load(server, clicks, len(ids), conc)
                     outcome.results[(scenario, conc)] = result
+                    cpu = self.last_cpu_ms
+                    if cpu is not None:
+                        outcome.cpu_ms[(scenario, conc)] = cpu
                     print(
-                        f"  {server.name:16} {scenario:8} c={conc:<4} {_summary(result)}",
+                        f"  {server.name:16} {scenario:8} c={conc:<4} {_summary(result, cpu)}",
                         flush=True,
                     )
         for server in servers:
@@ -543,10 +570,11 @@ class Bench:
         return ids
 
 
-def _summary(r: LoadResult) -> str:
+def _summary(r: LoadResult, cpu_ms: float | None = None) -> str:
+    cpu = f"  cpu {cpu_ms:.2f} ms/req" if cpu_ms is not None else ""
     return (
         f"n={r.count:<5} {r.rps:8.0f} req/s  p50 {r.p50:7.1f}  p99 {r.p99:7.1f}  "
-        f"max {r.max:7.1f} ms  non-200 {r.non_200}  >3s {r.late}"
+        f"max {r.max:7.1f} ms  non-200 {r.non_200}  >3s {r.late}{cpu}"
     )
 
 
@@ -720,9 +748,9 @@ def table(outcomes: Mapping[str, Outcome], profile: Profile) -> str:
     """One Markdown table: scenario x concurrency x server, with ratios for planbot rows."""
     head = (
         "| scenario | conc | server | n | req/s | p50 ms | p90 ms | p99 ms | max ms | non-200 "
-        "| >3s | / stock | / ceiling |"
+        "| >3s | CPU ms/req | / stock | / ceiling |"
     )
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * 14]
     stock, ceiling = outcomes.get(BARE_STOCK), outcomes.get(BARE_CEILING)
     for scenario in SCENARIOS:
         for conc in profile.concurrencies:
@@ -734,10 +762,11 @@ def table(outcomes: Mapping[str, Outcome], profile: Profile) -> str:
                 planbot = not name.startswith("bare")
                 vs_stock = _ratio(r, stock.results.get(key)) if planbot and stock else ""
                 vs_ceiling = _ratio(r, ceiling.results.get(key)) if planbot and ceiling else ""
+                cpu = outcome.cpu_ms.get(key)
                 rows.append(
                     f"| {scenario} | {conc} | {name} | {r.count} | {r.rps:.0f} | {_ms(r.p50)} "
                     f"| {_ms(r.p90)} | {_ms(r.p99)} | {_ms(r.max)} | {r.non_200} | {r.late} "
-                    f"| {vs_stock} | {vs_ceiling} |"
+                    f"| {'' if cpu is None else f'{cpu:.2f}'} | {vs_stock} | {vs_ceiling} |"
                 )
     return "\n".join(rows)
 
@@ -1019,8 +1048,10 @@ def render(
         f"Servers: `{BARE_STOCK}` = bare Bolt app, Starlette adapter under uvicorn, "
         f"process_before_response=False; `{BARE_CEILING}` = the same with "
         "process_before_response=True; `planbot-*` = `planbot serve --workers "
-        f"{workers}` (and its delivery worker) with {profile.apps:,} apps. Each cell: up to the n shown, capped at "
-        f"{profile.cell_seconds:g} s; latency is request start to full response, in ms.",
+        f"{workers}` (and its delivery worker) with {profile.apps:,} apps. Each cell: up to the "
+        f"n shown, capped at {profile.cell_seconds:g} s; latency is request start to full "
+        "response, in ms; CPU ms/req is the CPU time the server's processes (planbot's delivery "
+        "worker included) used during the cell, per request answered 200.",
         "",
         table(outcomes, profile),
     ]
