@@ -433,12 +433,11 @@ class Bench:
         self.fleet = fleet
         self.slack = slack
         self.outcomes: dict[str, Outcome] = {}
-        self.last_cpu_ms: float | None = None
 
     def load(
         self, server: Server, build: Callable[[int], Request], count: int, concurrency: int
-    ) -> LoadResult:
-        """One timed load run; the server's CPU per answered request in `last_cpu_ms`."""
+    ) -> tuple[LoadResult, float | None]:
+        """One timed load run, and the server's CPU ms per request answered (None if unknown)."""
         before = cpu_seconds(server.proc.pid)
         result = run(
             run_load(
@@ -451,12 +450,9 @@ class Bench:
         )
         after = cpu_seconds(server.proc.pid)
         answered = result.statuses.get(200, 0)
-        self.last_cpu_ms = (
-            1000 * (after - before) / answered
-            if before is not None and after is not None and answered
-            else None
-        )
-        return result
+        if before is None or after is None or not answered:
+            return result, None
+        return result, 1000 * (after - before) / answered
 
     def status(self, server: Server) -> Callable[[int], Request]:
         """A builder of `/plan status <app>` over every app."""
@@ -484,9 +480,13 @@ class Bench:
                     outcome = self.outcomes[server.name]
                     time.sleep(profile.settle)
                     if scenario == "status":
-                        result = self.load(server, self.status(server), profile.counts[conc], conc)
+                        result, cpu = self.load(
+                            server, self.status(server), profile.counts[conc], conc
+                        )
                     elif scenario == "preview":
-                        result = self.load(server, self.preview(server), profile.counts[conc], conc)
+                        result, cpu = self.load(
+                            server, self.preview(server), profile.counts[conc], conc
+                        )
                     else:
                         wanted = self.click_count(outcome, conc)
                         apps = list(itertools.islice(click_apps[server.name], wanted))
@@ -499,9 +499,8 @@ class Bench:
                             continue
                         time.sleep(profile.settle)
                         clicks = _clicks(ids, server.response_url)
-                        result = self.load(server, clicks, len(ids), conc)
+                        result, cpu = self.load(server, clicks, len(ids), conc)
                     outcome.results[(scenario, conc)] = result
-                    cpu = self.last_cpu_ms
                     if cpu is not None:
                         outcome.cpu_ms[(scenario, conc)] = cpu
                     print(

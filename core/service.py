@@ -294,7 +294,7 @@ class PlanService:
         self, change: ChangeRequest, *, actor: Actor, channel_id: str | None = None
     ) -> Preview:
         """What the change would do, without writing anything."""
-        return self._check(self.direct, change, actor, channel_id)[1]
+        return self._check(change, actor, channel_id)[1]
 
     def request(
         self, change: ChangeRequest, *, actor: Actor, channel_id: str | None = None
@@ -303,7 +303,7 @@ class PlanService:
         now = self.clock()
         # The preview is read outside the write transaction: the app's version goes with the
         # request, and the confirmation refuses it if the app changed in between.
-        before, preview = self._check(self.direct, change, actor, channel_id)
+        before, preview = self._check(change, actor, channel_id)
         rule = self.config.access.approval_for(change.operation)
         ttl = self.config.approval_ttl if rule.needs_peer else self.config.request_ttl
         values = pending_values(
@@ -559,11 +559,8 @@ class PlanService:
 
     # --- internals: checks -----------------------------------------------------------------
 
-    def _resolve(self, uow: UnitOfWork | Direct, ref: str, *, lock: bool = False) -> AppState:
+    def _resolve(self, uow: UnitOfWork | Direct, ref: str) -> AppState:
         ref = ref.strip()
-        if lock:
-            assert isinstance(uow, UnitOfWork), "row locks need a unit of work"
-            return self._resolve_locked(uow, ref)
         if ref.isdigit():
             state = uow.apps.state(ref)
             if state is not None:
@@ -576,29 +573,16 @@ class PlanService:
         return states[0]
 
     def _resolve_with_history(
-        self, reader: UnitOfWork | Direct, ref: str, until: datetime
+        self, ref: str, until: datetime
     ) -> tuple[AppState, list[RateSegment]]:
-        """The app, and its rate segments started before `until` (in one read, when it can)."""
+        """The app, and its rate segments started before `until` (in one read, when by id)."""
         ref = ref.strip()
-        if isinstance(reader, Direct) and ref.isdigit():
-            found = reader.state_and_segments(ref, until=until)
+        if ref.isdigit():
+            found = self.direct.state_and_segments(ref, until=until)
             if found is not None:
                 return found
-        state = self._resolve(reader, ref)
-        return state, reader.history.segments(state.app_id, until=until)
-
-    def _resolve_locked(self, uow: UnitOfWork, ref: str) -> AppState:
-        row = uow.apps.get(ref, lock=True) if ref.isdigit() else None
-        if row is not None:
-            return app_state(row)
-        rows = uow.apps.by_name(ref)
-        if not rows:
-            raise errors.AppNotFound(ref)
-        if len(rows) > 1:
-            raise errors.AmbiguousAppName(ref, [r.app_id for r in rows])
-        locked = uow.apps.get(rows[0].app_id, lock=True)
-        assert locked is not None
-        return app_state(locked)
+        state = self._resolve(self.direct, ref)
+        return state, self.direct.segments(state.app_id, until=until)
 
     def _grants(self, actor: Actor) -> list[Grant]:
         mine = {actor.user_id, *actor.groups}
@@ -647,18 +631,21 @@ class PlanService:
         return teams
 
     def _check(
-        self, uow: UnitOfWork | Direct, change: ChangeRequest, actor: Actor, channel_id: str | None
+        self, change: ChangeRequest, actor: Actor, channel_id: str | None
     ) -> tuple[AppState | None, Preview]:
+        """The change checked and previewed from what is stored now (no lock)."""
         allowed = self.config.access.allowed_channels
         if allowed and channel_id not in allowed:
             raise errors.ChannelNotAllowed(sorted(allowed))
         now = self.clock()
         if change.operation is Operation.CREATE:
             self._require(actor, Operation.CREATE, channel_id, "create apps")
-            after = self._new_app(uow, change.name or "", channel_id, now, app_id="(assigned)")
+            after = self._new_app(
+                self.direct, change.name or "", channel_id, now, app_id="(assigned)"
+            )
             return None, self._preview(None, after, Operation.CREATE, [], now)
         until = now + timedelta(seconds=1)
-        before, segments = self._resolve_with_history(uow, change.app or "", until)
+        before, segments = self._resolve_with_history(change.app or "", until)
         self._require(actor, change.operation, before.owner_channel, f"{change.operation} this app")
         after = self._rule(before, change, now)
         return before, self._preview(before, after, change.operation, segments, now)

@@ -180,8 +180,9 @@ class _GrantReads:
 class Direct:
     """Hot statements on a per-thread DB-API connection in autocommit (no Session).
 
-    `durable=False` (PostgreSQL): commits do not wait for the disk, for bookkeeping whose loss in
-    a crash only repeats work (the outbox's delivery marks); changes and requests stay durable.
+    `durable=False` (PostgreSQL): commits do not wait for the disk, for writes whose loss in a
+    crash of the database is harmless (a preview's request, a refusal's reply, the outbox's
+    delivery marks); confirmed changes stay durable.
     """
 
     def __init__(self, engine: Engine, *, durable: bool = True) -> None:
