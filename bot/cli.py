@@ -17,6 +17,8 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
+from bot import metricsdir
+from bot.observe import configure_logging
 from bot.settings import Settings, SettingsError
 from core import (
     HASHED_FIELDS,
@@ -76,7 +78,26 @@ def _parser() -> argparse.ArgumentParser:
         "deliver", help="deliver the outbox and run the lifecycle sweep (serve starts this)"
     )
     deliver.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
-    sub.add_parser("socket", help="connect to Slack with Socket Mode")
+    socket = sub.add_parser("socket", help="connect to Slack with Socket Mode")
+    for runs_apart in (deliver, socket):
+        runs_apart.add_argument(
+            "--metrics-port",
+            type=int,
+            default=os.environ.get("PLANBOT_METRICS_PORT") or None,
+            help="serve GET /metrics and GET /healthz on this port (default: PLANBOT_METRICS_PORT, "
+            "else none)",
+        )
+        runs_apart.add_argument("--metrics-host", default="0.0.0.0", help=argparse.SUPPRESS)
+    doctor = sub.add_parser(
+        "doctor", help="check the setup: settings, database, Slack token, scopes and channels"
+    )
+    doctor.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="the Slack app manifest whose bot scopes the token must have "
+        "(default: ./manifest.yml, else the one shipped beside planbot)",
+    )
     shell = sub.add_parser("shell", help="the whole bot in a terminal, no Slack workspace needed")
     shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
     shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")
@@ -102,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `planbot` console script."""
     args = _parser().parse_args(argv)
     load_dotenv(Path.cwd() / ".env", override=False)
-    logging.basicConfig(
-        level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _configure_logging()
+    if args.command == "doctor":
+        from bot.doctor import run_doctor
+
+        return run_doctor(os.environ, manifest=args.manifest)
     try:
         settings = Settings.from_env(os.environ)
         return _dispatch(args, settings)
@@ -118,6 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _configure_logging() -> None:
+    """Log lines in the format and at the level the environment asks for (text, INFO)."""
+    configure_logging(
+        os.environ.get("PLANBOT_LOG_LEVEL", "INFO"),
+        os.environ.get("PLANBOT_LOG_FORMAT", "text").strip().lower(),
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -140,11 +170,23 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise SettingsError(f"PLANBOT_WORKERS: {err}") from None
         if getattr(args, "shared_port", False):
             return _serve_one_of_many(settings, args.host, args.port, args.parent)
-        return _serve(settings, args.host, args.port, workers, delivery)
+        clean_up = metricsdir.prepare(starts_run=True)
+        try:
+            return _serve(settings, args.host, args.port, workers, delivery)
+        finally:
+            clean_up()
     if command == "deliver":
-        return _deliver(settings, args.parent)
+        clean_up = metricsdir.prepare(starts_run=False)
+        try:
+            return _deliver(settings, args.parent, _metrics_port(args, apart=args.parent is None))
+        finally:
+            clean_up()
     if command == "socket":
-        return _socket(settings)
+        clean_up = metricsdir.prepare(starts_run=False)
+        try:
+            return _socket(settings, _metrics_port(args, apart=True))
+        finally:
+            clean_up()
     if command == "shell":
         from bot.shell import run_shell
 
@@ -188,11 +230,26 @@ def _serve_one_of_many(settings: Settings, host: str, port: int, parent: int | N
     return 0
 
 
-def _deliver(settings: Settings, parent: int | None) -> int:
+def _metrics_port(args: argparse.Namespace, *, apart: bool) -> tuple[str, int] | None:
+    """Where to serve /metrics of a process that runs apart (none for the server's own worker,
+    whose figures the server's /metrics shows)."""
+    port = getattr(args, "metrics_port", None)
+    if not apart or port is None:
+        return None
+    return getattr(args, "metrics_host", "0.0.0.0"), int(port)
+
+
+def _deliver(
+    settings: Settings, parent: int | None, metrics_at: tuple[str, int] | None = None
+) -> int:
     from bot.app import build
     from bot.worker import deliver_forever
 
     planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    if metrics_at is not None:
+        from bot.metrics import serve_metrics
+
+        serve_metrics(planbot, host=metrics_at[0], port=metrics_at[1])
     return deliver_forever(planbot, parent=parent)
 
 
@@ -202,17 +259,21 @@ def asgi_from_env() -> Any:
     from bot.server import create_asgi
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    logging.basicConfig(level=os.environ.get("PLANBOT_LOG_LEVEL", "INFO").upper())
+    _configure_logging()
     return create_asgi(build(Settings.from_env(os.environ), verified_upstream=True))
 
 
-def _socket(settings: Settings) -> int:
+def _socket(settings: Settings, metrics_at: tuple[str, int] | None = None) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    from bot import metrics
     from bot.app import build
 
     settings.require_socket()
     planbot = build(settings, signing_secret="socket-mode")
+    metrics.instrument(planbot, role="socket")
+    if metrics_at is not None:
+        metrics.serve_metrics(planbot, host=metrics_at[0], port=metrics_at[1])
     planbot.start()
     try:
         SocketModeHandler(planbot.app, settings.app_token).start()

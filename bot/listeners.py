@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App, BoltResponse
 
-from bot import blocks, grammar
+from bot import blocks, grammar, observe
 from bot.delivery import GroupDirectory, Responder
 from core import (
     Actor,
@@ -61,6 +61,7 @@ class Bot:
 
     def actor(self, user_id: str, name: str | None) -> Actor:
         """The person acting, with the granted groups they belong to."""
+        observe.note(user=user_id)
         return Actor(user_id=user_id, name=name or "", groups=self.groups.groups_of(user_id))
 
     # --- the slash command ---------------------------------------------------------------
@@ -71,12 +72,15 @@ class Bot:
             command = grammar.parse(text)
             return self.run(command, actor, channel_id)
         except grammar.CommandSyntaxError as err:
+            observe.note(kind="command:invalid", outcome="refused")
             return blocks.text_message(err.message)
         except PlanError as err:
+            observe.note(outcome="refused")
             return blocks.refusal(err)
 
     def run(self, command: grammar.Command, actor: Actor, channel_id: str | None) -> Message:
         """Carry out one parsed command."""
+        observe.note(kind=observe.command_kind(command), app=getattr(command, "app", None))
         handler = self._handlers.get(type(command))
         if handler is None:  # pragma: no cover - the grammar only makes known commands
             raise TypeError(f"no handler for {command!r}")
@@ -176,6 +180,7 @@ class Bot:
     ) -> tuple[Message, bool] | None:
         """Carry out a button press; returns the message and whether it replaces the card, or
         None when the card's replacement was queued with the change itself (a confirmation)."""
+        observe.note(kind=observe.action_kind(action_id))
         service = self.service
         steps = {
             blocks.CONFIRM: service.confirm,
@@ -189,8 +194,10 @@ class Bot:
                 return None
             outcome = steps[action_id](request_id, actor=actor)
         except RequestAlreadyDecided as err:
+            observe.note(outcome="already_done")
             return blocks.text_message(f":information_source: {blocks.escape(err.message)}"), False
         except PlanError as err:
+            observe.note(outcome="refused")
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
             personal = isinstance(
                 err,
@@ -211,9 +218,11 @@ class Bot:
         self, operation: Operation, app_id: str, actor: Actor, channel_id: str | None
     ) -> Message:
         """A button on a notice (Extend, Enable) starts the normal preview/confirm flow."""
+        observe.note(kind=f"action:{operation.value}", app=app_id)
         try:
             return self._request(ChangeRequest(operation, app=app_id), actor, channel_id)
         except PlanError as err:
+            observe.note(outcome="refused")
             return blocks.refusal(err)
 
 
@@ -266,6 +275,7 @@ def register(app: App, bot: Bot) -> None:
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         reference = uuid.uuid4().hex[:12]
+        observe.note(outcome="error")
         log.error("unexpected error (reference %s)", reference, exc_info=error)
         message = blocks.failure_message(reference)
         if isinstance(body, dict) and body.get("type") == "block_actions":

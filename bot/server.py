@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.app import Planbot
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 #: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections
 UVICORN_OPTIONS: dict[str, Any] = {
     "access_log": False,
+    "log_config": None,  # uvicorn's lines go through planbot's logging (text, or JSON)
     "log_level": "info",
     "timeout_graceful_shutdown": 8,
     "backlog": 2048,
@@ -203,8 +205,9 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
 
     return Starlette(
         routes=[
-            Route("/slack/events", events, methods=["POST"]),
+            Route("/slack/events", metrics.observed(events), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics.endpoint(planbot), methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -87,6 +87,8 @@ class Settings:
     outbox_lease: float = 60.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    metrics_token: str | None = None
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -111,6 +113,9 @@ class Settings:
         webhook_secret = env.get("PLANBOT_WEBHOOK_SECRET", "").strip() or None
         if webhook_url and not webhook_secret:
             raise SettingsError("PLANBOT_WEBHOOK_SECRET: required when PLANBOT_WEBHOOK_URL is set")
+        log_format = env.get("PLANBOT_LOG_FORMAT", "").strip().lower() or "text"
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"PLANBOT_LOG_FORMAT: {log_format!r} is not text or json")
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip() or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
@@ -131,6 +136,8 @@ class Settings:
             outbox_lease=_seconds(env, "PLANBOT_OUTBOX_LEASE", 60.0),
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            metrics_token=env.get("PLANBOT_METRICS_TOKEN", "").strip() or None,
+            log_format=log_format,
         )
 
     def require_http(self) -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from bot import metrics
 from bot.app import Planbot
 
 __all__ = ["ChildProcess", "DeliveryChild", "deliver_forever", "stop_when_orphaned"]
@@ -49,6 +50,7 @@ def deliver_forever(
         stop_when_orphaned(parent, lambda: on_signal(signal.SIGTERM, None))
         _yield_to_server()
     planbot.dispatcher.concurrency = SENDERS
+    metrics.instrument(planbot, role="deliver")
     planbot.lifecycle.start(interval=planbot.settings.sweep_interval)
     planbot.checkpointer.start()
     log.info("delivering the outbox (every %.1fs) and sweeping", poll)
@@ -105,6 +107,8 @@ class ChildProcess:
         while not self._stopping.is_set():
             process = self._process
             code = process.wait() if process is not None else None
+            if process is not None:
+                metrics.process_ended(process.pid)  # its live gauges go with it
             if self._stopping.is_set():
                 return
             log.error("the %s stopped (exit %s); restarting it", self.name, code)
@@ -130,6 +134,7 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        metrics.process_ended(process.pid)
 
     def stop(self, timeout: float = 10.0) -> None:
         """`terminate`, then `wait`."""

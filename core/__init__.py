@@ -18,6 +18,7 @@ from core.domain import (
 )
 from core.errors import *  # noqa: F403  (the error tree is part of the public API)
 from core.errors import __all__ as _error_names
+from core.health import OutboxBacklog, outbox_backlog, owner_channels
 from core.importer import ImportResult, import_apps
 from core.lifecycle import AppCharges, Lifecycle, PlanDays, SweepReport, TeamStatement
 from core.money import Catalog, CostImpact, DayCharge, Statement, format_money, load_catalog
@@ -46,6 +47,7 @@ from core.service import (
 from core.store.db import Checkpointer, checkpoint, make_engine, normalize_url
 from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.uow import UnitOfWork
+from core.store.waits import observe_waits
 
 __all__ = [
     "AccessPolicy",
@@ -105,5 +107,9 @@ __all__ = [
     "head_revision",
     "upgrade_schema",
     "UnitOfWork",
+    "OutboxBacklog",
+    "outbox_backlog",
+    "owner_channels",
+    "observe_waits",
     *_error_names,
 ]

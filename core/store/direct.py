@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ from core.store.uow import (
     outbox_values,
     segment,
 )
+from core.store.waits import waited
 
 __all__ = [
     "Compiled",
@@ -466,6 +468,7 @@ class DirectTransaction:
         """Append an audit record after the locked head of the chain; returns its seq."""
         self._begin()
         head_locked = self.direct._head_locked
+        asked = time.perf_counter()
         if self._pipeline is not None:
             with self.direct._cursor(self.connection) as cursor:
                 cursor.execute(head_locked.sql, head_locked.parameters({}))
@@ -473,6 +476,7 @@ class DirectTransaction:
                 heads = cursor.fetchall()
         else:
             heads = self.direct._run(head_locked, {}, self.connection)
+        waited("audit_chain_head", time.perf_counter() - asked)
         head = _Row(head_locked.row(heads[0])) if heads else None
         record = audit_record(head, fields)
         self.insert(_AUDIT, record)

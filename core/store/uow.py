@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -35,6 +36,7 @@ from core.store.tables import (
     PendingRequestRow,
     PlanHistoryRow,
 )
+from core.store.waits import waited
 
 __all__ = ["UnitOfWork", "app_state", "apply_state"]
 
@@ -321,7 +323,9 @@ class Audit:
     def append(self, **fields: Any) -> int:
         """Append one record; the head row lock orders concurrent writers. Returns its seq."""
         connection = self.session.connection()
+        asked = time.perf_counter()
         head = connection.execute(_HEAD_LOCKED).first()
+        waited("audit_chain_head", time.perf_counter() - asked)
         record = audit_record(head, fields)
         connection.execute(sa.insert(_AUDIT), record)
         if head is None:
@@ -477,6 +481,7 @@ class WriterQueue:
 
     def acquire(self) -> None:
         """Wait for the turn of this thread (re-entrant within a thread)."""
+        asked = time.perf_counter()
         self._lock.acquire()
         self._depth += 1
         if self._depth == 1 and self._fd is not None:
@@ -486,6 +491,8 @@ class WriterQueue:
                 self._depth -= 1
                 self._lock.release()
                 raise
+        if self._depth == 1:
+            waited("writer_queue", time.perf_counter() - asked)
 
     def release(self) -> None:
         """Let the next writer in."""
