@@ -2,9 +2,10 @@
 
 `FakeSlack` serves, from a background thread, the Web API methods a bot uses (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``users.info``,
-``usergroups.users.list``; any other method answers ``{"ok": true}``) and a ``response_url``
-receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It records every call, and it can be scripted to fail
-(429 with ``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack outage::
+``usergroups.users.list``, ``conversations.info``; any other method answers ``{"ok": true}``)
+and a ``response_url`` receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It
+records every call, and it can be scripted to fail (429 with ``Retry-After``, 5xx, or a
+connection reset) so tests can simulate a Slack outage::
 
     with FakeSlack() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.api_url)
@@ -13,6 +14,11 @@ receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It records e
 
 Run as ``python -m tests.support.fake_slack --port 0`` to serve it on its own; it prints its Web
 API base URL on the first line of standard output, and ``GET /_fake/counts`` answers `counts()`.
+
+Like Slack, every Web API answer carries the token's scopes in an ``x-oauth-scopes`` header
+(`scopes`, by default those planbot's manifest asks for); a token in `refused_tokens` is answered
+``invalid_auth``; ``conversations.info`` describes any channel as one the bot is a member of,
+unless `channels` says otherwise (fields to override, or None for ``channel_not_found``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Call", "FakeSlack", "OutageMode"]
+__all__ = ["DEFAULT_SCOPES", "Call", "FakeSlack", "OutageMode"]
+
+#: the scopes a token of the fake has unless told otherwise (planbot's manifest's bot scopes)
+DEFAULT_SCOPES = ("commands", "chat:write", "usergroups:read", "channels:read", "groups:read")
 
 OutageMode = Literal["ratelimited", "server_error", "reset"]
 
@@ -115,6 +124,13 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         # seconds every Web API call waits before it is answered (a slow Slack)
         self.latency = 0.0
+        # the scopes every Web API answer lists in its x-oauth-scopes header
+        self.scopes: list[str] = list(DEFAULT_SCOPES)
+        # tokens Slack no longer takes: every call with one is answered invalid_auth
+        self.refused_tokens: set[str] = set()
+        # channel id -> fields overriding the derived conversations.info channel (is_member,
+        # name, is_archived, ...), or None: channel_not_found
+        self.channels: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Condition()
         self._state = _State()
         self._server = _Server((host, port), _Handler)
@@ -433,6 +449,23 @@ class FakeSlack:
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "users.info":
             return {"ok": True, "user": self._user(str(body.get("user", "")))}
+        if method == "conversations.info":
+            channel_id = str(body.get("channel", ""))
+            with self._lock:
+                known = channel_id in self.channels
+                override = self.channels.get(channel_id)
+            if known and override is None:
+                return {"ok": False, "error": "channel_not_found"}
+            found: dict[str, Any] = {
+                "id": channel_id,
+                "name": channel_id.lower(),
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+            }
+            found.update(override or {})
+            return {"ok": True, "channel": found}
         if method == "usergroups.users.list":
             group = str(body.get("usergroup", ""))
             with self._lock:
@@ -527,9 +560,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(failure)
             return
 
-        answer = fake._answer(method, body)
-        fake._record(Call(method, body, headers, now, raw, 200))
-        self._send_json(200, answer)
+        call = Call(method, body, headers, now, raw, 200)
+        if call.token is not None and call.token in fake.refused_tokens:
+            answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
+        else:
+            answer = fake._answer(method, body)
+        fake._record(call)
+        self._send_json(200, answer, {"x-oauth-scopes": ",".join(fake.scopes)})
 
     def _fail(self, failure: _Failure) -> None:
         if failure.status == 0:

@@ -67,6 +67,31 @@ def test_answers_the_methods_a_bot_uses(slack: FakeSlack) -> None:
     assert slack.messages("C9")[0]["text"] == "form"
 
 
+def test_tells_the_scopes_refuses_revoked_tokens_and_describes_channels(slack: FakeSlack) -> None:
+    web = client(slack)
+    answer = web.auth_test()
+    granted = {k.lower(): v for k, v in answer.headers.items()}["x-oauth-scopes"]
+    assert "chat:write" in granted.split(",")
+    slack.scopes = ["commands"]
+    assert {k.lower(): v for k, v in web.auth_test().headers.items()}["x-oauth-scopes"] == (
+        "commands"
+    )
+
+    assert web.conversations_info(channel="C1")["channel"]["is_member"] is True
+    slack.channels["C2"] = {"is_member": False, "name": "audit"}
+    slack.channels["C3"] = None
+    assert web.conversations_info(channel="C2")["channel"]["name"] == "audit"
+    assert web.conversations_info(channel="C2")["channel"]["is_member"] is False
+    with pytest.raises(SlackApiError) as missing:
+        web.conversations_info(channel="C3")
+    assert missing.value.response["error"] == "channel_not_found"
+
+    slack.refused_tokens.add("xoxb-test")
+    with pytest.raises(SlackApiError) as refused:
+        web.auth_test()
+    assert refused.value.response["error"] == "invalid_auth"
+
+
 def test_rate_limit_is_seen_by_the_sdk_retry_handler_then_succeeds(slack: FakeSlack) -> None:
     slack.fail_next(1, status=429, retry_after=0, methods=["chat.postMessage"])
     web = client(slack, RateLimitErrorRetryHandler(max_retry_count=1))

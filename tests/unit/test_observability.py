@@ -1,0 +1,222 @@
+"""Request context, JSON log lines, metric labels, the metrics token and the metrics directory."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot import grammar, metricsdir, observe
+from bot.metrics import Exporter, authorized
+from bot.observe import JsonFormatter, configure_logging
+from core import make_engine
+
+
+def concrete_commands() -> list[type]:
+    found: list[type] = []
+    pending = [grammar.Command]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            pending.append(sub)
+            if not sub.__name__.startswith("_"):
+                found.append(sub)
+    return found
+
+
+def test_every_command_and_button_has_a_kind_of_its_own() -> None:
+    commands = concrete_commands()
+    assert len(commands) >= 15
+    for command in commands:
+        kind = observe.command_kind(command.__new__(command))
+        assert kind in observe.KINDS and kind != "command:other", command
+    source = (Path(observe.__file__).parent / "listeners.py").read_text()
+    action_ids = set(re.findall(r"app\.action\(\"(\w+)\"\)", source)) | {
+        "plan_confirm",
+        "plan_cancel",
+        "plan_approve",
+        "plan_reject",
+    }
+    for action_id in action_ids:
+        kind = observe.action_kind(action_id)
+        assert kind in observe.KINDS and kind != "action:other", action_id
+    assert observe.action_kind("something_else") == "action:other"
+
+
+def test_an_outcome_comes_from_the_listeners_unless_the_status_says_otherwise() -> None:
+    info, token = observe.begin()
+    observe.end(token)
+    assert info.finish(200) == "ok"
+    refused, token = observe.begin()
+    observe.note(outcome="refused")
+    observe.end(token)
+    assert refused.finish(200) == "refused"
+    for status, outcome in (
+        (401, "unsigned"),
+        (400, "malformed"),
+        (413, "too_large"),
+        (500, "error"),
+    ):
+        info, token = observe.begin()
+        observe.end(token)
+        assert info.finish(status) == outcome
+        assert outcome in observe.OUTCOMES
+
+
+def test_notes_outside_a_request_go_nowhere_and_requests_do_not_share_them() -> None:
+    observe.note(kind="command:status", user="U1")  # no request: nothing to record, no error
+    assert observe.current() is None
+    first, token = observe.begin()
+    observe.note(kind="command:status", user="U1", app="1400000001")
+    observe.end(token)
+    second, token = observe.begin()
+    observe.end(token)
+    assert (first.kind, first.user, first.app) == ("command:status", "U1", "1400000001")
+    assert (second.kind, second.user, second.app) == ("other", None, None)
+    assert first.id != second.id
+
+
+def emit(logger: logging.Logger, *args: object, **kwargs: object) -> dict[str, object]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        logger.removeHandler(handler)
+    (line,) = stream.getvalue().splitlines()
+    parsed = json.loads(line)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_a_json_line_outside_a_request_has_time_level_logger_and_message() -> None:
+    line = emit(logging.getLogger("test.json.plain"), "hello %s", "world", extra={"n": 3})
+    assert line["message"] == "hello world"
+    assert (line["level"], line["logger"], line["n"]) == ("WARNING", "test.json.plain", 3)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", str(line["time"]))
+    assert "request_id" not in line
+
+
+def test_a_json_line_written_while_answering_carries_the_request() -> None:
+    info, token = observe.begin()
+    try:
+        observe.note(kind="action:confirm", user="U0ADA", app="1400000001", outcome="refused")
+        line = emit(logging.getLogger("test.json.request"), "refused: %s", "expired")
+    finally:
+        observe.end(token)
+    assert line["request_id"] == info.id
+    assert (line["kind"], line["user"], line["app"], line["outcome"]) == (
+        "action:confirm",
+        "U0ADA",
+        "1400000001",
+        "refused",
+    )
+
+
+def test_a_json_line_keeps_the_traceback_and_drops_uvicorns_colored_copy() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        line = emit(
+            logging.getLogger("test.json.error"),
+            "failed",
+            exc_info=True,
+            extra={"color_message": "\x1b[31mfailed\x1b[0m"},
+        )
+    assert "RuntimeError: boom" in str(line["exception"])
+    assert "color_message" not in line
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_configured_json_logging_writes_every_logger_as_json_at_the_level(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", "json")
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    logging.getLogger("bot.server").debug("not at INFO")
+    logging.getLogger("planbot.requests").warning("request x: refused")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["message"]) for line in lines] == [
+        ("uvicorn.error", "Started server process [42]"),
+        ("planbot.requests", "request x: refused"),
+    ]
+
+
+def test_plain_text_stays_the_default(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", "text")
+    logging.getLogger("bot.server").info("plain")
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("INFO bot.server: plain")
+    with pytest.raises(ValueError):
+        json.loads(err)
+
+
+def test_the_metrics_token_is_a_bearer_token_compared_whole() -> None:
+    assert authorized(None, None) and authorized("anything", "")
+    assert authorized("Bearer s3cret", "s3cret")
+    assert authorized("bearer s3cret", "s3cret")  # the scheme's case does not matter
+    for header in (None, "", "Bearer", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"):
+        assert not authorized(header, "s3cret"), header
+    assert not authorized("Bearer sécret", "s3cret")
+
+
+def test_a_scrape_says_the_database_is_down_rather_than_failing(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")  # no outbox table
+    try:
+        families = {
+            f.name: f for f in text_string_to_metric_families(Exporter(engine).render().decode())
+        }
+    finally:
+        engine.dispose()
+    assert families["planbot_database_up"].samples[0].value == 0
+    assert "planbot_outbox_pending" not in families
+
+
+def test_a_run_without_a_metrics_directory_gets_one_and_removes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(metricsdir.VARIABLE, raising=False)
+    clean_up = metricsdir.prepare(starts_run=True)
+    made = Path(os.environ[metricsdir.VARIABLE])
+    assert made.is_dir() and made.name.startswith("planbot-metrics-")
+    (made / "counter_123.db").write_bytes(b"x")
+    clean_up()
+    assert not made.exists()
+
+
+def test_a_named_metrics_directory_is_emptied_of_its_counts_when_a_run_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(metricsdir.VARIABLE, str(tmp_path / "metrics"))
+    metricsdir.prepare(starts_run=False)  # created, nothing removed
+    directory = tmp_path / "metrics"
+    for name in ("counter_1.db", "gauge_livesum_1.db", "histogram_1.db", "notes.txt"):
+        (directory / name).write_bytes(b"x")
+    metricsdir.prepare(starts_run=False)  # one of a run's processes: leaves them
+    assert len(list(directory.iterdir())) == 4
+    clean_up = metricsdir.prepare(starts_run=True)
+    clean_up()  # the operator's directory stays
+    assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
