@@ -151,6 +151,7 @@ def database_check(settings: Settings) -> tuple[Check, Engine | None]:
     head = head_revision()
     if current == head:
         return _ok(name, f"{where} answers; schema at the newest revision ({head})"), engine
+    engine.dispose()  # the checks that read it are skipped
     if current is None:
         detail = f"{where} answers but holds no planbot schema"
     else:
@@ -160,7 +161,7 @@ def database_check(settings: Settings) -> tuple[Check, Engine | None]:
         detail,
         "run `planbot db upgrade` (if the database is newer than this planbot, deploy the "
         "newer planbot instead)",
-    ), engine
+    ), None
 
 
 # --- Slack -------------------------------------------------------------------------------------
@@ -315,7 +316,8 @@ def owner_channels_check(client: WebClient, engine: Engine, *, bot: str) -> Chec
     try:
         channels = owner_channels(engine)
     except Exception as err:
-        return _fail(name, f"cannot read the apps: {err}", "see the database check")
+        cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:200]
+        return _fail(name, f"cannot read the apps: {cause}", "see the database check")
     if not channels:
         return _ok(name, "no app has an owner channel yet")
     problems: list[str] = []
@@ -425,7 +427,7 @@ def _checks(
                     ),
                 )
         if engine is None or response is None:
-            yield _skip("owner channels", "needs the database and a token Slack takes")
+            yield _skip("owner channels", "needs the database (migrated) and a token Slack takes")
         else:
             yield owner_channels_check(client, engine, bot=str(response.get("user") or "planbot"))
     finally:
@@ -454,13 +456,15 @@ def run_doctor(
 ) -> int:
     """Run every check, printing a line for each as it is done; 0 when all passed, else 1."""
     out = out or sys.stdout
-    failed = total = 0
+    failed = skipped = total = 0
     for check in _checks(env, manifest or default_manifest(), client_for):
         total += 1
-        failed += not check.ok
+        skipped += check.skipped
+        failed += not check.ok and not check.skipped
         print(check.line(), file=out, flush=True)
-    if failed:
-        print(f"{failed} of {total} checks did not pass", file=out)
+    if failed or skipped:
+        also = f", {skipped} skipped" if skipped else ""
+        print(f"{failed} of {total} checks failed{also}", file=out)
         return 1
     print(f"all {total} checks passed", file=out)
     return 0
