@@ -246,11 +246,23 @@ def _deliver(
     from bot.worker import deliver_forever
 
     planbot = build(settings, signing_secret=settings.signing_secret or "unused")
-    if metrics_at is not None:
-        from bot.metrics import serve_metrics
-
-        serve_metrics(planbot, host=metrics_at[0], port=metrics_at[1])
+    _serve_metrics(planbot, metrics_at)
     return deliver_forever(planbot, parent=parent)
+
+
+def _serve_metrics(planbot: Any, at: tuple[str, int] | None) -> None:
+    """/metrics and /healthz on a port of their own, if asked for."""
+    if at is None:
+        return
+    from bot.metrics import serve_metrics
+
+    try:
+        serve_metrics(planbot, host=at[0], port=at[1])
+    except OSError as err:
+        planbot.close()
+        raise SettingsError(
+            f"PLANBOT_METRICS_PORT: cannot listen on {at[0]}:{at[1]}: {err}"
+        ) from None
 
 
 def asgi_from_env() -> Any:
@@ -272,8 +284,7 @@ def _socket(settings: Settings, metrics_at: tuple[str, int] | None = None) -> in
     settings.require_socket()
     planbot = build(settings, signing_secret="socket-mode")
     metrics.instrument(planbot, role="socket")
-    if metrics_at is not None:
-        metrics.serve_metrics(planbot, host=metrics_at[0], port=metrics_at[1])
+    _serve_metrics(planbot, metrics_at)
     planbot.start()
     try:
         SocketModeHandler(planbot.app, settings.app_token).start()

@@ -367,8 +367,14 @@ def _count_process(role: str) -> None:
     observe_waits(_observe_wait)
 
 
+_WAITS: dict[str, Any] = {}
+
+
 def _observe_wait(what: str, seconds: float) -> None:
-    DB_WAIT_SECONDS.labels(what).observe(seconds)
+    histogram = _WAITS.get(what)
+    if histogram is None:
+        histogram = _WAITS[what] = DB_WAIT_SECONDS.labels(what)
+    histogram.observe(seconds)
 
 
 def process_ended(pid: int) -> None:

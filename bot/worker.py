@@ -7,7 +7,8 @@ at a lower CPU priority, so in a burst the acks come first and the deliveries ca
 worker polls the outbox a few times a second (a read of one indexed row when nothing is due),
 checkpoints SQLite's write-ahead log (which a commit would otherwise do under the write lock),
 stops on SIGTERM or SIGINT after the delivery in hand, and stops by itself when the server that
-started it is gone.
+started it is gone. Its deliveries, sweeps and database waits are counted (`bot.metrics`) in
+the run's metrics directory, so the server's /metrics shows them.
 """
 
 from __future__ import annotations
