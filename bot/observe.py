@@ -244,14 +244,16 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Log to standard error in `fmt` (`text` or `json`; anything else: text) at `level`.
 
-    Replaces whatever handlers the root logger had, so every library's lines (uvicorn's too,
-    which the server routes to the root logger) come out in the one format, at `level` or above.
+    Every logger's lines (uvicorn's too, which the server routes to the root logger) come out
+    in the one format, at `level` or above. Called again, it replaces what it set up.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.set_name("planbot")
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == "planbot":  # configured before: replaced, not doubled
+            root.removeHandler(old)
     root.addHandler(handler)
     try:
         root.setLevel(level.upper())
