@@ -46,6 +46,17 @@ REFUSED_TOKEN = frozenset(
 )
 #: owner channels named in a failing line (the count covers them all)
 SHOWN_CHANNELS = 5
+#: every check, in the order they are made
+CHECK_NAMES = (
+    "settings",
+    "database",
+    "slack token",
+    "slack scopes",
+    "audit channel",
+    "approvals channel",
+    "owner channels",
+    "provider credentials",
+)
 
 
 @dataclass(frozen=True)
@@ -380,60 +391,56 @@ def _checks(
 ) -> Iterator[Check]:
     check, settings = settings_check(env)
     yield check
-    engine: Engine | None = None
     if settings is None:
-        yield _skip("database", "needs the settings")
-    else:
-        check, engine = database_check(settings)
-        yield check
+        for name in CHECK_NAMES[1:-1]:
+            yield _skip(name, "needs the settings")
+        yield provider_credentials_check(env)
+        return
+    check, engine = database_check(settings)
+    yield check
     try:
-        response = None
-        if settings is None:
-            for name in ("slack token", "slack scopes", "audit channel", "approvals channel"):
-                yield _skip(name, "needs the settings")
-        else:
-            client = client_for(settings)
-            check, response = token_check(client)
-            yield check
-            if response is None:
-                yield _skip("slack scopes", "needs a token Slack takes")
-                for name in ("audit channel", "approvals channel"):
-                    yield _skip(name, "needs a token Slack takes")
-            else:
-                yield scopes_check(response, manifest)
-                bot = str(response.get("user") or "planbot")
-                yield channel_check(
-                    client,
-                    name="audit channel",
-                    channel=settings.audit_channel,
-                    variable="PLANBOT_AUDIT_CHANNEL",
-                    bot=bot,
-                    unset=_fail(
-                        "audit channel",
-                        "PLANBOT_AUDIT_CHANNEL is not set: changes are announced only in the "
-                        "owners' channels",
-                        "set it to the id of the channel for audit messages (C…), and invite "
-                        "the bot there",
-                    ),
-                )
-                yield channel_check(
-                    client,
-                    name="approvals channel",
-                    channel=settings.approvals_channel,
-                    variable="PLANBOT_APPROVALS_CHANNEL",
-                    bot=bot,
-                    unset=_ok(
-                        "approvals channel", "not set: approval cards go to the owner channel"
-                    ),
-                )
-        if engine is None or response is None:
-            yield _skip("owner channels", "needs the database (migrated) and a token Slack takes")
-        else:
-            yield owner_channels_check(client, engine, bot=str(response.get("user") or "planbot"))
+        yield from _slack_checks(settings, engine, manifest, client_for(settings))
     finally:
         if engine is not None:
             engine.dispose()
     yield provider_credentials_check(env)
+
+
+def _slack_checks(
+    settings: Settings, engine: Engine | None, manifest: Path, client: WebClient
+) -> Iterator[Check]:
+    check, response = token_check(client)
+    yield check
+    if response is None:
+        for name in ("slack scopes", "audit channel", "approvals channel", "owner channels"):
+            yield _skip(name, "needs a token Slack takes")
+        return
+    yield scopes_check(response, manifest)
+    bot = str(response.get("user") or "planbot")
+    yield channel_check(
+        client,
+        name="audit channel",
+        channel=settings.audit_channel,
+        variable="PLANBOT_AUDIT_CHANNEL",
+        bot=bot,
+        unset=_fail(
+            "audit channel",
+            "PLANBOT_AUDIT_CHANNEL is not set: changes are announced only in the owners' channels",
+            "set it to the id of the channel for audit messages (C…), and invite the bot there",
+        ),
+    )
+    yield channel_check(
+        client,
+        name="approvals channel",
+        channel=settings.approvals_channel,
+        variable="PLANBOT_APPROVALS_CHANNEL",
+        bot=bot,
+        unset=_ok("approvals channel", "not set: approval cards go to the owner channel"),
+    )
+    if engine is None:
+        yield _skip("owner channels", "needs the database, migrated")
+    else:
+        yield owner_channels_check(client, engine, bot=bot)
 
 
 def _client(settings: Settings) -> WebClient:
