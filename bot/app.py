@@ -26,6 +26,8 @@ from core import (
     Notifier,
     OutboxDispatcher,
     PlanService,
+    ProviderJobs,
+    ProviderView,
     Provisioner,
     RecordingProvisioner,
     WebhookProvisioner,
@@ -50,6 +52,8 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
     checkpointer: Checkpointer
+    #: the provider connector's jobs (None when it is off: no credentials)
+    provider: ProviderJobs | None = None
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
         """Start the background work: group lookups, and (in this process) outbox delivery with
@@ -143,7 +147,19 @@ def build(
     # Retry-After (a failed lookup falls back to the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
-    bot = Bot(service=service, responder=responder or OutboxResponder(service), groups=groups)
+    provider_config = settings.provider_config()
+    bot = Bot(
+        service=service,
+        responder=responder or OutboxResponder(service),
+        groups=groups,
+        provider=ProviderView(engine=engine, config=provider_config),
+    )
     register(app, bot)
     lifecycle = Lifecycle(engine=engine, service=service)
-    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client, Checkpointer(engine))
+    provider = None
+    if provider_config.enabled:
+        provider = ProviderJobs(engine=engine, service=service, config=provider_config)
+        lifecycle.also = provider.sweep_hook
+    return Planbot(
+        settings, app, bot, service, dispatcher, lifecycle, client, Checkpointer(engine), provider
+    )

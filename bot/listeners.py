@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App, BoltResponse
 
-from bot import blocks, grammar
+from bot import blocks, grammar, provider_views
 from bot.delivery import GroupDirectory, Responder
 from core import (
     Actor,
@@ -33,6 +33,7 @@ from core import (
     Plan,
     PlanError,
     PlanService,
+    ProviderView,
     RequestAlreadyDecided,
     Role,
     SelfApprovalNotAllowed,
@@ -53,6 +54,8 @@ class Bot:
     service: PlanService
     responder: Responder
     groups: GroupDirectory
+    #: the provider's stored figures, for `/plan usage` and the status card
+    provider: ProviderView | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -87,11 +90,16 @@ class Bot:
         return {
             grammar.Help: self._help,
             grammar.ListApps: self._list,
-            grammar.Status: lambda c, a, ch: blocks.status_message(
-                self.service.status(c.app, actor=a), self.tz
-            ),
+            grammar.Status: self._status,
             grammar.History: self._history,
             grammar.Bill: self._bill,
+            grammar.AppUsage: lambda c, a, ch: provider_views.usage_message(
+                self.service.status(c.app, actor=a),
+                self.provider,
+                c.days,
+                self.service.clock(),
+                self.tz,
+            ),
             grammar.Upgrade: lambda c, a, ch: self._request(
                 ChangeRequest(Operation.UPGRADE, app=c.app, plan=Plan(c.plan)), a, ch
             ),
@@ -135,6 +143,11 @@ class Bot:
             actor=actor, contains=command.filter, page=command.page, per_page=40
         )
         return blocks.list_message(page, contains=command.filter)
+
+    def _status(self, command: grammar.Status, actor: Actor, channel_id: str | None) -> Message:
+        status = self.service.status(command.app, actor=actor)
+        usage = provider_views.status_fields(self.provider, status, self.service.clock(), self.tz)
+        return blocks.status_message(status, self.tz, extra=usage)
 
     def _history(self, command: grammar.History, actor: Actor, channel_id: str | None) -> Message:
         app, entries = self.service.history(command.app, actor=actor, limit=command.limit)

@@ -8,6 +8,7 @@ The lifecycle sweep (`core.lifecycle`) writes outbox entries whose payload is a 
 - `purge_warning`: a disabled app will be purged; an "Enable" button for admins (`plan_start_enable`).
 - `statement`: a team's monthly statement as a table, paged to stay within Slack's limits.
 - `approval_expired`: the replacement of an approval card whose request expired.
+- `provider_*`: the provider connector's notices, drawn by `bot.provider_notices`.
 
 Any other type gives None. All user-supplied text (app names, summaries) is escaped (`&`, `<`, `>`),
 so an app named `<!channel>` pings nobody; the functions never raise on missing fields.
@@ -19,6 +20,8 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
+
+from bot.provider_notices import provider_message
 
 __all__ = [
     "ENABLE_ACTION",
@@ -54,7 +57,9 @@ def escape(text: object) -> str:
 def notice_message(payload: Mapping[str, Any]) -> Message | None:
     """The Slack message of a lifecycle notice, or None when the payload is not one."""
     builder = _BUILDERS.get(str(payload.get("type", "")))
-    return builder(payload) if builder is not None else None
+    if builder is None:  # the provider connector's notices are drawn in their own module
+        return provider_message(payload)
+    return builder(payload)
 
 
 # --- the notices -------------------------------------------------------------------------------

@@ -29,6 +29,20 @@ from core.outbox import (
     Provisioner,
     Replier,
 )
+from core.provider import (
+    FIGURES,
+    DailyUsage,
+    ImKey,
+    ProviderConfig,
+    ProviderError,
+    ProviderJobs,
+    ProviderView,
+    ReconcileReport,
+    SyncReport,
+    UsageReport,
+    load_im_keys,
+    split_endpoint,
+)
 from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
 from core.service import (
     AppPage,
@@ -105,5 +119,17 @@ __all__ = [
     "head_revision",
     "upgrade_schema",
     "UnitOfWork",
+    "FIGURES",
+    "DailyUsage",
+    "ImKey",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderJobs",
+    "ProviderView",
+    "ReconcileReport",
+    "SyncReport",
+    "UsageReport",
+    "load_im_keys",
+    "split_endpoint",
     *_error_names,
 ]

@@ -110,6 +110,8 @@ class SweepReport:
     requests_expired: int = 0
     approval_cards_expired: int = 0
     failed: tuple[str, ...] = ()
+    #: one line per thing the sweep's other work (`Lifecycle.also`) did
+    notes: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -136,7 +138,8 @@ class SweepReport:
             f"{self.approval_cards_expired} approval cards updated",
         ]
         failed = f"; FAILED: {', '.join(self.failed)}" if self.failed else ""
-        return f"sweep at {self.now.isoformat()}: " + ", ".join(parts) + failed
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"sweep at {self.now.isoformat()}: " + ", ".join(parts) + notes + failed
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,9 @@ class Lifecycle:
         self.statement_budget = statement_budget
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: other work each sweep does after its own (the provider connector's jobs): given the
+        #: sweep's moment, returns a line per thing done and the names of what failed
+        self.also: Callable[[datetime], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
         self._reminders = _Notices(
             mark="dev_reminders",
             counter="reminders",
@@ -507,7 +513,15 @@ class Lifecycle:
             except Exception:  # one failing job must not stop the others; the next sweep retries
                 log.exception("lifecycle job %s failed", name)
                 failed.append(name)
-        return SweepReport(now=now, failed=tuple(failed), **counts)
+        notes: tuple[str, ...] = ()
+        if self.also is not None:
+            try:
+                notes, also_failed = self.also(now)
+                failed.extend(also_failed)
+            except Exception:  # like any job: logged, and the rest of the sweep is done
+                log.exception("lifecycle job provider failed")
+                failed.append("provider")
+        return SweepReport(now=now, failed=tuple(failed), notes=notes, **counts)
 
     # --- on a timer ------------------------------------------------------------------------------
 

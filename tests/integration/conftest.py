@@ -41,6 +41,10 @@ TABLES = (
     "outbox",
     "access_grant",
     "lifecycle_mark",
+    "provider_usage",
+    "provider_drift",
+    "provider_reconciliation",
+    "provider_mark",
     "app",
 )
 
