@@ -105,7 +105,9 @@ def jobs(
 ) -> ProviderJobs:
     ids = ["1400000101", "1400000102", "1400000103"]
     for app_id in ids:
-        im.add_app(app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9)))
+        im.add_app(
+            app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9))
+        )
     return jobs_for(engine, service, clock, config_for(cloud, im, ids))
 
 
@@ -161,7 +163,12 @@ def test_sync_lists_unknown_and_missing_ids_and_posts_only_changes(
 
 
 def test_sync_with_a_wrong_secret_key_fails_in_one_line_and_stores_nothing(
-    engine: Engine, service: PlanService, clock: Clock, cloud: FakeTencentCloud, im: FakeIm, seeded: None
+    engine: Engine,
+    service: PlanService,
+    clock: Clock,
+    cloud: FakeTencentCloud,
+    im: FakeIm,
+    seeded: None,
 ) -> None:
     cloud.sdk_app_ids = [1400000999]
     bad = jobs_for(engine, service, clock, config_for(cloud, im, [], secret_key="not-the-key"))
@@ -248,10 +255,17 @@ def test_a_developer_app_over_100_active_users_reaches_its_limit(
 
 
 def test_usage_retries_when_throttled_and_reports_a_bad_key(
-    engine: Engine, service: PlanService, clock: Clock, cloud: FakeTencentCloud, im: FakeIm, seeded: None
+    engine: Engine,
+    service: PlanService,
+    clock: Clock,
+    cloud: FakeTencentCloud,
+    im: FakeIm,
+    seeded: None,
 ) -> None:
     for app_id in ("1400000101", "1400000102"):
-        im.add_app(app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9)))
+        im.add_app(
+            app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9))
+        )
     config = config_for(cloud, im, ["1400000101", "1400000102"], im_concurrency=1)
     keys = dict(config.im_keys)
     keys["1400000102"] = ImKey("1400000102", ADMIN, "a-stale-key")
@@ -265,14 +279,20 @@ def test_usage_retries_when_throttled_and_reports_a_bad_key(
 
 
 def test_usage_stays_within_the_rate_limit(
-    engine: Engine, service: PlanService, clock: Clock, cloud: FakeTencentCloud, seed: Callable[..., int]
+    engine: Engine,
+    service: PlanService,
+    clock: Clock,
+    cloud: FakeTencentCloud,
+    seed: Callable[..., int],
 ) -> None:
     many = [f"14000020{n:02d}" for n in range(70)]
     rows = [f"{a},busy-{a},standard,2025-01-01,,active,CTEAM,," for a in many]
     seed("\n".join([HEADER, *rows]) + "\n", now=utc(2026, 9, 1))
     with FakeIm(limit_per_second=50) as im:
         for app_id in many:
-            im.add_app(app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9), 2))
+            im.add_app(
+                app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9), 2)
+            )
         jobs = jobs_for(engine, service, clock, config_for(cloud, im, many, im_rate=50.0))
         report = jobs.fetch_usage()
         assert report.apps == 70 and report.failed == ()
@@ -281,13 +301,20 @@ def test_usage_stays_within_the_rate_limit(
 
 
 def test_a_long_usage_run_goes_on_where_the_last_sweep_stopped(
-    engine: Engine, service: PlanService, clock: Clock, cloud: FakeTencentCloud, im: FakeIm, seed: Callable[..., int]
+    engine: Engine,
+    service: PlanService,
+    clock: Clock,
+    cloud: FakeTencentCloud,
+    im: FakeIm,
+    seed: Callable[..., int],
 ) -> None:
     many = [f"14000030{n:02d}" for n in range(60)]
     rows = [f"{a},many-{a},standard,2025-01-01,,active,CTEAM,," for a in many]
     seed("\n".join([HEADER, *rows]) + "\n", now=utc(2026, 9, 1))
     for app_id in many:
-        im.add_app(app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9), 1))
+        im.add_app(
+            app_id, admin=ADMIN, key=key_of(app_id), figures=daily_figures(date(2026, 11, 9), 1)
+        )
     jobs = jobs_for(engine, service, clock, config_for(cloud, im, many), usage_budget=timedelta(0))
     first = jobs.fetch_usage()
     assert (first.apps, first.complete) == (50, False)
@@ -359,7 +386,10 @@ def test_run_due_syncs_and_fetches_daily_and_reconciles_once_from_the_4th(
         "provider reconcile 2026-11",
     ]
     clock.advance(days=1)
-    assert [line.split(":")[0] for line in jobs.run_due().lines] == ["provider sync", "provider usage"]
+    assert [line.split(":")[0] for line in jobs.run_due().lines] == [
+        "provider sync",
+        "provider usage",
+    ]
     assert actions().count("DescribeBillResourceSummary") == 1
 
 
@@ -370,7 +400,9 @@ def test_a_failing_job_backs_off_and_never_stops_the_others(
     cloud.fail_next(3, "AuthFailure.SecretIdNotFound", "The SecretId is not found.")
     done = jobs.run_due()
     assert done.failed == ("provider-sync",)
-    assert done.lines[0].startswith("provider sync failed: cim answered AuthFailure.SecretIdNotFound")
+    assert done.lines[0].startswith(
+        "provider sync failed: cim answered AuthFailure.SecretIdNotFound"
+    )
     assert done.lines[1].startswith("provider usage: 3 apps")  # the next job ran all the same
     clock.advance(minutes=5)
     assert jobs.run_due().lines == ()  # backing off: not asked again yet

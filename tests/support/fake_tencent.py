@@ -247,9 +247,7 @@ class FakeTencentCloud(_Loopback):
                 raise _CloudError("MissingParameter", f"The request is missing {name}.")
         auth = headers["authorization"]
         algorithm, _, rest = auth.partition(" ")
-        fields = dict(
-            part.strip().split("=", 1) for part in rest.split(",") if "=" in part.strip()
-        )
+        fields = dict(part.strip().split("=", 1) for part in rest.split(",") if "=" in part.strip())
         credential = fields.get("Credential", "").split("/")
         if (
             algorithm != "TC3-HMAC-SHA256"
@@ -290,9 +288,7 @@ class FakeTencentCloud(_Loopback):
         else:
             hashed = hashlib.sha256(payload).hexdigest()
         canonical_headers = "".join(f"{n}:{headers.get(n, '').strip().lower()}\n" for n in names)
-        canonical = "\n".join(
-            [method, parts.path or "/", query, canonical_headers, signed, hashed]
-        )
+        canonical = "\n".join([method, parts.path or "/", query, canonical_headers, signed, hashed])
         scope = f"{scope_date}/{service}/tc3_request"
         to_sign = "\n".join(
             [
@@ -356,7 +352,9 @@ class _CloudError(Exception):
 # --- IM REST API -------------------------------------------------------------------------------
 
 
-def daily_figures(last: date, days: int = 30, *, active: int = 100, **fixed: int) -> list[dict[str, str]]:
+def daily_figures(
+    last: date, days: int = 30, *, active: int = 100, **fixed: int
+) -> list[dict[str, str]]:
     """getappinfo's `Result`: `days` days up to `last`, newest first, figures as strings.
 
     Active users grow by one a day up to `active` on `last`; other figures are derived from it
@@ -410,7 +408,9 @@ class FakeIm(_Loopback):
         self._scripted: deque[int] = deque()
         self._window: deque[float] = deque()
 
-    def add_app(self, app_id: str, *, admin: str, key: str, figures: list[dict[str, str]] | None = None) -> None:
+    def add_app(
+        self, app_id: str, *, admin: str, key: str, figures: list[dict[str, str]] | None = None
+    ) -> None:
         """An app the fake knows, with its admin, secret key and daily figures."""
         self.apps[app_id] = _ImApp(admin, key, list(figures or []))
 
@@ -443,7 +443,9 @@ class FakeIm(_Loopback):
             self.reply(handler, {"ActionStatus": "FAIL", "ErrorCode": code, "ErrorInfo": info})
             return
         figures = self.apps[sdkappid].figures
-        self.reply(handler, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "Result": figures})
+        self.reply(
+            handler, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "Result": figures}
+        )
 
     def _check(
         self, sdkappid: str, identifier: str, usersig: str, body: bytes, now: float
