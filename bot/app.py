@@ -20,6 +20,7 @@ from bot.delivery import (
 )
 from bot.listeners import Bot, register
 from bot.settings import Settings
+from bot.words import Words
 from core import (
     Checkpointer,
     Lifecycle,
@@ -68,7 +69,7 @@ class Planbot:
         self.checkpointer.stop()
         self.bot.responder.close()
         self.bot.groups.close()
-        self.service.engine.dispose()
+        self.service.close()
 
 
 class _KnownBoltNotices(logging.Filter):
@@ -112,11 +113,12 @@ def build(
     upgrade_schema(engine)
     client = make_client(token or settings.bot_token, settings.api_url)
     service = PlanService(engine=engine, config=config)
+    words = Words(config.catalog, config.billing_tz)
     dispatcher = OutboxDispatcher(
-        engine=engine,
-        notifier=notifier or SlackNotifier(client, config.billing_tz),
+        store=service.store,
+        notifier=notifier or SlackNotifier(client, words),
         provisioner=_provisioner(settings),
-        replier=SlackReplier(),
+        replier=SlackReplier(words),
         lease=timedelta(seconds=settings.outbox_lease),
     )
     service.on_outbox = dispatcher.wake
@@ -143,7 +145,13 @@ def build(
     # Retry-After (a failed lookup falls back to the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
-    bot = Bot(service=service, responder=responder or OutboxResponder(service), groups=groups)
+    bot = Bot(
+        service=service,
+        responder=responder or OutboxResponder(service),
+        groups=groups,
+        words=words,
+    )
     register(app, bot)
-    lifecycle = Lifecycle(engine=engine, service=service)
-    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client, Checkpointer(engine))
+    return Planbot(
+        settings, app, bot, service, dispatcher, service.lifecycle, client, Checkpointer(engine)
+    )

@@ -20,15 +20,17 @@ from slack_bolt import Ack, App, BoltResponse
 
 from bot import blocks, grammar
 from bot.delivery import GroupDirectory, Responder
+from bot.kit import escape
+from bot.words import Words
 from core import (
     Actor,
     AlreadyApproved,
     AwaitingApproval,
     ChangeRequest,
+    Click,
     Grant,
     NotYourRequest,
     Operation,
-    Outcome,
     PermissionDenied,
     Plan,
     PlanError,
@@ -44,6 +46,13 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 REPLACE = {"replace_original": True}
+#: what each card button does to its request
+CLICKS = {
+    blocks.CONFIRM: Click.CONFIRM,
+    blocks.CANCEL: Click.WITHDRAW,
+    blocks.APPROVE: Click.APPROVE,
+    blocks.REJECT: Click.REJECT,
+}
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Bot:
     service: PlanService
     responder: Responder
     groups: GroupDirectory
+    words: Words
 
     @property
     def tz(self) -> ZoneInfo:
@@ -147,7 +157,7 @@ class Bot:
 
     def _request(self, change: ChangeRequest, actor: Actor, channel_id: str | None) -> Message:
         pending = self.service.request(change, actor=actor, channel_id=channel_id)
-        return blocks.preview_card(pending, self.tz)
+        return blocks.preview_card(pending, self.words)
 
     def _access_list(self, command: Any, actor: Actor, channel_id: str | None) -> Message:
         grants = self.service.grants(actor=actor)
@@ -175,21 +185,15 @@ class Bot:
         self, action_id: str, request_id: str, actor: Actor, response_url: str | None = None
     ) -> tuple[Message, bool] | None:
         """Carry out a button press; returns the message and whether it replaces the card, or
-        None when the card's replacement was queued with the change itself (a confirmation)."""
-        service = self.service
-        steps = {
-            blocks.CONFIRM: service.confirm,
-            blocks.CANCEL: service.cancel,
-            blocks.APPROVE: service.approve,
-            blocks.REJECT: service.reject,
-        }
+        None when the card's new face was queued with the decision itself."""
+        click = CLICKS[action_id]
         try:
-            if action_id == blocks.CONFIRM and response_url and self.responder.queues_in_outbox:
-                service.confirm(request_id, actor=actor, reply=(response_url, self._replacement))
+            if response_url and self.responder.queues_in_outbox:
+                self.service.changes.click(click, request_id, actor=actor, reply_url=response_url)
                 return None
-            outcome = steps[action_id](request_id, actor=actor)
+            outcome = self.service.changes.click(click, request_id, actor=actor)
         except RequestAlreadyDecided as err:
-            return blocks.text_message(f":information_source: {blocks.escape(err.message)}"), False
+            return blocks.text_message(f":information_source: {escape(err.message)}"), False
         except PlanError as err:
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
             personal = isinstance(
@@ -201,11 +205,7 @@ class Bot:
                 | AlreadyApproved,
             )
             return blocks.refusal(err), not personal
-        return blocks.outcome_card(outcome, self.tz, service.clock()), True
-
-    def _replacement(self, outcome: Outcome) -> Message:
-        """The card that replaces a preview once its request is decided."""
-        return {**blocks.outcome_card(outcome, self.tz, self.service.clock()), **REPLACE}
+        return blocks.outcome_card(outcome, self.words, self.service.clock()), True
 
     def start(
         self, operation: Operation, app_id: str, actor: Actor, channel_id: str | None

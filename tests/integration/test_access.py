@@ -27,17 +27,18 @@ from core import (
     ChangeRequest,
     CoreConfig,
     Grant,
-    Lifecycle,
     Operation,
     Plan,
     PlanService,
     Role,
+    SqlStore,
     errors,
-    import_apps,
+    load_catalog,
 )
-from core.lifecycle import OUTBOX
-from core.store.uow import UnitOfWork
+from core.importer import Imports
+from core.store.statements import OUTBOX
 from tests.conftest import SHANGHAI, Clock
+from tests.support.records import audit_log, english, history, request_state, said
 
 HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 DEV, STD, OFF, OLD, OTHER_DEV, OTHER_STD = (
@@ -73,6 +74,8 @@ TEDDY = Actor("UTEDDY", "Teddy")  # admin for CTEAM's apps only
 AUDIT = "CAUDIT"
 APPROVALS = "CAPPROVALS"
 
+WORDS = english(CoreConfig(catalog=load_catalog(), billing_tz=SHANGHAI))
+
 
 # --- fixtures --------------------------------------------------------------------------------
 
@@ -84,17 +87,8 @@ def engine(sqlite_engine: Engine) -> Engine:
 
 
 def load_apps(engine: Engine, catalog: Catalog, clock: Clock) -> None:
-    with UnitOfWork(engine) as uow:
-        result = import_apps(
-            uow,
-            SEED,
-            catalog=catalog,
-            tz=SHANGHAI,
-            actor=Actor("cli", "importer"),
-            now=clock(),
-        )
-        uow.commit()
-    assert result.imported == 6
+    imports = Imports(store=SqlStore(engine), catalog=catalog, tz=SHANGHAI, clock=clock)
+    assert imports.from_csv(SEED, actor=Actor("cli", "importer")).imported == 6
 
 
 @dataclass
@@ -156,15 +150,10 @@ def peer(world: World) -> PlanService:
 
 
 def app(engine: Engine, app_id: str) -> Any:
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         row = uow.apps.get(app_id)
         assert row is not None
         return row
-
-
-def audit_log(engine: Engine) -> list[dict[str, Any]]:
-    with UnitOfWork(engine, write=False) as uow:
-        return [row.model_dump() for row in uow.audit.iterate()]
 
 
 def about(engine: Engine, request_id: str) -> list[tuple[str, str, str]]:
@@ -184,15 +173,15 @@ def outbox(engine: Engine) -> list[dict[str, Any]]:
 
 
 def state_of(engine: Engine, request_id: str) -> str:
-    with UnitOfWork(engine, write=False) as uow:
-        row = uow.requests.get(request_id)
-        assert row is not None
-        return row.state
+    return request_state(engine, request_id)
 
 
 def changes_of(engine: Engine, app_id: str, operation: str) -> int:
-    with UnitOfWork(engine, write=False) as uow:
-        return len([h for h in uow.history.for_app(app_id, limit=100) if h.operation == operation])
+    return len([h for h in history(engine, app_id) if h.operation == operation])
+
+
+def names(people: Any) -> list[str]:
+    return [p.label for p in people]
 
 
 def table_count(engine: Engine, table: str) -> int:
@@ -264,7 +253,7 @@ OPERATIONS: dict[str, tuple[Role, Attempt]] = {
 
 def effect(engine: Engine, service: PlanService) -> dict[str, Any]:
     """Everything an operation could have changed, to compare before and after."""
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         apps = {
             a: (r.plan, r.status, r.billing_mode, r.dev_expires_at, r.version)
             for a in (DEV, STD, OFF, OLD)
@@ -443,12 +432,13 @@ def test_every_grant_and_revoke_is_audited_once(world: World, engine: Engine) ->
         "role": "operator",
         "team": "CTEAM",
     }
-    messages = [e for e in outbox(engine) if e["payload"].get("type", "").startswith("access.")]
+    messages = [e for e in outbox(engine) if e["payload"].get("kind") == "access_changed"]
     assert [
-        (m["destination"], m["payload"]["type"], m["payload"]["actor_id"]) for m in messages
+        (m["destination"], m["payload"]["granted"], m["payload"]["actor"]["user_id"])
+        for m in messages
     ] == [
-        (AUDIT, "access.grant", ADA.user_id),
-        (AUDIT, "access.revoke", BOB.user_id),
+        (AUDIT, True, ADA.user_id),
+        (AUDIT, False, BOB.user_id),
     ]
 
 
@@ -473,8 +463,8 @@ def test_a_peer_request_waits_and_asks_the_approvals_channel(
     cards = [e for e in outbox(engine) if e["topic"] == "approval"]
     assert [(c["destination"], c["key"]) for c in cards] == [(APPROVALS, f"approval:{pending.id}")]
     card = cards[0]["payload"]
-    assert card["requester_id"] == ADA.user_id and card["approvals_needed"] == 1
-    assert card["summary"] == "Disable std-chat (1400000002)"
+    assert card["requester"]["user_id"] == ADA.user_id and card["approvals_needed"] == 1
+    assert (card["preview"]["operation"], card["preview"]["app_id"]) == ("disable", STD)
     assert app(engine, STD).status == "active", "asking changes nothing"
 
     # operations without a peer rule stay with their requester
@@ -503,16 +493,16 @@ def test_the_requester_cannot_approve_or_confirm_their_own_request(
     refusal = next(e for e in audit_log(engine) if e["request_id"] == pending.id)
     assert "someone else" in refusal["detail"]
     audit_cards = [e for e in outbox(engine) if e["payload"].get("request_id") == pending.id]
-    assert {(c["destination"], c["payload"]["type"]) for c in audit_cards} == {
-        (APPROVALS, "approval"),
-        (AUDIT, "refusal"),
+    assert {(c["destination"], c["payload"]["kind"]) for c in audit_cards} == {
+        (APPROVALS, "approval_requested"),
+        (AUDIT, "request_event"),
     }
 
 
 def test_a_second_admin_approves_and_it_applies_once(peer: PlanService, engine: Engine) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer.approve(pending.id, actor=BOB)
-    assert outcome.state == "applied" and outcome.approvals == ("Bob",)
+    assert outcome.state == "applied" and names(outcome.approvals) == ["Bob"]
     assert app(engine, STD).status == "disabled"
 
     with pytest.raises(errors.RequestAlreadyDecided) as again:
@@ -524,9 +514,11 @@ def test_a_second_admin_approves_and_it_applies_once(peer: PlanService, engine: 
     change = next(
         e["payload"]
         for e in outbox(engine)
-        if e["payload"].get("type") == "change" and e["payload"].get("request_id") == pending.id
+        if e["payload"].get("kind") == "change_applied"
+        and e["payload"].get("request_id") == pending.id
     )
-    assert change["actor_id"] == BOB.user_id and change["requester_id"] == ADA.user_id
+    assert change["actor"]["user_id"] == BOB.user_id
+    assert change["requester"]["user_id"] == ADA.user_id
 
 
 def test_an_approver_needs_the_operations_role(peer: PlanService, engine: Engine) -> None:
@@ -557,14 +549,14 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
     assert pending.approval.approvers == 2
 
     first = peer.approve(pending.id, actor=BOB)
-    assert first.state == "approved" and "1 more approval(s) needed" in first.message
+    assert first.state == "approved" and "1 more approval(s) needed" in said(first, WORDS)
     assert app(engine, OLD).billing_mode == "legacy"
     with pytest.raises(errors.AlreadyApproved, match="still waits for 1 more"):
         peer.approve(pending.id, actor=BOB)  # the same person twice is not two approvals
     assert app(engine, OLD).billing_mode == "legacy"
 
     second = peer.approve(pending.id, actor=ARNE)
-    assert second.state == "applied" and second.approvals == ("Bob", "Arne")
+    assert second.state == "applied" and names(second.approvals) == ["Bob", "Arne"]
     assert app(engine, OLD).billing_mode == BillingMode.CURRENT.value
     assert changes_of(engine, OLD, "migrate") == 1
     assert [o for o, _, _ in about(engine, pending.id)] == ["approved", "applied"]
@@ -573,7 +565,7 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
 def test_a_peer_rejects_and_nothing_is_applied(peer: PlanService, engine: Engine) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer.reject(pending.id, actor=BOB)
-    assert outcome.state == "rejected" and outcome.message == "Rejected by Bob."
+    assert outcome.state == "rejected" and said(outcome, WORDS) == "Rejected by Bob."
     assert state_of(engine, pending.id) == "rejected"
     with pytest.raises(errors.RequestAlreadyDecided) as late:
         peer.approve(pending.id, actor=CY)
@@ -582,14 +574,14 @@ def test_a_peer_rejects_and_nothing_is_applied(peer: PlanService, engine: Engine
     assert changes_of(engine, STD, "disable") == 0
     assert about(engine, pending.id) == [("rejected", BOB.user_id, "disable")]
     assert any(
-        e["destination"] == AUDIT and e["payload"].get("outcome") == "rejected"
+        e["destination"] == AUDIT and e["payload"].get("event") == "rejected"
         for e in outbox(engine)
     )
 
 
 def test_the_requester_may_withdraw_a_waiting_request(peer: PlanService, engine: Engine) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
-    assert peer.cancel(pending.id, actor=ADA).state == "cancelled"
+    assert peer.withdraw(pending.id, actor=ADA).state == "cancelled"
     with pytest.raises(errors.RequestAlreadyDecided):
         peer.approve(pending.id, actor=BOB)
     assert app(engine, STD).status == "active"
@@ -643,7 +635,7 @@ def test_the_sweep_expires_a_waiting_request_and_replaces_its_card(
 ) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     card = next(e for e in outbox(engine) if e["key"] == f"approval:{pending.id}")
-    lifecycle = Lifecycle(engine=engine, service=peer)
+    lifecycle = peer.lifecycle
     assert lifecycle.sweep().requests_expired == 0
 
     clock.advance(hours=24, seconds=1)
@@ -652,7 +644,8 @@ def test_the_sweep_expires_a_waiting_request_and_replaces_its_card(
     assert lifecycle.sweep().approval_cards_expired == 0, "replaced once"
     replacement = next(e for e in outbox(engine) if e["key"] == f"approval-expired:{pending.id}")
     assert replacement["destination"] == APPROVALS
-    assert replacement["payload"]["type"] == "approval_expired"
+    assert replacement["payload"]["kind"] == "approval_card_update"
+    assert replacement["payload"]["state"] == "expired"
     assert replacement["payload"]["update_of"] == card["id"]
 
     with pytest.raises(errors.RequestAlreadyDecided) as refused:
@@ -676,10 +669,10 @@ def test_a_forged_confirm_on_someone_elses_request_is_refused_and_audited(
         (peer.confirm, own.id, BOB, not_yours),  # even an admin can't confirm another's request
         (peer.approve, own.id, mallory, not_yours),  # Approve on a request that needs none
         (peer.reject, own.id, mallory, not_yours),  # Reject on a request that needs none
-        (peer.cancel, own.id, mallory, not_yours),
+        (peer.withdraw, own.id, mallory, not_yours),
         (peer.confirm, waiting.id, mallory, awaiting),  # a confirm can't stand in for approval
         (peer.confirm, waiting.id, BOB, awaiting),
-        (peer.cancel, waiting.id, BOB, not_yours),
+        (peer.withdraw, waiting.id, BOB, not_yours),
     ]
     for step, request_id, actor, refusal in attempts:
         with pytest.raises(refusal):
@@ -790,7 +783,7 @@ def test_the_requester_hears_how_a_peer_decided(peer: PlanService, engine: Engin
     rejected = peer.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
     peer.reject(rejected.id, actor=BOB)
     to_requester = [e["payload"] for e in outbox(engine) if e["destination"] == ADA.user_id]
-    assert [(p["request_id"], p["outcome"]) for p in to_requester] == [
-        (applied.id, "applied"),
-        (rejected.id, "rejected"),
+    assert [(p["request_id"], p["kind"], p.get("event")) for p in to_requester] == [
+        (applied.id, "change_applied", None),
+        (rejected.id, "request_event", "rejected"),
     ]

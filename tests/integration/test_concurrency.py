@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,11 +22,11 @@ from core import (
     Plan,
     PlanError,
     PlanService,
+    SqlStore,
     load_catalog,
     make_engine,
     verify_chain,
 )
-from core.store.uow import UnitOfWork
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA
 
@@ -49,19 +50,20 @@ def race(n: int, action: Callable[[int], Any]) -> list[Any]:
 
 
 def facts(engine: Engine, request_id: str) -> dict[str, Any]:
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         app = uow.apps.get(APP)
         assert app is not None
-        events = [e for e in uow.audit.iterate() if e.request_id == request_id]
-        entries = uow.session.execute(sa.text("SELECT count(*) FROM outbox")).one()
-        head = uow.audit.head()
-        records = [r.model_dump() for r in uow.audit.iterate()]
+        records = list(uow.audit.records())
+        events = [SimpleNamespace(**e) for e in records if e["request_id"] == request_id]
+        entries = tuple(uow.run.query(sa.text("SELECT count(*) FROM outbox"))[0].values())
+        seq, digest = uow.audit.head()
+        head = SimpleNamespace(seq=seq, hash=digest)
         return {
             "plan": app.plan,
             "version": app.version,
             "audit": [(e.action, e.outcome) for e in events],
             "outbox": int(entries[0]),
-            "history": len(uow.history.for_app(APP)),
+            "history": len(uow.history.of(APP, limit=1000)),
             "chain": verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok,
         }
 
@@ -107,9 +109,10 @@ def test_fifty_threads_confirming_fifty_requests_all_apply(
     with engine.connect() as connection:
         plans = Counter(connection.execute(sa.text("SELECT plan, version FROM app")).all())
     assert plans == {("standard", 2): 50}
-    with UnitOfWork(engine, write=False) as uow:
-        head = uow.audit.head()
-        records = [r.model_dump() for r in uow.audit.iterate()]
+    with SqlStore(engine).unit_of_work(write=False) as uow:
+        seq, digest = uow.audit.head()
+        head = SimpleNamespace(seq=seq, hash=digest)
+        records = list(uow.audit.records())
     assert [r["seq"] for r in records] == list(range(1, 52))  # the import and 50 changes
     assert sorted(r["request_id"] for r in records[1:]) == sorted(requests)
     assert verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok

@@ -33,14 +33,14 @@ import sqlalchemy as sa
 
 from core import (
     Actor,
-    UnitOfWork,
-    import_apps,
+    SqlStore,
     load_catalog,
     make_engine,
     normalize_url,
     upgrade_schema,
     utcnow,
 )
+from core.importer import Imports
 from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
@@ -193,17 +193,13 @@ def import_csv(database_url: str, text: str) -> int:
     engine = make_engine(database_url)
     try:
         upgrade_schema(engine)
-        with UnitOfWork(engine) as uow:
-            result = import_apps(
-                uow,
-                text,
-                catalog=load_catalog(),
-                tz=ZoneInfo("Asia/Shanghai"),
-                actor=Actor("cli", "planbot CLI"),
-                now=utcnow(),
-            )
-            uow.commit()
-        return result.imported
+        imports = Imports(
+            store=SqlStore(engine),
+            catalog=load_catalog(),
+            tz=ZoneInfo("Asia/Shanghai"),
+            clock=utcnow,
+        )
+        return imports.from_csv(text, actor=Actor("cli", "planbot CLI")).imported
     finally:
         engine.dispose()
 
