@@ -29,6 +29,7 @@ from core import (
     PlanService,
     Provisioner,
     RecordingProvisioner,
+    SqlStore,
     WebhookProvisioner,
     make_engine,
     upgrade_schema,
@@ -112,10 +113,11 @@ def build(
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     client = make_client(token or settings.bot_token, settings.api_url)
-    service = PlanService(engine=engine, config=config)
+    store = SqlStore(engine)
+    service = PlanService(engine=engine, store=store, config=config)
     words = Words(config.catalog, config.billing_tz)
     dispatcher = OutboxDispatcher(
-        store=service.store,
+        store=store,
         notifier=notifier or SlackNotifier(client, words),
         provisioner=_provisioner(settings),
         replier=SlackReplier(words),

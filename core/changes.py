@@ -89,12 +89,16 @@ class Changes:
         roles: Roles,
         clock: Callable[[], datetime],
         wake: Callable[[], None] | None = None,
+        request_ids: Callable[[], str] = lambda: secrets.token_urlsafe(16),
+        app_ids: Callable[[], str] = lambda: "14" + f"{secrets.randbelow(10**8):08d}",
     ) -> None:
         self.store = store
         self.config = config
         self.roles = roles
         self.clock = clock
         self.wake = wake or (lambda: None)
+        self.request_ids = request_ids
+        self.app_ids = app_ids
 
     # --- previews and requests -----------------------------------------------------------
 
@@ -115,7 +119,7 @@ class Changes:
         rule_ = self.config.access.approval_for(change.operation)
         ttl = self.config.approval_ttl if rule_.needs_peer else self.config.request_ttl
         request = Request(
-            id=secrets.token_urlsafe(16),
+            id=self.request_ids(),
             change=replace(change, app=before.app_id if before else None),
             requester=actor,
             app_id=before.app_id if before else None,
@@ -297,7 +301,7 @@ class Changes:
 
     def _new_id(self, uow: UnitOfWork) -> str:
         while True:
-            candidate = "14" + "".join(secrets.choice("0123456789") for _ in range(8))
+            candidate = self.app_ids()
             if uow.apps.get(candidate) is None:
                 return candidate
 

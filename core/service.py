@@ -23,6 +23,7 @@ from core.messages import Message
 from core.queries import Queries
 from core.records import reply
 from core.roles import Roles
+from core.store.ports import Store
 from core.store.sql import SqlStore
 
 __all__ = ["PendingRequest", "PlanService"]
@@ -34,17 +35,22 @@ class PlanService:
     def __init__(
         self,
         *,
-        engine: Engine,
         config: CoreConfig,
+        engine: Engine | None = None,
+        store: Store | None = None,
         clock: Callable[[], datetime] = domain.utcnow,
         on_outbox: Callable[[], None] | None = None,
         grants_ttl: float = 2.0,
     ) -> None:
+        if store is None:
+            if engine is None:
+                raise ValueError("a PlanService needs an engine or a store")
+            store = SqlStore(engine)
         self.engine = engine
         self.config = config
         self.clock = clock
         self.on_outbox = on_outbox
-        self.store = SqlStore(engine)
+        self.store = store
         self.roles = Roles(store=self.store, config=config, ttl=grants_ttl)
         store, roles, now, wake = self.store, self.roles, self._now, self._wake
         self.queries = Queries(store=store, config=config, roles=roles, clock=now)
@@ -93,4 +99,5 @@ class PlanService:
     def close(self) -> None:
         """Stop the sweep's timer and give the database connections back."""
         self.lifecycle.stop()
-        self.store.close()
+        if isinstance(self.store, SqlStore):
+            self.store.close()

@@ -16,6 +16,9 @@ from sqlalchemy.engine import Engine
 
 from core import (
     AccessPolicy,
+    Actor,
+    ApprovalRule,
+    Catalog,
     ChangeRequest,
     CoreConfig,
     Operation,
@@ -23,12 +26,14 @@ from core import (
     PlanError,
     PlanService,
     SqlStore,
+    errors,
     load_catalog,
     make_engine,
     verify_chain,
 )
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA
+from tests.support.records import audit_log, history, request_state
 
 APP = "1400000001"
 NOW = utc(2026, 11, 10, 4)
@@ -171,3 +176,53 @@ def test_two_processes_confirming_one_request_apply_it_once(
     assert after["audit"] == [("upgrade", "applied")]
     assert after["outbox"] == 3
     assert after["chain"]
+
+
+# --- peers approving at once ---------------------------------------------------------------------
+
+PEER_SEED = (
+    "app_id,name,plan,created_at,billing_mode,status,owner_channel\n"
+    "1400000002,std-chat,standard,2026-01-15,,active,CTEAM\n"
+    "1400000004,old-chat,standard,2021-06-01,,active,CTEAM\n"
+)
+BOB, CY = Actor("UBOB", "Bob"), Actor("UCY", "Cy")
+
+
+@pytest.fixture
+def peers(engine: Engine, catalog: Catalog, clock: Clock) -> PlanService:
+    """disable needs one peer, migrate two; Ada, Bob and Cy are admins."""
+    config = CoreConfig(
+        catalog=catalog,
+        billing_tz=SHANGHAI,
+        audit_channel="CAUDIT",
+        access=AccessPolicy(
+            admins=frozenset({ADA.user_id, BOB.user_id, CY.user_id}),
+            approvals={"disable": ApprovalRule("peer", 1), "migrate": ApprovalRule("peer", 2)},
+        ),
+    )
+    service = PlanService(engine=engine, config=config, clock=clock)
+    service.imports.from_csv(PEER_SEED, actor=Actor("cli", "importer"))
+    return service
+
+
+def test_two_admins_approving_at_once_apply_it_once(peers: PlanService, engine: Engine) -> None:
+    pending = peers.request(ChangeRequest(Operation.DISABLE, app="1400000002"), actor=ADA)
+    results = race(2, lambda i: peers.approve(pending.id, actor=(BOB, CY)[i]))
+    applied = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert [o.state for o in applied] == ["applied"], results
+    assert [type(r) for r in refused] == [errors.RequestAlreadyDecided], results
+    assert [h.operation for h in history(engine, "1400000002")].count("disable") == 1
+    assert [e["outcome"] for e in audit_log(engine) if e["request_id"] == pending.id] == ["applied"]
+
+
+def test_two_approvals_at_once_complete_a_two_person_rule(
+    peers: PlanService, engine: Engine
+) -> None:
+    pending = peers.request(ChangeRequest(Operation.MIGRATE, app="1400000004"), actor=ADA)
+    results = race(2, lambda i: peers.approve(pending.id, actor=(BOB, CY)[i]))
+    assert sorted(r.state for r in results) == ["applied", "approved"], results
+    state = peers.status("1400000004", actor=ADA).app
+    assert state.billing_mode == "current"
+    assert [h.operation for h in history(engine, "1400000004")].count("migrate") == 1
+    assert request_state(engine, pending.id) == "applied"
