@@ -226,7 +226,7 @@ def test_the_fast_and_the_locking_way_decide_and_write_alike(
     template: Path, tmp_path: Path, scenario: list[Any]
 ) -> None:
     results, written = [], []
-    for n, locking in enumerate((False, True)):
+    for locking in (False, True):
         path = tmp_path / f"db{next(DATABASES)}.sqlite3"
         shutil.copyfile(template, path)
         engine = make_engine(f"sqlite:///{path}")
