@@ -320,7 +320,7 @@ def consistency_problems(database_url: str) -> list[str]:
         if r.kind == "provision":
             key = str(payload.get("idempotency_key"))
             provisions[key] = provisions.get(key, 0) + 1
-        elif payload.get("type") == "change" and payload.get("request_id"):
+        elif payload.get("kind") == "change_applied" and payload.get("request_id"):
             messages.setdefault(payload["request_id"], set()).add(r.destination)
     owners = {
         r.app_id: r.owner_channel
