@@ -20,7 +20,15 @@ from core.errors import *  # noqa: F403  (the error tree is part of the public A
 from core.errors import __all__ as _error_names
 from core.importer import ImportResult, import_apps
 from core.lifecycle import AppCharges, Lifecycle, PlanDays, SweepReport, TeamStatement
-from core.money import Catalog, CostImpact, DayCharge, Statement, format_money, load_catalog
+from core.money import (
+    Catalog,
+    ChargeRun,
+    CostImpact,
+    DayCharge,
+    Statement,
+    format_money,
+    load_catalog,
+)
 from core.outbox import (
     DeliveryError,
     DeliveryReport,
@@ -73,6 +81,7 @@ __all__ = [
     "TeamStatement",
     "Catalog",
     "CostImpact",
+    "ChargeRun",
     "DayCharge",
     "Statement",
     "format_money",

@@ -8,6 +8,7 @@
     ├── UpgradeNotAllowed, InvalidTargetPlan
     ├── ConfigChangeNotAllowed, ConfigChangeLimitReached, UnknownAddon, InvalidAddonValue
     ├── NothingToChange
+    ├── InvalidBillMonth           a bill asked for a month that cannot have one
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
     │   AlreadyApproved
@@ -42,6 +43,7 @@ __all__ = [
     "ExtendNotAllowed",
     "InvalidAddonValue",
     "InvalidAppName",
+    "InvalidBillMonth",
     "InvalidTargetPlan",
     "LegacyBillingMode",
     "NotYourRequest",
@@ -200,6 +202,17 @@ class NothingToChange(PlanError):
 
     def __init__(self, app_id: str, what: str) -> None:
         super().__init__(f"App `{app_id}` already has {what}; nothing to change.")
+
+
+class InvalidBillMonth(PlanError):
+    """A bill asked for a month that cannot have one (not a month, or too far back or ahead)."""
+
+    def __init__(self, year: int, month: int, reason: str) -> None:
+        super().__init__(
+            f"There is no bill for {year:04d}-{month:02d}: {reason}. Give a month as `YYYY-MM`, "
+            "or none for this month's bill so far."
+        )
+        self.year, self.month = year, month
 
 
 class ExtendNotAllowed(PlanError):

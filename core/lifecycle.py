@@ -57,7 +57,7 @@ from sqlmodel import select
 from core import domain, errors
 from core.access import ROLE_FOR
 from core.domain import PURGE_AFTER, Actor, Operation, Plan, Status
-from core.money import DayCharge, Statement, billing_window, format_money
+from core.money import Catalog, Statement, bill_month, billing_window, format_money
 from core.money import statement as compute_statement
 from core.service import FieldChange, PlanService
 from core.store.tables import AppRow, LifecycleMarkRow, OutboxRow, PendingRequestRow
@@ -141,7 +141,7 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class PlanDays:
-    """A run of consecutive days of one app's statement billed the same way."""
+    """A run of consecutive days of one app's statement billed the same way (one line)."""
 
     label: str
     first: date
@@ -149,6 +149,10 @@ class PlanDays:
     days: int
     daily_rate: Decimal
     amount: Decimal
+    #: the add-ons billed with the plan, as the catalog describes them (none when at default)
+    addons: tuple[str, ...] = ()
+    #: whether these days are still to come (a projection)
+    projected: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,29 +218,20 @@ class TeamStatement:
 
 
 def plan_days(statement: Statement) -> tuple[PlanDays, ...]:
-    """The statement's days grouped into runs of consecutive days billed the same way."""
-    runs: list[list[DayCharge]] = []
-    for day in statement.days:
-        last = runs[-1][-1] if runs else None
-        if (
-            last is not None
-            and last.label == day.label
-            and last.rate == day.rate
-            and last.day + _DAY == day.day
-        ):
-            runs[-1].append(day)
-        else:
-            runs.append([day])
+    """The statement's lines: runs of consecutive days billed the same way, whose amounts add
+    up to the month's total exactly (the same runs `/plan bill` shows)."""
     return tuple(
         PlanDays(
-            label=run[0].label,
-            first=run[0].day,
-            last=run[-1].day,
-            days=len(run),
-            daily_rate=run[0].rate,
-            amount=sum((d.amount for d in run), Decimal("0.00")),
+            label=run.label,
+            first=run.first,
+            last=run.last,
+            days=run.days,
+            daily_rate=run.rate,
+            amount=run.amount,
+            addons=run.addons,
+            projected=run.projected,
         )
-        for run in runs
+        for run in statement.runs
     )
 
 
@@ -269,6 +264,7 @@ def _team_statements(
     tz: ZoneInfo,
     now: datetime,
     currency: str,
+    catalog: Catalog | None = None,
 ) -> dict[str | None, TeamStatement]:
     start, end = domain.month_bounds(year, month, tz)
     rows = (
@@ -284,7 +280,13 @@ def _team_statements(
     by_team: dict[str | None, list[AppCharges]] = {t: [] for t in teams}
     for app_id, name, team, plan, status in rows:
         statement = compute_statement(
-            segments[app_id], year=year, month=month, tz=tz, now=now, currency=currency
+            segments[app_id],
+            year=year,
+            month=month,
+            tz=tz,
+            now=now,
+            currency=currency,
+            catalog=catalog,
         )
         if statement.total == 0:  # never charged this month: nothing to bill
             continue
@@ -312,13 +314,21 @@ def team_statement(
     tz: ZoneInfo,
     now: datetime,
     currency: str = "USD",
+    catalog: Catalog | None = None,
 ) -> TeamStatement:
     """The team's statement for a month (team None: the apps without an owner channel).
 
     Each app's numbers are those `PlanService.statement` gives for that app and month.
     """
     found = _team_statements(
-        uow, teams=[team], year=year, month=month, tz=tz, now=now, currency=currency
+        uow,
+        teams=[team],
+        year=year,
+        month=month,
+        tz=tz,
+        now=now,
+        currency=currency,
+        catalog=catalog,
     )
     return found[team]
 
@@ -348,6 +358,8 @@ def statement_payload(
                     "first": p.first.isoformat(),
                     "last": p.last.isoformat(),
                     "days": p.days,
+                    "addons": list(p.addons),
+                    "projected": p.projected,
                     "amount": str(p.amount),
                     "amount_text": format_money(p.amount, currency),
                 }
@@ -545,8 +557,7 @@ class Lifecycle:
     ) -> TeamStatement:
         """A team's statement for a month (this month by default), checked for `actor` if given."""
         now = self.clock()
-        local = now.astimezone(self.tz)
-        year, month = year or local.year, month or local.month
+        year, month = bill_month(year, month, now=now, tz=self.tz)
         if actor is not None:
             needed = ROLE_FOR["view"]
             if self.service.role_of(actor, team=team) < needed:
@@ -564,6 +575,7 @@ class Lifecycle:
                 tz=self.tz,
                 now=now,
                 currency=self.service.config.catalog.currency,
+                catalog=self.service.config.catalog,
             )
 
     # --- transitions -------------------------------------------------------------------------
@@ -834,6 +846,7 @@ class Lifecycle:
                     tz=self.tz,
                     now=now,
                     currency=config.catalog.currency,
+                    catalog=config.catalog,
                 )
             entries = []
             for team, statement in statements.items():

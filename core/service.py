@@ -259,12 +259,12 @@ class PlanService:
     def statement(
         self, ref: str, *, actor: Actor, year: int | None = None, month: int | None = None
     ) -> tuple[AppState, Statement]:
-        """The app's statement for a month (this month by default), day by day."""
+        """The app's statement for a month (this month by default), in runs of days."""
+        from core.money import bill_month
         from core.money import statement as compute
 
         now = self.clock()
-        local = now.astimezone(self.config.billing_tz)
-        year, month = year or local.year, month or local.month
+        year, month = bill_month(year, month, now=now, tz=self.config.billing_tz)
         with UnitOfWork(self.engine, write=False) as uow:
             state = self._resolve(uow, ref)
             self._require(actor, "view", state.owner_channel, "see this app's bill")
@@ -277,6 +277,8 @@ class PlanService:
             tz=self.config.billing_tz,
             now=now,
             currency=self.config.catalog.currency,
+            catalog=self.config.catalog,
+            created=state.created_at,
         )
 
     def role_of(self, actor: Actor, *, team: str | None = None) -> Role:

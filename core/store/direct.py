@@ -64,7 +64,7 @@ _HISTORY: sa.Table = PlanHistoryRow.__table__  # type: ignore[attr-defined]
 _AUDIT: sa.Table = AuditEventRow.__table__  # type: ignore[attr-defined]
 _HEAD: sa.Table = AuditHeadRow.__table__  # type: ignore[attr-defined]
 _REQUEST_BY_ID = sa.select(_PENDING).where(_PENDING.c.id == sa.bindparam("id"))
-_SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price")
+_SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price", "config")
 _APP_WITH_SEGMENTS = (  # the app's row once per segment (or once, with NULLs, if none)
     sa.select(_APP, *(_HISTORY.c[name].label(f"segment_{name}") for name in _SEGMENT_COLUMNS))
     .select_from(

@@ -104,6 +104,7 @@ _SEGMENTS = (
         _HISTORY.c.status,
         _HISTORY.c.billing_mode,
         _HISTORY.c.monthly_price,
+        _HISTORY.c.config,
     )
     .where(
         _HISTORY.c.app_id == sa.bindparam("app_id"), _HISTORY.c.effective_at < sa.bindparam("until")
@@ -246,6 +247,7 @@ def segment(row: PlanHistoryRow) -> RateSegment:
         status=Status(row.status),
         billing_mode=BillingMode(row.billing_mode),
         monthly=Decimal(row.monthly_price),
+        config=tuple(sorted((row.config or {}).items())),
     )
 
 
