@@ -252,8 +252,8 @@ def test_a_full_month_bill_is_one_line_at_exactly_the_monthly_price(planbot: Ser
 def test_a_bill_has_one_line_per_run_of_days_adding_up_to_the_total(planbot: Served) -> None:
     bill = planbot.command("bill e2e-bill-1 2025-03").json()
     assert bill_rows(bill) == [
-        "Mar 01–10 10 days standard $128.71",  # 399 x 10/31, the day of the disable included
-        "Mar 11–31 21 days standard (disabled) $0.00",
+        "Mar 01–10 10 days standard $128.71",  # 399 x 10/31, the last day included
+        "Mar 11–31 21 days standard (purged) $0.00",
     ]
     assert "Total for 2025-03: $128.71" in card_text(bill)
     # this month, whatever the day: the days charged so far and the projection of the rest

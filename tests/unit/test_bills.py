@@ -260,6 +260,15 @@ def test_wide_names_keep_the_statement_columns_in_line(catalog: Catalog, names: 
     assert {tables.width(r) for r in lines} == {tables.LINE_WIDTH + 2}
 
 
+def test_the_shell_draws_a_statement_of_wide_names_in_line(catalog: Catalog) -> None:
+    message = notice_message(team_payload(catalog, ["한국어 채팅", "中文聊天", "demo-chat"]))
+    assert message is not None
+    drawn = render_message(message, color=False, width=100).text.splitlines()
+    titles = [line for line in drawn if line.rstrip().endswith("$617.81")]
+    assert [t.split(" · ")[0].strip() for t in titles] == ["한국어 채팅", "中文聊天", "demo-chat"]
+    assert len({tables.width(line) for line in titles}) == 1
+
+
 # --- the table helpers -------------------------------------------------------------------------------
 
 
