@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from bot import tables
+from bot.tables import LINE_WIDTH, cell, charge_rows, fit, pad, width
 
 __all__ = [
     "ENABLE_ACTION",
@@ -40,7 +40,7 @@ ENABLE_ACTION = "plan_start_enable"
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
-_TABLE_WIDTH = 2 + tables.LINE_WIDTH  # a run's line is indented under its app's title
+_TABLE_WIDTH = 2 + LINE_WIDTH  # a run's line is indented under its app's title
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _APP_ID = re.compile(r"^[0-9]{1,20}$")
 _DATE_TOKEN = re.compile(r"^<!date\^[0-9]+\^[^|]*\|(.*)>$")
@@ -231,16 +231,16 @@ def _table_sections(apps: list[Mapping[str, Any]], room: int) -> tuple[list[str]
 
 def _app_rows(app: Mapping[str, Any]) -> list[str]:
     """The app's title line (name, id, total) and one line per run of days charged alike."""
-    name = tables.cell(app.get("name") or "")
-    app_id = tables.cell(app.get("app_id") or "")
-    amount = tables.fit(tables.cell(app.get("total_text") or app.get("total") or ""), 20)
-    room = _TABLE_WIDTH - tables.width(amount)
-    title = tables.fit(f"{name} · {app_id}", room - 1)
-    rows = [tables.pad(title, room) + amount]
+    name = cell(app.get("name") or "")
+    app_id = cell(app.get("app_id") or "")
+    amount = fit(cell(app.get("total_text") or app.get("total") or ""), 20)
+    room = _TABLE_WIDTH - width(amount)
+    title = fit(f"{name} · {app_id}", room - 1)
+    rows = [pad(title, room) + amount]
     for period in _list(app.get("periods")):
         if not isinstance(period, Mapping):
             continue
-        rows += tables.charge_rows(
+        rows += charge_rows(
             first=_date(period.get("first")),
             last=_date(period.get("last")),
             days=_int(period.get("days")) or 0,
