@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import tables
 from bot.kit import (
+    MAX_BLOCKS,
     MAX_SECTION,
     Message,
     button,
@@ -303,28 +305,59 @@ def history_message(app: AppState, entries: Sequence[HistoryEntry], tz: ZoneInfo
 
 
 def bill_message(app: AppState, statement: Statement) -> dict[str, Any]:
-    """A month's statement, day by day, with the total to the cent."""
+    """A month's bill: one line per run of days charged alike (dates, days, plan and add-ons,
+    amount), adding up to the total to the cent; or why the month has nothing to bill."""
     cur = statement.currency
-    rows = [
-        f"{d.day:%Y-%m-%d}  {d.label:<26} {format_money(d.amount, cur):>10}"
-        + ("  (projected)" if d.projected else "")
-        for d in statement.days
-    ]
     month = f"{statement.year}-{statement.month:02d}"
-    table = "```\n" + ("\n".join(rows) or "no days in this month") + "\n```"
+    title = header(f"Bill for {clip(app.name, 80)} ({app.app_id}), {month}")
+    created = f"{statement.created_on:%Y-%m-%d}" if statement.created_on else "?"
+    if statement.before_app:
+        text = (
+            f"{app_label(app.name, app.app_id)} was created on {created}, after {month}: "
+            "there is nothing to bill for that month."
+        )
+        return message(f"Nothing to bill for {escape(app.name)} in {month}", [title, section(text)])
+    if statement.not_started:
+        first, last = statement.bill_window
+        text = (
+            f"{month} has not started yet: nothing is charged for it so far. If nothing changes, "
+            f"it will cost {format_money(statement.total, cur)}, billed on "
+            f"{first:%Y-%m-%d}–{last:%d}. `/plan bill {app.app_id}` shows this month so far."
+        )
+        return message(f"{month} has not started yet", [title, section(text)])
+    rows = [
+        escape(row)
+        for run in statement.runs
+        for row in tables.charge_rows(
+            first=run.first,
+            last=run.last,
+            days=run.days,
+            label=run.label,
+            addons=run.addons,
+            amount=format_money(run.amount, cur),
+            projected=run.projected,
+        )
+    ]
     first, last = statement.bill_window
     total = f"*Total for {month}: {format_money(statement.total, cur)}*"
     if statement.projected:
         total += (
             f" (charged to date, today included: {format_money(statement.to_date, cur)}; "
-            "the rest is projected if nothing changes)"
+            "the lines marked projected are what the rest costs if nothing changes)"
         )
+    if statement.created_on and statement.created_on >= statement.first_day:
+        total += f"\nCreated on {created}: billed from that day."
+    room = MAX_BLOCKS - 3  # the header, the total and the note
+    sections = tables.fences(rows, MAX_SECTION) if rows else ["No days to bill in this month."]
     blocks = [
-        header(f"Bill for {clip(app.name, 80)} ({app.app_id}), {month}"),
-        section(table),
+        title,
+        *(section(t) for t in sections[:room]),
         section(total),
         context(
-            f"Billed on {first:%Y-%m-%d}–{last:%d}. A day costs the monthly price / days in the month, at the highest rate in force that day."
+            f"Billed on {first:%Y-%m-%d}–{last:%d}. A day costs the monthly price / days in the "
+            "month, at the highest rate in force that day; the month's total is rounded once to "
+            "the cent, so a plan held all month costs its monthly price, and the lines add up "
+            "to it."
         ),
     ]
     return message(

@@ -34,6 +34,7 @@ from bot.kit import (
     message,
     section,
 )
+from bot.tables import LINE_WIDTH, cell, charge_rows, fit, pad, width
 from bot.words import VERBS, Words
 from core import (
     AccessChanged,
@@ -65,7 +66,7 @@ EXTEND_ACTION = "plan_start_extend"
 ENABLE_ACTION = "plan_start_enable"
 MAX_SECTION_TEXT = MAX_SECTION
 MAX_HEADER_TEXT = 150
-_TABLE_WIDTH = 60
+_TABLE_WIDTH = 2 + LINE_WIDTH  # a run's line is indented under its app's title
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _APP_ID = re.compile(r"^[0-9]{1,20}$")
 _DATE_TOKEN = re.compile(r"^<!date\^[0-9]+\^[^|]*\|(.*)>$")
@@ -328,6 +329,8 @@ def statement_issued(notice: StatementIssued, words: Words) -> Message:
                         "first": p.first.isoformat(),
                         "last": p.last.isoformat(),
                         "days": p.days,
+                        "addons": list(p.addons),
+                        "projected": p.projected,
                         "amount_text": format_money(p.amount, currency),
                     }
                     for p in a.periods
@@ -374,8 +377,9 @@ def statement_message(payload: Mapping[str, Any]) -> Message:
     ]
     footer = (
         "Each day costs the monthly price ÷ the days in the month, at the highest plan in force "
-        f"that day. `/plan bill <app> {escape(payload.get('period') or 'YYYY-MM')}` shows one "
-        "app day by day."
+        "that day; an app's month is rounded once to the cent, so a plan held all month costs its "
+        f"monthly price. `/plan bill <app> {escape(payload.get('period') or 'YYYY-MM')}` shows "
+        "one app's bill."
     )
     room = MAX_BLOCKS - len(blocks) - 2  # the footer and a possible "more" note
     tables, shown = _table_sections(apps, room)
@@ -438,42 +442,34 @@ def _table_sections(apps: list[Mapping[str, Any]], room: int) -> tuple[list[str]
 
 
 def _app_rows(app: Mapping[str, Any]) -> list[str]:
-    name = _cell(app.get("name") or "")
-    app_id = _cell(app.get("app_id") or "")
-    amount = _fit(_cell(app.get("total_text") or app.get("total") or ""), 20)
-    title = _fit(f"{name} · {app_id}", _TABLE_WIDTH - len(amount) - 1)
-    rows = [f"{title:<{_TABLE_WIDTH - len(amount)}}{amount}"]
+    """The app's title line (name, id, total) and one line per run of days charged alike."""
+    name = cell(app.get("name") or "")
+    app_id = cell(app.get("app_id") or "")
+    amount = fit(cell(app.get("total_text") or app.get("total") or ""), 20)
+    room = _TABLE_WIDTH - width(amount)
+    title = fit(f"{name} · {app_id}", room - 1)
+    rows = [pad(title, room) + amount]
     for period in _list(app.get("periods")):
         if not isinstance(period, Mapping):
             continue
-        label = _fit(_cell(period.get("label") or ""), 24)
-        span = _span(period.get("first"), period.get("last"))
-        days = _int(period.get("days")) or 0
-        money = _fit(_cell(period.get("amount_text") or period.get("amount") or ""), 16)
-        left = f"  {label:<24} {span:<13} {days:>2} day{'s' if days != 1 else ' '}"
-        rows.append(f"{left:<{_TABLE_WIDTH - len(money)}}{money}")
+        rows += charge_rows(
+            first=_date(period.get("first")),
+            last=_date(period.get("last")),
+            days=_int(period.get("days")) or 0,
+            label=str(period.get("label") or ""),
+            addons=[str(a) for a in _list(period.get("addons"))],
+            amount=str(period.get("amount_text") or period.get("amount") or ""),
+            projected=period.get("projected") is True,
+            indent="  ",
+        )
     return [escape(r) for r in rows]
 
 
-def _span(first: object, last: object) -> str:
+def _date(value: object) -> date | None:
     try:
-        start, end = date.fromisoformat(str(first)), date.fromisoformat(str(last))
+        return date.fromisoformat(str(value))
     except ValueError:
-        return ""
-    if start == end:
-        return f"{start:%b %d}"
-    if start.month == end.month:
-        return f"{start:%b %d}–{end:%d}"
-    return f"{start:%b %d}–{end:%b %d}"
-
-
-def _cell(value: object) -> str:
-    """Text for a code block: one line, no backticks (which would end the block)."""
-    return " ".join(str(value).split()).replace("`", "'")
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+        return None
 
 
 def _fence(rows: list[str]) -> str:

@@ -50,6 +50,7 @@ from core.messages import dump as dump_message
 from core.messages import load as load_message
 from core.money import (
     Catalog,
+    ChargeRun,
     CostImpact,
     DayCharge,
     Statement,
@@ -90,6 +91,7 @@ __all__ = [
     "BillingMode",
     "CardDecided",
     "Catalog",
+    "ChargeRun",
     "ChainReport",
     "ChangeApplied",
     "ChangeRequest",

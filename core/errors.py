@@ -8,6 +8,7 @@
     ├── UpgradeNotAllowed, InvalidTargetPlan
     ├── ConfigChangeNotAllowed, ConfigChangeLimitReached, UnknownAddon, InvalidAddonValue
     ├── NothingToChange
+    ├── InvalidBillMonth           a bill asked for a month that cannot have one
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
     │   AlreadyApproved
@@ -43,6 +44,7 @@ __all__ = [
     "ExtendNotAllowed",
     "InvalidAddonValue",
     "InvalidAppName",
+    "InvalidBillMonth",
     "InvalidTargetPlan",
     "LegacyBillingMode",
     "NotYourRequest",
@@ -233,6 +235,17 @@ class NothingToChange(PlanError):
         super().__init__(
             f"App `{app_id}` already has {what}; nothing to change.", app_id=app_id, what=what
         )
+
+
+class InvalidBillMonth(PlanError):
+    """A bill asked for a month that cannot have one (not a month, or too far back or ahead)."""
+
+    def __init__(self, year: int, month: int, reason: str) -> None:
+        super().__init__(
+            f"There is no bill for {year:04d}-{month:02d}: {reason}. Give a month as `YYYY-MM`, "
+            "or none for this month's bill so far."
+        )
+        self.year, self.month = year, month
 
 
 class ExtendNotAllowed(PlanError):

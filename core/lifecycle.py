@@ -58,6 +58,7 @@ from core.messages import (
     dump,
     person,
 )
+from core.money import bill_month
 from core.money import statement as compute_statement
 from core.records import record_change
 from core.requests import Request, RequestState
@@ -155,7 +156,13 @@ def team_statements(
     by_team: dict[str | None, list[AppCharges]] = {t: [] for t in teams}
     for app in apps:
         statement = compute_statement(
-            segments[app.app_id], year=year, month=month, tz=tz, now=now, currency=currency
+            segments[app.app_id],
+            year=year,
+            month=month,
+            tz=tz,
+            now=now,
+            currency=currency,
+            catalog=config.catalog,
         )
         if statement.total == 0:  # never charged this month: nothing to bill
             continue
@@ -336,8 +343,7 @@ class Lifecycle:
     ) -> TeamStatement:
         """A team's statement for a month (this month by default), checked for `actor` if given."""
         now = self.clock()
-        local = now.astimezone(self.tz)
-        year, month = year or local.year, month or local.month
+        year, month = bill_month(year, month, now=now, tz=self.tz)
         if actor is not None:
             self.roles.require(actor, "view", team, "see this team's bill")
         with self.store.unit_of_work(write=False) as uow:

@@ -53,6 +53,7 @@ def segment_of(state: AppState, start: datetime, config: CoreConfig) -> RateSegm
         status=state.status,
         billing_mode=state.billing_mode,
         monthly=config.catalog.monthly_price(state.plan, state.config),
+        config=tuple(sorted(state.config.items())),
     )
 
 

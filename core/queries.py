@@ -10,7 +10,7 @@ from decimal import Decimal
 from core import domain, errors
 from core.config import CoreConfig
 from core.domain import Actor, AppState, HistoryEntry
-from core.money import RateSegment, Statement, statement
+from core.money import RateSegment, Statement, bill_month, statement
 from core.requests import Request
 from core.roles import Roles
 from core.store.ports import Store, UnitOfWork
@@ -131,18 +131,24 @@ class Queries:
     def statement(
         self, ref: str, *, actor: Actor, year: int | None = None, month: int | None = None
     ) -> tuple[AppState, Statement]:
-        """The app's statement for a month (this month by default), day by day."""
+        """The app's statement for a month (this month by default), in runs of days."""
         now = self.clock()
         tz = self.config.billing_tz
-        local = now.astimezone(tz)
-        year, month = year or local.year, month or local.month
+        year, month = bill_month(year, month, now=now, tz=tz)
         with self.store.unit_of_work(fast=True) as uow:
             state = resolve(uow, ref)
             self.roles.require(actor, "view", state.owner_channel, "see this app's bill")
             _, end = domain.month_bounds(year, month, tz)
             segments = uow.history.segments(state.app_id, until=end)
         return state, statement(
-            segments, year=year, month=month, tz=tz, now=now, currency=self.config.catalog.currency
+            segments,
+            year=year,
+            month=month,
+            tz=tz,
+            now=now,
+            currency=self.config.catalog.currency,
+            catalog=self.config.catalog,
+            created=state.created_at,
         )
 
     def request(self, request_id: str) -> Request | None:

@@ -7,20 +7,18 @@ are built from `core.money.statement`, so they always agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from core.domain import Plan, Status
-from core.money import DayCharge, Statement
+from core.money import Statement
 
 __all__ = ["AppCharges", "PlanDays", "TeamStatement", "plan_days"]
-
-_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class PlanDays:
-    """A run of consecutive days of one app's statement billed the same way."""
+    """A run of consecutive days of one app's statement billed the same way (one line)."""
 
     label: str
     first: date
@@ -28,6 +26,10 @@ class PlanDays:
     days: int
     daily_rate: Decimal
     amount: Decimal
+    #: the add-ons billed with the plan, as the catalog describes them (none when at default)
+    addons: tuple[str, ...] = ()
+    #: whether these days are still to come (a projection)
+    projected: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,27 +95,18 @@ class TeamStatement:
 
 
 def plan_days(statement: Statement) -> tuple[PlanDays, ...]:
-    """The statement's days grouped into runs of consecutive days billed the same way."""
-    runs: list[list[DayCharge]] = []
-    for day in statement.days:
-        last = runs[-1][-1] if runs else None
-        if (
-            last is not None
-            and last.label == day.label
-            and last.rate == day.rate
-            and last.day + _DAY == day.day
-        ):
-            runs[-1].append(day)
-        else:
-            runs.append([day])
+    """The statement's lines: runs of consecutive days billed the same way, whose amounts add
+    up to the month's total exactly (the same runs `/plan bill` shows)."""
     return tuple(
         PlanDays(
-            label=run[0].label,
-            first=run[0].day,
-            last=run[-1].day,
-            days=len(run),
-            daily_rate=run[0].rate,
-            amount=sum((d.amount for d in run), Decimal("0.00")),
+            label=run.label,
+            first=run.first,
+            last=run.last,
+            days=run.days,
+            daily_rate=run.rate,
+            amount=run.amount,
+            addons=run.addons,
+            projected=run.projected,
         )
-        for run in runs
+        for run in statement.runs
     )

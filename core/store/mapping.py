@@ -117,6 +117,7 @@ def segment(row: Row) -> RateSegment:
         status=Status(row["status"]),
         billing_mode=BillingMode(row["billing_mode"]),
         monthly=Decimal(row["monthly_price"]),
+        config=tuple(sorted((row["config"] or {}).items())),
     )
 
 

@@ -53,7 +53,7 @@ def insert_of(table: sa.Table, names: Sequence[str]) -> sa.Insert:
 APP_COLUMNS = tuple(c.name for c in APP.columns)
 APP_BY_ID = sa.select(APP).where(APP.c.app_id == sa.bindparam("app_id"))
 APP_BY_NAME = sa.select(APP).where(sa.func.lower(APP.c.name) == sa.bindparam("name")).limit(5)
-SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price")
+SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price", "config")
 APP_WITH_SEGMENTS = (  # the app's row once per segment (or once, with NULLs, if none)
     sa.select(APP, *(HISTORY.c[name].label(f"segment_{name}") for name in SEGMENT_COLUMNS))
     .select_from(

@@ -57,6 +57,9 @@ def seed_csv() -> str:
         rows.append(
             f"14000005{n:02d},e2e-suspended-{n},developer,{_day(-40)},,suspended,{TEAM},{_day(-3)},"
         )
+    # standard from 2025 on, off at noon on 10 March 2025 (UTC+8): a bill with two runs (imported
+    # as purged, so that no sweep changes it)
+    rows.append(f"1400000601,e2e-bill-1,standard,2025-01-01,,purged,{TEAM},,2025-03-10T04:00:00Z")
     rows.append(f"1400000900,<!channel> & co,developer,{_day(-2)},,active,,{_day(25)},")
     return "\n".join(rows) + "\n"
 

@@ -387,6 +387,8 @@ def test_statement_for_february_2028_on_march_1st_in_the_billing_zone(
         total += bill.total
     assert issued.total == total
     assert [(p.label, p.days) for p in listed["1400000002"].periods] == [("standard", 29)]
+    # a whole month costs exactly the monthly price (29 days of 399/29 rounded each: $399.04)
+    assert listed["1400000002"].total == Decimal("399.00")
     assert [(p.label, str(p.first), str(p.last)) for p in listed["1400000001"].periods] == [
         ("developer", "2028-02-01", "2028-02-19"),
         ("premium", "2028-02-20", "2028-02-29"),

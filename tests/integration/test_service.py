@@ -474,8 +474,48 @@ def test_a_months_statement_from_the_history(
     assert bill.total == 5 * Decimal("13.30") + 11 * Decimal("23.30") == Decimal("322.80")
     assert not bill.projected and bill.bill_window[0].isoformat() == "2026-12-01"
     assert app.status is Status.DISABLED
+    assert [(r.first.day, r.last.day, r.label, r.amount) for r in bill.runs] == [
+        (1, 4, "developer", Decimal(0)),
+        (5, 9, "standard", Decimal("66.50")),
+        (10, 20, "premium", Decimal("256.30")),
+        (21, 30, "premium (disabled)", Decimal(0)),
+    ]
     _, october = service.statement(DEV, actor=ADA, year=2026, month=10)
-    assert october.days == ()  # it did not exist yet
+    assert october.days == () and october.before_app  # it did not exist yet
+    assert october.created_on is not None and october.created_on.isoformat() == "2026-11-01"
+
+
+def test_a_preview_costs_what_the_bill_then_says_and_a_full_month_its_price(
+    service: PlanService, clock: Clock
+) -> None:
+    _, october = service.statement(STD, actor=ADA, year=2026, month=10)
+    assert october.total == Decimal("399.00")  # 31 days of 399/31, rounded once
+    clock.set(utc(2026, 12, 10, 4))  # noon on 10 December in the billing zone
+    change = ChangeRequest(
+        Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM, addons={"history_retention": "90d"}
+    )
+    pending = service.request(change, actor=ADA)
+    service.confirm(pending.id, actor=ADA)
+    clock.set(utc(2027, 1, 2, 4))
+    _, december = service.statement(STD, actor=ADA, year=2026, month=12)
+    assert [(r.first.day, r.last.day, r.label, r.addons) for r in december.runs] == [
+        (1, 9, "standard", ()),
+        (10, 31, "premium", ("Message history retention: 90d",)),
+    ]
+    # (399 x 9 + 798 x 22) / 31 = 682.1612...: 115.84 + 566.32, the cent to the larger remainder
+    assert [r.amount for r in december.runs] == [Decimal("115.84"), Decimal("566.32")]
+    assert december.total == Decimal("682.16")
+    cost = pending.preview.cost
+    assert (cost.before_month_total, cost.after_month_total) == (Decimal("399.00"), december.total)
+    assert cost.delta == Decimal("283.16")
+
+
+def test_a_bill_for_a_month_that_cannot_have_one_is_refused(service: PlanService) -> None:
+    for year, month in [(9999, 12), (2027, 12), (2026, 13), (1969, 1)]:
+        with pytest.raises(errors.InvalidBillMonth):
+            service.statement(STD, actor=ADA, year=year, month=month)
+    _, ahead = service.statement(STD, actor=ADA, year=2027, month=11)  # a year ahead: not yet
+    assert ahead.not_started and ahead.total == Decimal("399.00")
 
 
 def test_the_current_months_statement_projects_to_the_months_end(

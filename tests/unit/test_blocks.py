@@ -34,7 +34,6 @@ from core import (
     Status,
     load_catalog,
 )
-from core.money import DayCharge, Statement
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 26, 3, tzinfo=UTC)
@@ -195,31 +194,3 @@ def test_list_of_a_full_page_stays_within_fifty_blocks() -> None:
     assert_within_limits(message)
     assert "page 1 of 2500" in "\n".join(walk_texts(message))
     assert "page=2" in "\n".join(walk_texts(message))
-
-
-def test_bill_shows_every_day_and_the_total() -> None:
-    days = tuple(
-        DayCharge(
-            day=(NOW + timedelta(days=i)).date(),
-            label="premium",
-            rate=Decimal(699) / 30,
-            amount=Decimal("23.30"),
-            projected=i > 0,
-        )
-        for i in range(5)
-    )
-    app = AppState(
-        app_id="1",
-        name="demo",
-        plan=Plan.PREMIUM,
-        billing_mode=BillingMode.CURRENT,
-        status=Status.ACTIVE,
-        created_at=NOW,
-    )
-    message = blocks.bill_message(app, Statement(2026, 11, "USD", days))
-    text = "\n".join(walk_texts(message))
-    table = message["blocks"][1]["text"]["text"]
-    assert table.count("$23.30") == 5 and table.count("(projected)") == 4
-    assert "Total for 2026-11: $116.50" in text
-    assert "$23.30" in text and "projected" in text
-    assert_within_limits(message)
