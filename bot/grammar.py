@@ -176,7 +176,7 @@ SUBCOMMANDS: dict[str, Usage] = {
         Usage(
             "bill",
             "/plan bill <app> [YYYY-MM]",
-            "Show an app's bill for a month, day by day, with the total.",
+            "Show an app's bill for a month: a line per run of days charged alike, and the total.",
             "viewer",
             aliases=("billing",),
             example="/plan bill demo-chat 2025-03",

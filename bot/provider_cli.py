@@ -12,8 +12,8 @@ import re
 import sys
 from typing import Any
 
-from bot.provider_views import OFF_MESSAGE
 from bot.settings import Settings
+from bot.words import CONNECTOR_OFF
 from core import ProviderError, ReconcileReport, SyncReport, UsageReport, format_money
 
 __all__ = ["add_parser", "run"]
@@ -49,7 +49,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         month = int(match.group(1)), int(match.group(2))
     if not settings.provider_config().enabled:
-        print(f"planbot: {OFF_MESSAGE}", file=sys.stderr)
+        print(f"planbot: {CONNECTOR_OFF}", file=sys.stderr)
         return 2
     from bot.app import build
 

@@ -1,44 +1,25 @@
 """What people see of the provider's figures: `/plan usage` and the status card's usage field.
 
-Pure builders over what the core read (`ProviderView`, `AppStatus`): message dicts out, in the
-style of `bot.blocks`. The figures are the provider's daily statistics, one row per app and day
-(the provider's day, UTC+8), fetched once a day by the sweep.
+Pure builders over what the core read (`ProviderView`, `AppStatus`): message dicts out, built
+from `bot.kit`'s primitives and worded with `bot.words`, as `bot.blocks` is. The figures are the
+provider's daily statistics, one row per app and day (the provider's day, UTC+8), fetched once a
+day by the sweep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.grammar import escape_mrkdwn as escape
+from bot.kit import Message, context, escape, message, section, text_message
+from bot.words import CONNECTOR_OFF, FIGURE_LABELS
 from core import FIGURES, AppStatus, DailyUsage, ProviderView
 
-__all__ = [
-    "FIGURE_LABELS",
-    "OFF_MESSAGE",
-    "SPARKS",
-    "sparkline",
-    "status_fields",
-    "usage_message",
-]
+__all__ = ["SPARKS", "sparkline", "status_fields", "usage_message"]
 
-#: what every surface says when the connector has no credentials
-OFF_MESSAGE = (
-    "the provider connector is off: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
-)
-FIGURE_LABELS = {
-    "active_users": "active users",
-    "logins": "logins",
-    "peak_online": "peak online",
-    "registered_users": "registered users",
-    "groups": "groups",
-    "messages": "messages sent",
-}
 SPARKS = "▁▂▃▄▅▆▇█"
 _MISSING = "·"
-_MAX_SECTION = 3000
 
 
 def sparkline(values: Sequence[int | None]) -> str:
@@ -89,14 +70,15 @@ def status_fields(
 
 def usage_message(
     status: AppStatus, view: ProviderView | None, days: int, now: datetime, tz: ZoneInfo
-) -> dict[str, Any]:
+) -> Message:
     """`/plan usage`: a sparkline per figure over the last `days` days, yesterday's value and
     the highest, with the plan's free monthly active users beside the active users."""
     app = status.app
     title = f"{escape(app.name)} (`{app.app_id}`)"
     if view is None or not view.enabled:
-        text = f":electric_plug: No usage figures for {title}: {OFF_MESSAGE} (see the README)."
-        return {"text": text, "blocks": [_section(text)]}
+        return text_message(
+            f":electric_plug: No usage figures for {title}: {CONNECTOR_OFF} (see the README)."
+        )
     last = _yesterday(now, tz)
     first = last - timedelta(days=days - 1)
     stored = {u.day: u for u in view.days(app.app_id, last=last, count=days)}
@@ -110,8 +92,7 @@ def usage_message(
         text = f"No usage figures stored for {title} from {first} to {last}."
         if view.has_key(app.app_id):
             text += " The sweep fetches them from the provider once a day."
-        return {"text": text, "blocks": [_section(" ".join([text, *notes]))]}
-    table = _table(stored, first, days, last)
+        return text_message(" ".join([text, *notes]))
     limit = _free_mau(status)
     busiest = max(stored.values(), key=lambda u: (u.active_users, u.day))
     lines = [f"*Usage of {title}*, {first:%b %d} to {last:%b %d} ({days} days)"]
@@ -121,16 +102,17 @@ def usage_message(
             f"{busiest.active_users:,} active users on {busiest.day:%b %d}"
             f"{_share(busiest.active_users, limit)}."
         )
-    blocks = [_section("\n".join(lines)), _section(table)]
     missing = days - len(stored)
-    context = (
-        f"The provider's daily figures (days in UTC+8), fetched once a day. {len(stored)} of "
-        f"{days} days stored" + (f"; `{_MISSING}` is a day not stored." if missing else ".")
-    )
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    for note in notes:
-        blocks.append(_section(note))
-    return {"text": f"Usage of {app.name} ({app.app_id}), last {days} days", "blocks": blocks}
+    blocks = [
+        section("\n".join(lines)),
+        section(_table(stored, first, days, last)),
+        context(
+            f"The provider's daily figures (days in UTC+8), fetched once a day. {len(stored)} "
+            f"of {days} days stored" + (f"; `{_MISSING}` is a day not stored." if missing else ".")
+        ),
+        *(section(note) for note in notes),
+    ]
+    return message(f"Usage of {escape(app.name)} ({app.app_id}), last {days} days", blocks)
 
 
 def _table(stored: dict[date, DailyUsage], first: date, days: int, last: date) -> str:
@@ -148,9 +130,3 @@ def _table(stored: dict[date, DailyUsage], first: date, days: int, last: date) -
             f"{yesterday:>10}  {max(known):>10,}"
         )
     return "```\n" + "\n".join(rows) + "\n```"
-
-
-def _section(text: str) -> dict[str, Any]:
-    if len(text) > _MAX_SECTION:
-        text = text[: _MAX_SECTION - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}

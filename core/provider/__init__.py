@@ -2,20 +2,18 @@
 
 Pure parts (`model`: drift, usage levels, reconciliation; `messages`: the outbox facts), the
 adapters that call the provider (`tencent`), and the jobs that store and post what they find
-(`jobs`). It is an adapter like `core.provisioning`: nothing else in core depends on it.
+(`jobs`, over the store's `provider` repository). It is an adapter like `core.provisioning`:
+nothing else in core depends on it but the message union and the store's port, which name its
+plain values. The jobs are imported from `core.provider.jobs` (or `core`), since they need the
+store and the messages, which need this package's values.
 """
 
-from core.provider.jobs import (
-    AccountPort,
-    ProviderJobs,
-    ProviderSweep,
-    ProviderView,
-    ReconcileReport,
-    SyncReport,
-    UsagePort,
-    UsageReport,
+from core.provider.messages import (
+    DriftChanged,
+    ProviderMessage,
+    ReconciliationDifferences,
+    UsageLevelReached,
 )
-from core.provider.messages import DriftChanged, ReconciliationDifferences, UsageLevelReached
 from core.provider.model import (
     FIGURES,
     LIMITED_FIGURES,
@@ -44,7 +42,6 @@ from core.provider.tencent import (
 __all__ = [
     "FIGURES",
     "LIMITED_FIGURES",
-    "AccountPort",
     "BilledAmount",
     "DailyUsage",
     "Drift",
@@ -54,19 +51,13 @@ __all__ = [
     "ImRestApi",
     "ProviderConfig",
     "ProviderError",
-    "ProviderJobs",
-    "ProviderSweep",
-    "ProviderView",
+    "ProviderMessage",
     "RateLimiter",
-    "ReconcileReport",
     "ReconciliationDifferences",
     "ReconciliationLine",
-    "SyncReport",
     "TencentCloudAccount",
     "UsageLevel",
     "UsageLevelReached",
-    "UsagePort",
-    "UsageReport",
     "load_im_keys",
     "parse_im_keys",
     "reconcile",

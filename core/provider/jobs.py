@@ -11,30 +11,31 @@
 - reconcile, on or after the 4th: the month before, once.
 
 A job that fails is reported in one line, retried after `retry_after`, and never stops the others.
-Notices are outbox entries with a unique key, so concurrent sweeps write each once.
+Notices are typed outbox messages with a unique key, so concurrent sweeps write each once. What
+the jobs keep (usage, drift, reconciliations, their marks) goes through the store's `provider`
+repository (`core.store.ports.Provider`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol, cast
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from core import domain
-from core.domain import BillingMode, Plan, Status
+from core.config import CoreConfig
+from core.domain import AppState, BillingMode, Status
+from core.messages import dump
 from core.money import statement as compute_statement
 from core.provider.messages import DriftChanged, ReconciliationDifferences, UsageLevelReached
 from core.provider.model import (
-    FIGURES,
     BilledAmount,
     DailyUsage,
     Drift,
@@ -46,16 +47,7 @@ from core.provider.model import (
     reconcile,
     usage_warnings,
 )
-from core.service import PlanService
-from core.store.tables import (
-    AppRow,
-    OutboxRow,
-    ProviderDriftRow,
-    ProviderMarkRow,
-    ProviderReconciliationRow,
-    ProviderUsageRow,
-)
-from core.store.uow import UnitOfWork
+from core.store.ports import OutboxEntry, Store, UnitOfWork
 
 __all__ = [
     "AccountPort",
@@ -69,13 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-APP = cast(sa.Table, AppRow.__table__)  # type: ignore[attr-defined]
-OUTBOX = cast(sa.Table, OutboxRow.__table__)  # type: ignore[attr-defined]
-USAGE = cast(sa.Table, ProviderUsageRow.__table__)  # type: ignore[attr-defined]
-DRIFT = cast(sa.Table, ProviderDriftRow.__table__)  # type: ignore[attr-defined]
-MARK = cast(sa.Table, ProviderMarkRow.__table__)  # type: ignore[attr-defined]
-RECONCILED = cast(sa.Table, ProviderReconciliationRow.__table__)  # type: ignore[attr-defined]
 
 #: the day of the month from which the month before is reconciled (the provider bills on the 1st-3rd)
 RECONCILE_FROM_DAY = 4
@@ -166,26 +151,32 @@ class _Marks:
 
 
 class ProviderJobs:
-    """Sync, usage and reconciliation against the provider, run when due or on demand."""
+    """Sync, usage and reconciliation against the provider, run when due or on demand.
+
+    `config` is the core's (catalog, billing time zone, audit channel); `provider` the
+    connector's credentials, endpoints and IM keys; `wake` is called once notices were queued.
+    """
 
     def __init__(
         self,
         *,
-        engine: Engine,
-        service: PlanService,
-        config: ProviderConfig,
+        store: Store,
+        config: CoreConfig,
+        provider: ProviderConfig,
+        clock: Callable[[], datetime] = domain.utcnow,
+        wake: Callable[[], None] | None = None,
         account: AccountPort | None = None,
         usage: UsagePort | None = None,
-        clock: Callable[[], datetime] | None = None,
         retry_after: timedelta = timedelta(minutes=15),
         usage_budget: timedelta = timedelta(seconds=50),
     ) -> None:
-        self.engine = engine
-        self.service = service
+        self.store = store
         self.config = config
+        self.provider = provider
+        self.clock = clock
+        self.wake = wake or (lambda: None)
         self._account = account
         self._usage = usage
-        self.clock = clock or service.clock
         self.retry_after = retry_after
         self.usage_budget = usage_budget
 
@@ -195,7 +186,7 @@ class ProviderJobs:
         if self._account is None:
             from core.provider.tencent import TencentCloudAccount
 
-            self._account = TencentCloudAccount(self.config)
+            self._account = TencentCloudAccount(self.provider)
         return self._account
 
     @property
@@ -204,13 +195,13 @@ class ProviderJobs:
         if self._usage is None:
             from core.provider.tencent import ImRestApi
 
-            self._usage = ImRestApi(self.config)
+            self._usage = ImRestApi(self.provider)
         return self._usage
 
     @property
-    def tz(self) -> Any:
+    def tz(self) -> ZoneInfo:
         """The billing time zone."""
-        return self.service.config.billing_tz
+        return self.config.billing_tz
 
     # --- sweep -------------------------------------------------------------------------------
 
@@ -222,7 +213,7 @@ class ProviderJobs:
     def run_due(self, now: datetime | None = None) -> ProviderSweep:
         """Run each job that is due as of `now`; a failing job never stops the others."""
         now = now or self.clock()
-        if not self.config.enabled:
+        if not self.provider.enabled:
             return ProviderSweep()
         lines: list[str] = []
         failed: list[str] = []
@@ -306,16 +297,15 @@ class ProviderJobs:
         """Compare the account's SDKAppIDs with planbot's apps; store the drift; post a change."""
         now = now or self.clock()
         listed = self.account.app_ids()
-        with UnitOfWork(self.engine) as uow:
-            connection = uow.session.connection()
-            apps = connection.execute(sa.select(APP.c.app_id, APP.c.status)).all()
-            purged = [a for a, s in apps if s == Status.PURGED.value]
-            drift = Drift.between(listed, [a for a, _ in apps], purged)
-            before = _load_drift(connection)
+        with self.store.unit_of_work() as uow:
+            statuses = uow.provider.statuses()
+            purged = [a for a, s in statuses.items() if s is Status.PURGED]
+            drift = Drift.between(listed, list(statuses), purged)
+            before = uow.provider.drift()
             change = drift.changes_since(before)
-            _save_drift(connection, drift, now)
+            uow.provider.save_drift(drift, now)
             posted = False
-            audit = self.service.config.audit_channel
+            audit = self.config.audit_channel
             if change and audit:
                 message = DriftChanged(
                     unknown=drift.unknown,
@@ -328,10 +318,10 @@ class ProviderJobs:
                 )
                 day = now.astimezone(self.tz).date().isoformat()
                 key = f"provider-drift:{day}:{_digest(before)}:{_digest(drift)}"
-                posted = bool(self._post(uow, key, audit, None, message.to_payload(), now))
-            _upsert_mark(connection, "sync:ok", now)
+                posted = bool(self._post(uow, key, audit, None, message, now))
+            uow.provider.set_mark("sync:ok", now)
             uow.commit()
-        return SyncReport(len(listed), len(apps) - len(purged), drift, change, posted)
+        return SyncReport(len(listed), len(statuses) - len(purged), drift, change, posted)
 
     # --- usage -------------------------------------------------------------------------------
 
@@ -351,27 +341,21 @@ class ProviderJobs:
         daily_job = apps is None
         deadline = time.monotonic() + (budget or self.usage_budget).total_seconds()
         today = now.astimezone(self.tz).date().isoformat()
-        with UnitOfWork(self.engine, write=False) as uow:
-            connection = uow.session.connection()
-            query = sa.select(
-                APP.c.app_id, APP.c.name, APP.c.plan, APP.c.owner_channel, APP.c.status
-            ).where(APP.c.status != Status.PURGED.value)
-            if apps is not None:
-                query = query.where(APP.c.app_id.in_(list(apps)))
-            rows = sorted(connection.execute(query).all(), key=lambda r: (len(r[0]), r[0]))
-            cursor = _mark_row(connection, "usage:cursor")
+        with self.store.unit_of_work(write=False) as uow:
+            found = uow.provider.live_apps(None if apps is None else list(apps))
+            cursor = uow.provider.marks(["usage:cursor"]).get("usage:cursor")
         after = ""
         if daily_job and cursor is not None and cursor[1].startswith(today + "|"):
             after = cursor[1].split("|", 1)[1]
-        keyed = [r for r in rows if r.app_id in self.config.im_keys]
-        without_key = len(rows) - len(keyed)
+        keyed = [a for a in found if a.app_id in self.provider.im_keys]
+        without_key = len(found) - len(keyed)
         todo = (
-            [r for r in keyed if (len(r.app_id), r.app_id) > (len(after), after)]
+            [a for a in keyed if (len(a.app_id), a.app_id) > (len(after), after)]
             if after
             else keyed
         )
         report = UsageReport(without_key=without_key)
-        workers = max(1, self.config.im_concurrency)
+        workers = max(1, self.provider.im_concurrency)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provider-usage") as pool:
             for start in range(0, len(todo), USAGE_BATCH):
                 if time.monotonic() > deadline and start > 0:
@@ -389,16 +373,16 @@ class ProviderJobs:
             self._set_mark("usage:ok", now)
         return report
 
-    def _fetch_one(self, row: Any) -> list[DailyUsage] | ProviderError:
+    def _fetch_one(self, app: AppState) -> list[DailyUsage] | ProviderError:
         try:
-            return self.usage.daily_usage(self.config.im_keys[row.app_id])
+            return self.usage.daily_usage(self.provider.im_keys[app.app_id])
         except ProviderError as err:
             return err
 
     def _store_batch(
         self,
         report: UsageReport,
-        batch: Sequence[Any],
+        batch: Sequence[AppState],
         results: Sequence[list[DailyUsage] | ProviderError],
         now: datetime,
     ) -> tuple[UsageReport, str | None]:
@@ -407,24 +391,23 @@ class ProviderJobs:
         stop_at: str | None = None
         stopped: ProviderError | None = None
         failed = list(report.failed)
-        fetched: list[tuple[Any, list[DailyUsage]]] = []
+        fetched: list[tuple[AppState, list[DailyUsage]]] = []
         previous = ""
-        for row, result in zip(batch, results, strict=True):
+        for app, result in zip(batch, results, strict=True):
             if isinstance(result, ProviderError):
                 if result.retryable and stopped is None:
                     stopped, stop_at = result, previous
                 elif not result.retryable:
-                    failed.append((row.app_id, f"{row.app_id}: {result.line()}"))
+                    failed.append((app.app_id, f"{app.app_id}: {result.line()}"))
             elif stopped is None:
-                fetched.append((row, [d for d in result if d.app_id == row.app_id]))
-            previous = row.app_id
+                fetched.append((app, [d for d in result if d.app_id == app.app_id]))
+            previous = app.app_id
         days = new_days = warnings = 0
-        with UnitOfWork(self.engine) as uow:
-            connection = uow.session.connection()
-            for row, usage in fetched:
-                new, stored = _upsert_usage(connection, usage, now)
-                days, new_days = days + stored, new_days + new
-                warnings += self._warn(uow, row, usage, now)
+        with self.store.unit_of_work() as uow:
+            for app, usage in fetched:
+                new_days += uow.provider.store_usage(usage, now)
+                days += len({d.day for d in usage})
+                warnings += self._warn(uow, app, usage, now)
             uow.commit()
         return (
             UsageReport(
@@ -440,22 +423,22 @@ class ProviderJobs:
             stop_at,
         )
 
-    def _warn(self, uow: UnitOfWork, row: Any, usage: Sequence[DailyUsage], now: datetime) -> int:
+    def _warn(
+        self, uow: UnitOfWork, app: AppState, usage: Sequence[DailyUsage], now: datetime
+    ) -> int:
         """Queue the owner's warnings for the levels the app's figures reached (each once)."""
-        plan = Plan(row.plan)
-        limits = self.service.config.catalog.plans[plan].limits
+        limits = self.config.catalog.plans[app.plan].limits
         month = f"{now.astimezone(self.tz).date():%Y-%m}"
         recent = [u for u in usage if f"{u.day:%Y-%m}" == month]
-        destination = row.owner_channel or self.service.config.audit_channel
+        destination = app.owner_channel or self.config.audit_channel
         if not destination:
             return 0
         posted = 0
         for reached in usage_warnings(recent, limits):
             message = UsageLevelReached(
-                app_id=row.app_id,
-                app_name=row.name,
-                plan=plan.value,
-                paid=plan.paid,
+                app_id=app.app_id,
+                app_name=app.name,
+                plan=app.plan,
                 month=reached.month,
                 figure=reached.figure,
                 level=reached.level,
@@ -464,10 +447,10 @@ class ProviderJobs:
                 day=reached.day,
             )
             key = (
-                f"provider-usage:{row.app_id}:{reached.month}:{plan.value}:"
+                f"provider-usage:{app.app_id}:{reached.month}:{app.plan.value}:"
                 f"{reached.figure}:{reached.level}"
             )
-            posted += len(self._post(uow, key, destination, row.app_id, message.to_payload(), now))
+            posted += len(self._post(uow, key, destination, app.app_id, message, now))
         return posted
 
     # --- reconciliation ----------------------------------------------------------------------
@@ -484,22 +467,19 @@ class ProviderJobs:
         period = f"{year:04d}-{month:02d}"
         billed = self.account.billed(period)
         start, end = domain.month_bounds(year, month, self.tz)
-        currency = self.service.config.catalog.currency
-        with UnitOfWork(self.engine, write=False) as uow:
-            apps = (
-                uow.session.connection()
-                .execute(
-                    sa.select(APP.c.app_id, APP.c.name, APP.c.billing_mode).where(
-                        APP.c.created_at < end,
-                        sa.or_(APP.c.status != Status.PURGED.value, APP.c.updated_at >= start),
-                    )
-                )
-                .all()
-            )
-            segments = uow.history.segments_for([a.app_id for a in apps], until=end)
+        catalog = self.config.catalog
+        with self.store.unit_of_work(write=False) as uow:
+            apps = uow.provider.apps_in(start, end)
+            segments = uow.history.segments_of([a.app_id for a in apps], until=end)
         charges = {
             a.app_id: compute_statement(
-                segments[a.app_id], year=year, month=month, tz=self.tz, now=now, currency=currency
+                segments[a.app_id],
+                year=year,
+                month=month,
+                tz=self.tz,
+                now=now,
+                currency=catalog.currency,
+                catalog=catalog,
             ).total
             for a in apps
         }
@@ -507,22 +487,27 @@ class ProviderJobs:
             charges,
             billed,
             names={a.app_id: a.name for a in apps},
-            legacy=[a.app_id for a in apps if a.billing_mode == BillingMode.LEGACY.value],
+            legacy=[a.app_id for a in apps if a.billing_mode is BillingMode.LEGACY],
         )
         differences = tuple(line for line in lines if line.differs)
         posted = False
-        with UnitOfWork(self.engine) as uow:
-            connection = uow.session.connection()
-            _save_reconciliation(connection, period, lines, now)
-            audit = self.service.config.audit_channel
+        with self.store.unit_of_work() as uow:
+            uow.provider.save_reconciliation(period, lines, now)
+            audit = self.config.audit_channel
             if differences and audit:
-                message = ReconciliationDifferences(period, currency, differences, len(lines))
-                digest = hashlib.sha256(repr(message.to_payload()).encode()).hexdigest()[:16]
+                message = ReconciliationDifferences(
+                    month=period,
+                    currency=catalog.currency,
+                    lines=differences,
+                    apps_compared=len(lines),
+                )
+                text = json.dumps(dump(message), sort_keys=True)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
                 key = f"provider-reconcile:{period}:{digest}"
-                posted = bool(self._post(uow, key, audit, None, message.to_payload(), now))
-            _upsert_mark(connection, f"reconcile:{period}:ok", now)
+                posted = bool(self._post(uow, key, audit, None, message, now))
+            uow.provider.set_mark(f"reconcile:{period}:ok", now)
             uow.commit()
-        return ReconcileReport(period, currency, tuple(lines), posted)
+        return ReconcileReport(period, catalog.currency, tuple(lines), posted)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -532,54 +517,33 @@ class ProviderJobs:
         key: str,
         destination: str,
         app_id: str | None,
-        payload: dict[str, Any],
+        message: DriftChanged | UsageLevelReached | ReconciliationDifferences,
         now: datetime,
     ) -> list[str]:
-        """Insert one outbox message unless its key exists; the keys inserted."""
-        connection = uow.session.connection()
-        row = {
-            "key": key,
-            "kind": "message",
-            "topic": "provider",
-            "destination": destination,
-            "app_id": app_id,
-            "payload": payload,
-            "created_at": now,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_until": None,
-            "delivered_at": None,
-            "last_error": None,
-            "receipt": {},
-        }
-        statement = (
-            _insert(connection)(OUTBOX)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(OUTBOX.c.key)
+        """Queue one message unless its key exists; the keys written."""
+        entry = OutboxEntry(
+            kind="message",
+            topic="provider",
+            destination=destination,
+            app_id=app_id,
+            payload=dump(message),
+            created_at=now,
+            key=key,
         )
-        inserted = list(connection.execute(statement).scalars())
-        if inserted and self.service.on_outbox is not None:
-            uow.after_commit(self.service.on_outbox)
-        return inserted
+        written = uow.outbox.add_once([entry])
+        if written:
+            uow.after_commit(self.wake)
+        return written
 
     def _marks(self, name: str) -> _Marks:
-        with UnitOfWork(self.engine, write=False) as uow:
-            rows = dict(
-                uow.session.connection()
-                .execute(
-                    sa.select(MARK.c.name, MARK.c.at).where(
-                        MARK.c.name.in_([f"{name}:ok", f"{name}:failed"])
-                    )
-                )
-                .all()
-            )
-        return _Marks(ok=rows.get(f"{name}:ok"), failed=rows.get(f"{name}:failed"))
+        with self.store.unit_of_work(write=False) as uow:
+            found = uow.provider.marks([f"{name}:ok", f"{name}:failed"])
+        ok, failed = found.get(f"{name}:ok"), found.get(f"{name}:failed")
+        return _Marks(ok=ok[0] if ok else None, failed=failed[0] if failed else None)
 
     def _set_mark(self, name: str, at: datetime, note: str = "") -> None:
-        with UnitOfWork(self.engine) as uow:
-            _upsert_mark(uow.session.connection(), name, at, note)
+        with self.store.unit_of_work() as uow:
+            uow.provider.set_mark(name, at, note)
             uow.commit()
 
 
@@ -589,131 +553,33 @@ class ProviderJobs:
 class ProviderView:
     """Stored usage, for people: whether the connector is on, an app's days, yesterday."""
 
-    def __init__(self, *, engine: Engine, config: ProviderConfig) -> None:
-        self.engine = engine
-        self.config = config
-        self._one_day = (
-            sa.select(USAGE)
-            .where(USAGE.c.app_id == sa.bindparam("app_id"), USAGE.c.day == sa.bindparam("day"))
-            .limit(1)
-        )
+    def __init__(self, *, store: Store, provider: ProviderConfig) -> None:
+        self.store = store
+        self.provider = provider
 
     @property
     def enabled(self) -> bool:
         """Whether the connector has credentials."""
-        return self.config.enabled
+        return self.provider.enabled
 
     def has_key(self, app_id: str) -> bool:
         """Whether planbot has the app's IM admin key (without one it can't fetch its figures)."""
-        return app_id in self.config.im_keys
+        return app_id in self.provider.im_keys
 
     def days(self, app_id: str, *, last: date, count: int) -> list[DailyUsage]:
         """The app's stored days from `count` days before `last` to `last`, oldest first."""
         first = last - timedelta(days=count - 1)
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(USAGE)
-                .where(USAGE.c.app_id == app_id, USAGE.c.day >= first, USAGE.c.day <= last)
-                .order_by(USAGE.c.day)
-            ).all()
-        return [_usage(r) for r in rows]
+        with self.store.unit_of_work(write=False) as uow:
+            return uow.provider.usage(app_id, first=first, last=last)
 
     def on(self, app_id: str, day: date) -> DailyUsage | None:
         """The app's figures of one day, if stored."""
-        with self.engine.connect() as connection:
-            row = connection.execute(self._one_day, {"app_id": app_id, "day": day}).first()
-        return _usage(row) if row is not None else None
+        with self.store.unit_of_work(write=False) as uow:
+            found = uow.provider.usage(app_id, first=day, last=day)
+        return found[0] if found else None
 
 
-# --- store helpers -----------------------------------------------------------------------------
-
-
-def _insert(connection: Connection) -> Callable[[Any], Any]:
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-
-
-def _usage(row: Any) -> DailyUsage:
-    return DailyUsage(row.app_id, row.day, **{name: int(getattr(row, name)) for name in FIGURES})
-
-
-def _upsert_usage(
-    connection: Connection, days: Sequence[DailyUsage], now: datetime
-) -> tuple[int, int]:
-    """Store the days (one row per app and day, the newest figures win); (new, stored)."""
-    if not days:
-        return 0, 0
-    app_id = days[0].app_id
-    stored = set(
-        connection.execute(
-            sa.select(USAGE.c.day).where(
-                USAGE.c.app_id == app_id, USAGE.c.day.in_([d.day for d in days])
-            )
-        ).scalars()
-    )
-    values = [
-        {"app_id": d.app_id, "day": d.day, "fetched_at": now, **{f: d.figure(f) for f in FIGURES}}
-        for d in {d.day: d for d in days}.values()
-    ]
-    statement = _insert(connection)(USAGE).values(values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["app_id", "day"],
-        set_={name: statement.excluded[name] for name in (*FIGURES, "fetched_at")},
-    )
-    connection.execute(statement)
-    return len([v for v in values if v["day"] not in stored]), len(values)
-
-
-def _load_drift(connection: Connection) -> Drift:
-    rows = connection.execute(sa.select(DRIFT.c.app_id, DRIFT.c.kind)).all()
-    return Drift(
-        unknown=tuple(sorted(a for a, k in rows if k == "unknown")),
-        missing=tuple(sorted(a for a, k in rows if k == "missing")),
-    )
-
-
-def _save_drift(connection: Connection, drift: Drift, now: datetime) -> None:
-    wanted = {**{a: "unknown" for a in drift.unknown}, **{a: "missing" for a in drift.missing}}
-    existing = dict(connection.execute(sa.select(DRIFT.c.app_id, DRIFT.c.kind)).all())
-    gone = [a for a, kind in existing.items() if wanted.get(a) != kind]
-    if gone:
-        connection.execute(sa.delete(DRIFT).where(DRIFT.c.app_id.in_(gone)))
-    new = [
-        {"app_id": a, "kind": k, "since": now} for a, k in wanted.items() if existing.get(a) != k
-    ]
-    if new:
-        connection.execute(sa.insert(DRIFT), new)
-
-
-def _save_reconciliation(
-    connection: Connection, month: str, lines: Iterable[ReconciliationLine], now: datetime
-) -> None:
-    connection.execute(sa.delete(RECONCILED).where(RECONCILED.c.month == month))
-    values = [
-        {
-            "month": month,
-            "app_id": line.app_id,
-            "ours": str(line.ours),
-            "billed": str(line.billed),
-            "list_price": None if line.list_price is None else str(line.list_price),
-            "legacy": line.legacy,
-            "reconciled_at": now,
-        }
-        for line in lines
-    ]
-    if values:
-        connection.execute(sa.insert(RECONCILED), values)
-
-
-def _mark_row(connection: Connection, name: str) -> tuple[datetime, str] | None:
-    row = connection.execute(sa.select(MARK.c.at, MARK.c.note).where(MARK.c.name == name)).first()
-    return (row.at, row.note) if row is not None else None
-
-
-def _upsert_mark(connection: Connection, name: str, at: datetime, note: str = "") -> None:
-    statement = _insert(connection)(MARK).values(name=name, at=at, note=note)
-    connection.execute(
-        statement.on_conflict_do_update(index_elements=["name"], set_={"at": at, "note": note})
-    )
+# --- helpers -----------------------------------------------------------------------------------
 
 
 def _digest(drift: Drift) -> str:

@@ -1,7 +1,7 @@
 """The connector's outbox messages: one frozen dataclass per kind, facts only.
 
-`to_payload()` gives the outbox payload (a JSON-ready dict with a "type"); the bot words it
-when it is delivered (`bot.provider_notices`).
+They are part of `core.messages.Message` (a `kind` tells them apart), so the outbox stores them
+with `core.messages.dump` and the bot words them when it delivers them (`bot.provider_notices`).
 
 - `DriftChanged` (audit channel): the account's SDKAppIDs and planbot's apps drifted apart, or
   came back together.
@@ -13,49 +13,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Literal
 
+from core.domain import Plan
 from core.provider.model import ReconciliationLine
 
-__all__ = ["DriftChanged", "ReconciliationDifferences", "UsageLevelReached"]
+__all__ = ["DriftChanged", "ProviderMessage", "ReconciliationDifferences", "UsageLevelReached"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DriftChanged:
     """The inventory drift changed since the last sync."""
 
+    kind: Literal["provider_drift"] = "provider_drift"
     unknown: tuple[str, ...]
     missing: tuple[str, ...]
-    new_unknown: tuple[str, ...]
-    new_missing: tuple[str, ...]
-    resolved: tuple[str, ...]
+    new_unknown: tuple[str, ...] = ()
+    new_missing: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()
     account_count: int
     at: datetime
 
-    type: ClassVar[str] = "provider_drift"
 
-    def to_payload(self) -> dict[str, Any]:
-        """The outbox payload."""
-        return {
-            "type": self.type,
-            "unknown": list(self.unknown),
-            "missing": list(self.missing),
-            "new_unknown": list(self.new_unknown),
-            "new_missing": list(self.new_missing),
-            "resolved": list(self.resolved),
-            "account_count": self.account_count,
-            "at": self.at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UsageLevelReached:
-    """An app's figure reached `level`% of its plan's limit in `month`."""
+    """An app's figure reached `level`% of its plan's limit in `month` (YYYY-MM)."""
 
+    kind: Literal["provider_usage_level"] = "provider_usage_level"
     app_id: str
     app_name: str
-    plan: str
-    paid: bool
+    plan: Plan
     month: str
     figure: str
     level: int
@@ -63,58 +50,27 @@ class UsageLevelReached:
     limit: int
     day: date
 
-    type: ClassVar[str] = "provider_usage_level"
+    @property
+    def paid(self) -> bool:
+        """Whether the plan is a paid one (its extra active users are billed, not refused)."""
+        return self.plan.paid
 
     @property
     def over(self) -> int:
         """How far the figure is above the limit (0 when not above)."""
         return max(0, self.value - self.limit)
 
-    def to_payload(self) -> dict[str, Any]:
-        """The outbox payload."""
-        return {
-            "type": self.type,
-            "app_id": self.app_id,
-            "app_name": self.app_name,
-            "plan": self.plan,
-            "paid": self.paid,
-            "month": self.month,
-            "figure": self.figure,
-            "level": self.level,
-            "value": self.value,
-            "limit": self.limit,
-            "over": self.over,
-            "day": self.day.isoformat(),
-        }
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReconciliationDifferences:
     """The apps whose bill for `month` differs from planbot's charge by more than a cent."""
 
+    kind: Literal["provider_reconciliation"] = "provider_reconciliation"
     month: str
     currency: str
     lines: tuple[ReconciliationLine, ...]
     apps_compared: int
 
-    type: ClassVar[str] = "provider_reconciliation"
 
-    def to_payload(self) -> dict[str, Any]:
-        """The outbox payload (amounts as decimal strings)."""
-        return {
-            "type": self.type,
-            "month": self.month,
-            "currency": self.currency,
-            "apps_compared": self.apps_compared,
-            "lines": [
-                {
-                    "app_id": line.app_id,
-                    "name": line.name,
-                    "ours": str(line.ours),
-                    "billed": str(line.billed),
-                    "difference": str(line.difference),
-                    "list_price": None if line.list_price is None else str(line.list_price),
-                }
-                for line in self.lines
-            ],
-        }
+#: the connector's messages, as `core.messages.Message` includes them
+ProviderMessage = DriftChanged | UsageLevelReached | ReconciliationDifferences

@@ -202,6 +202,15 @@ class Drift:
             missing=_sorted_ids(known - gone - listed),
         )
 
+    @classmethod
+    def of(cls, *, unknown: Iterable[str] = (), missing: Iterable[str] = ()) -> Drift:
+        """A drift of these ids, in their usual order."""
+        return cls(unknown=_sorted_ids(unknown), missing=_sorted_ids(missing))
+
+    def kinds(self) -> dict[str, str]:
+        """Each id of the drift and its kind, "unknown" or "missing"."""
+        return {**{a: "unknown" for a in self.unknown}, **{a: "missing" for a in self.missing}}
+
     def changes_since(self, before: Drift) -> DriftChange:
         """What is new in this drift, and what was in `before` and is no longer."""
         was = set(before.unknown) | set(before.missing)

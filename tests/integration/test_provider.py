@@ -19,12 +19,15 @@ from sqlalchemy.engine import Engine
 
 from core import (
     ImKey,
-    Lifecycle,
+    Message,
     PlanService,
     ProviderConfig,
     ProviderError,
     ProviderJobs,
     ProviderView,
+    ReconciliationDifferences,
+    UsageLevelReached,
+    load_message,
 )
 from core.provider import ImRestApi, RateLimiter, TencentCloudAccount
 from core.store.tables import OutboxRow, ProviderUsageRow
@@ -79,12 +82,12 @@ def jobs_for(
 ) -> ProviderJobs:
     no_wait = lambda seconds: None  # noqa: E731  (retries need no real pause against a fake)
     return ProviderJobs(
-        engine=engine,
-        service=service,
-        config=config,
+        store=service.store,
+        config=service.config,
+        provider=config,
+        clock=clock,
         account=TencentCloudAccount(config, backoff=0, sleep=no_wait),
         usage=ImRestApi(config, backoff=0, sleep=no_wait, limiter=RateLimiter(config.im_rate)),
-        clock=clock,
         **kwargs,
     )
 
@@ -116,7 +119,12 @@ def posts(engine: Engine, kind: str) -> list[OutboxRow]:
         rows = connection.execute(
             sa.select(OutboxRow.__table__).order_by(OutboxRow.__table__.c.id)  # type: ignore[attr-defined]
         ).all()
-    return [r for r in rows if r.payload.get("type") == kind]  # type: ignore[attr-defined]
+    return [r for r in rows if r.payload.get("kind") == kind]  # type: ignore[attr-defined]
+
+
+def message_of(post: OutboxRow) -> Message:
+    """The typed message an outbox entry holds (as the delivery worker reads it)."""
+    return load_message(post.payload)
 
 
 def stored_days(engine: Engine) -> int:
@@ -218,7 +226,7 @@ def test_usage_stores_each_day_once_however_often_it_is_fetched(
     third = jobs.fetch_usage(apps=["1400000101"])
     assert (third.days, third.new_days) == (30, 1)
     assert stored_days(engine) == 91
-    view = ProviderView(engine=engine, config=jobs.config)
+    view = ProviderView(store=jobs.store, provider=jobs.provider)
     assert view.on("1400000101", date(2026, 11, 9)).active_users == 49  # type: ignore[union-attr]
     assert len(view.days("1400000101", last=date(2026, 11, 10), count=14)) == 14
 
@@ -236,9 +244,12 @@ def test_owners_are_warned_once_at_80_and_once_at_100_percent(
 
     im.apps["1400000101"].figures = daily_figures(date(2026, 11, 10), active=10_400)
     jobs.fetch_usage(apps=["1400000101"])
-    levels = [p.payload for p in posts(engine, "provider_usage_level") if p.app_id == "1400000101"]
-    assert [p["level"] for p in levels] == [80, 100]
-    assert levels[1]["over"] == 400 and levels[1]["paid"] is True
+    levels = [
+        message_of(p) for p in posts(engine, "provider_usage_level") if p.app_id == "1400000101"
+    ]
+    assert all(isinstance(m, UsageLevelReached) for m in levels)
+    assert [m.level for m in levels] == [80, 100]  # type: ignore[union-attr]
+    assert levels[1].over == 400 and levels[1].paid  # type: ignore[union-attr]
 
 
 def test_a_developer_app_over_100_active_users_reaches_its_limit(
@@ -246,8 +257,8 @@ def test_a_developer_app_over_100_active_users_reaches_its_limit(
 ) -> None:
     im.apps["1400000103"].figures = daily_figures(date(2026, 11, 9), days=5, active=130)
     jobs.fetch_usage(apps=["1400000103"])
-    found = [p.payload for p in posts(engine, "provider_usage_level")]
-    assert [(p["app_id"], p["level"], p["paid"]) for p in found] == [
+    found = [message_of(p) for p in posts(engine, "provider_usage_level")]
+    assert [(m.app_id, m.level, m.paid) for m in found] == [  # type: ignore[union-attr]
         ("1400000103", 80, False),
         ("1400000103", 100, False),
     ]
@@ -350,7 +361,12 @@ def test_reconcile_compares_each_app_and_posts_the_differences(
     assert [line.app_id for line in report.differences] == ["1400000102"]
     (post,) = posts(engine, "provider_reconciliation")
     assert post.destination == "CAUDIT"
-    assert post.payload["lines"][0]["difference"] == str(Decimal("720.50") - premium)
+    posted = message_of(post)
+    assert isinstance(posted, ReconciliationDifferences)
+    assert [line.difference for line in posted.lines] == [Decimal("720.50") - premium]
+    assert posted.apps_compared == 3
+    with service.store.unit_of_work(write=False) as uow:  # every app's line is kept
+        assert uow.provider.reconciliation("2026-10") == list(report.lines)
     # the same result again is not posted again
     assert not jobs.reconcile(2026, 10).posted
     assert len(posts(engine, "provider_reconciliation")) == 1
@@ -424,7 +440,7 @@ def test_the_lifecycle_sweep_runs_the_provider_jobs_and_survives_their_failure(
     seed: Callable[..., int],
 ) -> None:
     seed(f"{HEADER}\n1400000201,expiring,developer,2026-10-01,,active,CTEAM,2026-11-09,\n")
-    lifecycle = Lifecycle(engine=engine, service=service, clock=clock)
+    lifecycle = service.lifecycle
     bad = jobs_for(engine, service, clock, config_for(cloud, im, [], secret_key="wrong"))
     lifecycle.also = bad.sweep_hook
     report = lifecycle.sweep()

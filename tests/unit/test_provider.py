@@ -15,35 +15,45 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import blocks, provider_views
-from bot.notices import notice_message
-from bot.provider_notices import provider_message
+from bot.kit import MAX_BLOCKS, MAX_SECTION
+from bot.notices import render
 from bot.settings import Settings, SettingsError
+from bot.tables import width
+from bot.words import FIGURE_LABELS, Words
 from core import (
+    FIGURES,
     AppState,
     AppStatus,
     BillingMode,
     DailyUsage,
+    DriftChanged,
     ImKey,
+    Message,
     Plan,
     ProviderConfig,
     ProviderView,
+    ReconciliationDifferences,
+    ReconciliationLine,
     Status,
+    UsageLevelReached,
+    dump_message,
+    load_catalog,
+    load_message,
 )
 from core.provider import (
     BilledAmount,
     Drift,
-    DriftChanged,
     RateLimiter,
-    ReconciliationDifferences,
-    UsageLevelReached,
     parse_im_keys,
     reconcile,
     split_endpoint,
     usage_warnings,
     user_sig,
 )
+from tests.support.fake_store import FakeStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+WORDS = Words(load_catalog(), SHANGHAI)
 
 
 # --- UserSig -----------------------------------------------------------------------------------
@@ -233,68 +243,88 @@ def text_of(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
+def delivered(message: Message) -> dict[str, Any]:
+    """Rendered as the delivery worker does: from the stored payload, within Slack's limits."""
+    rendered = render(load_message(json.loads(json.dumps(dump_message(message)))), WORDS)
+    assert rendered["text"] and 1 <= len(rendered["blocks"]) <= MAX_BLOCKS
+    for block in rendered["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= MAX_SECTION
+    return rendered
+
+
 def test_drift_notice() -> None:
-    message = DriftChanged(
-        unknown=("1400000999",),
-        missing=(),
-        new_unknown=("1400000999",),
-        new_missing=(),
-        resolved=("1400000103",),
-        account_count=4,
-        at=datetime(2026, 11, 10, tzinfo=UTC),
-    ).to_payload()
-    rendered = notice_message(message)  # the lifecycle's renderer hands it on
-    assert rendered == provider_message(message)
-    assert rendered is not None
+    rendered = delivered(
+        DriftChanged(
+            unknown=("1400000999",),
+            missing=(),
+            new_unknown=("1400000999",),
+            resolved=("1400000103",),
+            account_count=4,
+            at=datetime(2026, 11, 10, tzinfo=UTC),
+        )
+    )
     assert "`1400000999`" in text_of(rendered) and "Resolved (1)" in text_of(rendered)
     assert "planbot apps import" in text_of(rendered)
+    agreed = delivered(
+        DriftChanged(
+            unknown=(),
+            missing=(),
+            resolved=("1400000999",),
+            account_count=3,
+            at=datetime(2026, 11, 11, tzinfo=UTC),
+        )
+    )
+    assert "agree again" in text_of(agreed) and "planbot apps import" not in text_of(agreed)
 
 
 def level(
     level: int, *, paid: bool = True, value: int = 10_400, limit: int = 10_000
-) -> dict[str, Any]:
+) -> UsageLevelReached:
     return UsageLevelReached(
         app_id="1400000101",
         app_name="<!channel> chat",
-        plan="standard" if paid else "developer",
-        paid=paid,
+        plan=Plan.STANDARD if paid else Plan.DEVELOPER,
         month="2026-11",
         figure="active_users",
         level=level,
         value=value,
         limit=limit,
         day=date(2026, 11, 9),
-    ).to_payload()
+    )
 
 
 def test_usage_level_notices() -> None:
-    certain = text_of(provider_message(level(100)) or {})
+    certain = text_of(delivered(level(100)))
     assert "certain overage" in certain and "at least 400 more" in certain
     assert "US$0.015" in certain
     assert "<!channel>" not in certain and "&lt;!channel&gt;" in certain
-    approaching = text_of(provider_message(level(80, value=8_500)) or {})
+    approaching = text_of(delivered(level(80, value=8_500)))
     assert "80%" in approaching and "certain overage" not in approaching
-    developer = text_of(provider_message(level(100, paid=False, value=130, limit=100)) or {})
+    developer = text_of(delivered(level(100, paid=False, value=130, limit=100)))
     assert "upgrade" in developer and "overage" not in developer
 
 
 def test_reconciliation_notice() -> None:
-    from core.provider import ReconciliationLine
+    notice = ReconciliationDifferences(
+        month="2026-10",
+        currency="USD",
+        lines=(
+            ReconciliationLine("1400000102", "prem", Decimal("699.00"), Decimal("720.50")),
+            ReconciliationLine("1400000103", "한국어 채팅", Decimal("399.00"), Decimal("380.00")),
+        ),
+        apps_compared=3,
+    )
+    rendered = delivered(notice)
+    text = text_of(rendered)
+    assert "$699.00" in text and "$720.50" in text and "+$21.50" in text and "-$19.00" in text
+    assert "2 of 3 apps" in text
+    table = rendered["blocks"][1]["text"]["text"].splitlines()[1:-1]
+    assert len({width(row) for row in table}) == 1  # a wide name keeps the columns in line
 
-    payload = ReconciliationDifferences(
-        "2026-10",
-        "USD",
-        (ReconciliationLine("1400000102", "prem", Decimal("699.00"), Decimal("720.50")),),
-        3,
-    ).to_payload()
-    text = text_of(provider_message(payload) or {})
-    assert "$699.00" in text and "$720.50" in text and "+$21.50" in text
-    assert "1 of 3 apps" in text
 
-
-def test_unknown_payloads_are_not_provider_notices() -> None:
-    assert provider_message({"type": "something_else"}) is None
-    assert provider_message({}) is None
+def test_the_figures_have_labels() -> None:
+    assert set(FIGURE_LABELS) == set(FIGURES)
 
 
 def test_sparkline() -> None:
@@ -302,23 +332,15 @@ def test_sparkline() -> None:
     assert provider_views.sparkline([0, 0]) == "▁▁"
 
 
-class FakeView(ProviderView):
-    """The reader over a dict instead of a database."""
-
-    def __init__(
-        self, stored: dict[date, DailyUsage], *, enabled: bool = True, keyed: bool = True
-    ) -> None:
-        keys = {"1400000101": ImKey("1400000101", "a", "k")} if keyed else {}
-        config = ProviderConfig(secret_id="id" if enabled else None, secret_key="k", im_keys=keys)
-        super().__init__(engine=None, config=config)  # type: ignore[arg-type]
-        self.stored = stored
-
-    def days(self, app_id: str, *, last: date, count: int) -> list[DailyUsage]:
-        first = last - timedelta(days=count - 1)
-        return [u for d, u in sorted(self.stored.items()) if first <= d <= last]
-
-    def on(self, app_id: str, day: date) -> DailyUsage | None:
-        return self.stored.get(day)
+def a_view(stored: list[DailyUsage], *, enabled: bool = True, keyed: bool = True) -> ProviderView:
+    """The reader over the store's port in memory, holding `stored`."""
+    store = FakeStore()
+    with store.unit_of_work() as uow:
+        uow.provider.store_usage(stored, datetime(2026, 11, 10, tzinfo=UTC))
+        uow.commit()
+    keys = {"1400000101": ImKey("1400000101", "a", "k")} if keyed else {}
+    config = ProviderConfig(secret_id="id" if enabled else None, secret_key="k", im_keys=keys)
+    return ProviderView(store=store, provider=config)
 
 
 def a_status() -> AppStatus:
@@ -346,20 +368,22 @@ NOW = datetime(2026, 11, 10, 4, tzinfo=UTC)  # noon on 10 November in UTC+8
 
 
 def test_usage_message_and_status_field() -> None:
-    stored = {
-        date(2026, 11, 9) - timedelta(days=i): DailyUsage(
+    stored = [
+        DailyUsage(
             "1400000101",
             date(2026, 11, 9) - timedelta(days=i),
             active_users=2_014 - i,
             peak_online=62,
         )
         for i in range(0, 14, 2)
-    }
-    view = FakeView(stored)
+    ]
+    other = DailyUsage("1400000102", date(2026, 11, 9), active_users=99_999)
+    view = a_view([*stored, other])
     message = provider_views.usage_message(a_status(), view, 14, NOW, SHANGHAI)
     text = text_of(message)
     assert "Nov 09" in text and "2,014" in text and "10,000 free monthly active users" in text
     assert "7 of 14 days stored" in text and "·" in text
+    assert "99,999" not in text  # another app's figures
     ((label, value),) = provider_views.status_fields(view, a_status(), NOW, SHANGHAI)
     assert label == "Yesterday (Nov 09)"
     assert value.startswith("2,014 active users (20% of 10,000 free MAU) · 62 peak online")
@@ -369,19 +393,16 @@ def test_usage_message_and_status_field() -> None:
 
 def test_usage_message_when_off_without_a_key_or_without_figures() -> None:
     off = text_of(
-        provider_views.usage_message(a_status(), FakeView({}, enabled=False), 7, NOW, SHANGHAI)
+        provider_views.usage_message(a_status(), a_view([], enabled=False), 7, NOW, SHANGHAI)
     )
     assert "set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in off
-    assert (
-        provider_views.status_fields(FakeView({}, enabled=False), a_status(), NOW, SHANGHAI) == []
-    )
-    empty = text_of(provider_views.usage_message(a_status(), FakeView({}), 7, NOW, SHANGHAI))
+    assert provider_views.status_fields(a_view([], enabled=False), a_status(), NOW, SHANGHAI) == []
+    assert provider_views.status_fields(None, a_status(), NOW, SHANGHAI) == []
+    empty = text_of(provider_views.usage_message(a_status(), a_view([]), 7, NOW, SHANGHAI))
     assert "No usage figures stored" in empty and "once a day" in empty
     nokey = text_of(
-        provider_views.usage_message(a_status(), FakeView({}, keyed=False), 7, NOW, SHANGHAI)
+        provider_views.usage_message(a_status(), a_view([], keyed=False), 7, NOW, SHANGHAI)
     )
     assert "no IM admin key" in nokey
-    ((_, field),) = provider_views.status_fields(
-        FakeView({}, keyed=False), a_status(), NOW, SHANGHAI
-    )
+    ((_, field),) = provider_views.status_fields(a_view([], keyed=False), a_status(), NOW, SHANGHAI)
     assert "no IM key" in field
