@@ -343,7 +343,7 @@ class Lifecycle:
     def _run(self, interval: float) -> None:
         while not self._stop.is_set():
             report = self.sweep()
-            if report.total or report.failed:
+            if report.total or report.failed or report.notes:
                 log.info("%s", report.summary())
             self._stop.wait(interval)
 
