@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from core import ROLE_FOR, Operation, Plan, Role
+
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
     "MAX_HISTORY_LIMIT",
@@ -62,11 +64,11 @@ __all__ = [
 MAX_TEXT_LENGTH = 2000
 """Longest command text accepted (Slack itself caps slash-command text at a few thousand)."""
 
-PAID_PLANS: tuple[str, ...] = ("standard", "premium")
-"""The plans an app can be upgraded to, or switched between by `config edition=`."""
+PAID_PLANS: tuple[str, ...] = tuple(plan.value for plan in Plan if plan.paid)
+"""The plans an app can be upgraded to, or switched between by `config edition=` (the core's)."""
 
-ROLES: tuple[str, ...] = ("viewer", "operator", "admin")
-"""Roles from least to most powerful; each includes the ones before it."""
+ROLES: tuple[str, ...] = tuple(role.label for role in Role if role > Role.NOBODY)
+"""Roles from least to most powerful; each includes the ones before it (the core's)."""
 
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100
@@ -111,15 +113,21 @@ def _unescape_slack(text: str) -> str:
 
 @dataclass(frozen=True)
 class Usage:
-    """How to use one subcommand: plain-text syntax (one form per line) and the role it needs."""
+    """How to use one subcommand: plain-text syntax (one form per line) and what it does, whose
+    needed role the core decides (`core.ROLE_FOR[action]`)."""
 
     name: str
     syntax: str
     summary: str
-    role: str
+    action: str  # "view", "access", or an Operation's value
     aliases: tuple[str, ...] = ()
     example: str = ""
     details: str = ""
+
+    @property
+    def role(self) -> str:
+        """The role the subcommand needs: the core's rule for its action."""
+        return ROLE_FOR[self.action].label
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -134,7 +142,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "help",
             "/plan help [subcommand]",
             "Show what you can do, or how to use one subcommand.",
-            "viewer",
+            "view",
             aliases=("?", "-h", "--help"),
             example="/plan help upgrade",
         ),
@@ -142,7 +150,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "list",
             "/plan list [filter] [page=N]",
             "List the apps, optionally only those matching a word (name, id, plan or status).",
-            "viewer",
+            "view",
             aliases=("ls",),
             example="/plan list premium",
             details="Long lists come in pages: add `page=2` for the next one.",
@@ -151,7 +159,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "status",
             "/plan status <app>",
             "Show an app's plan, status, billing mode, owner and key dates.",
-            "viewer",
+            "view",
             aliases=("info", "show"),
             example="/plan status 1400123456",
             details="Also shows whether this month's configuration change has been used.",
@@ -160,7 +168,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "history",
             "/plan history <app> [limit]",
             "Show an app's plan changes, newest first.",
-            "viewer",
+            "view",
             aliases=("log",),
             example="/plan history demo-chat 50",
             details=(
@@ -172,7 +180,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "bill",
             "/plan bill <app> [YYYY-MM]",
             "Show an app's bill for a month: a line per run of days charged alike, and the total.",
-            "viewer",
+            "view",
             aliases=("billing",),
             example="/plan bill demo-chat 2025-03",
             details=(
@@ -184,7 +192,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "upgrade",
             "/plan upgrade <app> <standard|premium>",
             "Upgrade a developer app to a paid plan.",
-            "operator",
+            Operation.UPGRADE,
             example="/plan upgrade 1400123456 premium",
             details=(
                 "Takes effect at once and is charged by the day for the rest of the month. "
@@ -195,7 +203,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "config",
             "/plan config <app> [edition=standard|premium] [<addon>=<value>...]",
             "Change a paid app's edition and/or add-ons (once per calendar month).",
-            "operator",
+            Operation.CONFIGURE,
             aliases=("configure",),
             example="/plan config demo-chat edition=premium",
             details=(
@@ -207,14 +215,14 @@ SUBCOMMANDS: dict[str, Usage] = {
             "extend",
             "/plan extend <app>",
             "Extend a developer app's validity by one month (and reactivate it if suspended).",
-            "operator",
+            Operation.EXTEND,
             example="/plan extend demo-dev",
         ),
         Usage(
             "create",
             "/plan create <name>",
             "Create a new app on the developer plan.",
-            "operator",
+            Operation.CREATE,
             aliases=("new",),
             example='/plan create "Support Chat"',
             details="Put a name with spaces in double quotes. A name can't be only digits.",
@@ -223,14 +231,14 @@ SUBCOMMANDS: dict[str, Usage] = {
             "disable",
             "/plan disable <app>",
             "Disable a paid app: its service stops at once, and it is purged after 90 days.",
-            "admin",
+            Operation.DISABLE,
             example="/plan disable demo-chat",
         ),
         Usage(
             "enable",
             "/plan enable <app>",
             "Re-enable a disabled app within 90 days, with its plan and configuration.",
-            "admin",
+            Operation.ENABLE,
             aliases=("reenable", "re-enable"),
             example="/plan enable demo-old",
         ),
@@ -238,7 +246,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "migrate",
             "/plan migrate <app>",
             "Move a legacy-billing app to the current billing mode (one-way).",
-            "admin",
+            Operation.MIGRATE,
             example="/plan migrate demo-legacy",
             details="Once migrated, the legacy billing mode cannot be restored.",
         ),
@@ -248,7 +256,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "/plan access grant <@user|@group> <viewer|operator|admin> [#team-channel]\n"
             "/plan access revoke <@user|@group> <viewer|operator|admin> [#team-channel]",
             "See and manage who may do what.",
-            "admin",
+            "access",
             example="/plan access grant @alice operator #team-chat",
             details=(
                 "Pick the person, group and channel from Slack's autocomplete as you type `@` or "
