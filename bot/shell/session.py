@@ -14,7 +14,7 @@ embedded default database, and stands in for Slack around them:
   the Web API URL points at a closed loopback port, so nothing ever reaches Slack; the provisioning
   webhook is left out too.
 
-Every message is drawn with `bot.textblocks.render_message`; buttons are numbered across the
+Every message is drawn with `bot.shell.render.render_message`; buttons are numbered across the
 session, so a number on screen names one button, and typing it presses that button. A button with
 a Slack `confirm` dialog asks it as a yes/no question first.
 
@@ -57,7 +57,7 @@ from bot import blocks, grammar
 from bot.app import Planbot, build
 from bot.delivery import SlackNotifier
 from bot.settings import Settings
-from bot.textblocks import Button, confirm_prompt, render_message
+from bot.shell.render import Button, confirm_prompt, render_message
 from bot.words import Words
 from core import Actor, PlanError, utcnow
 
