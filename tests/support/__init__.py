@@ -1,13 +1,4 @@
-"""Test support: a fake Slack Web API on loopback and signed Slack request builders."""
+"""Test support: the store in memory, records read for assertions, waiting, CSV builders.
 
-from tests.support.fake_slack import Call, FakeSlack
-from tests.support.signing import block_action_body, sign, signed_headers, slash_command_body
-
-__all__ = [
-    "Call",
-    "FakeSlack",
-    "block_action_body",
-    "sign",
-    "signed_headers",
-    "slash_command_body",
-]
+The fake Slack and the request signing live in `fakes/`, shared with the benchmark.
+"""
