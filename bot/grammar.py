@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from bot.kit import escape
 from core import ROLE_FOR, Operation, Plan, Role
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "Status",
     "Upgrade",
     "Usage",
-    "escape_mrkdwn",
     "help_text",
     "parse",
     "resolve_subcommand",
@@ -95,11 +95,6 @@ _SPECIAL_MENTION_RE = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
 _RAW_USER_RE = re.compile(r"[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
 _RAW_GROUP_RE = re.compile(r"S(?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
 _RAW_CHANNEL_RE = re.compile(r"[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape `&`, `<` and `>` so user text shows as typed in Slack and never pings or links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _unescape_slack(text: str) -> str:
@@ -322,8 +317,8 @@ def _overview(rank: int) -> str:
             if usage.role != role:
                 continue
             forms = usage.forms
-            lines.append(f"• `{escape_mrkdwn(forms[0])}`: {escape_mrkdwn(usage.summary)}")
-            lines.extend(f"• `{escape_mrkdwn(form)}`" for form in forms[1:])
+            lines.append(f"• `{escape(forms[0])}`: {escape(usage.summary)}")
+            lines.extend(f"• `{escape(form)}`" for form in forms[1:])
     lines += [
         "",
         "Every change shows a preview (what changes, what it costs) and waits for your Confirm. "
@@ -333,13 +328,13 @@ def _overview(rank: int) -> str:
 
 
 def _topic_help(usage: Usage, rank: int) -> str:
-    lines = [f"*/plan {usage.name}*: {escape_mrkdwn(usage.summary)}", _usage_lines(usage.name)]
+    lines = [f"*/plan {usage.name}*: {escape(usage.summary)}", _usage_lines(usage.name)]
     if "<app>" in usage.syntax:
         lines.append(_APP_NOTE)
     if usage.details:
-        lines.append(escape_mrkdwn(usage.details))
+        lines.append(escape(usage.details))
     if usage.example:
-        lines.append(f"Example: `{escape_mrkdwn(usage.example)}`")
+        lines.append(f"Example: `{escape(usage.example)}`")
     if usage.aliases:
         lines.append("Also written: " + ", ".join(f"`{alias}`" for alias in usage.aliases))
     needed = f"Needs the *{usage.role}* role."
@@ -368,7 +363,7 @@ class Principal:
     def to_text(self) -> str:
         """The mention as Slack sends it in command text, label included."""
         labelled = bool(self.label) and self.label != self.id
-        label = escape_mrkdwn(self.label)
+        label = escape(self.label)
         if self.kind == "user":
             return f"<@{self.id}|{label}>" if labelled else f"<@{self.id}>"
         return f"<!subteam^{self.id}|@{label}>" if labelled else f"<!subteam^{self.id}>"
@@ -576,7 +571,7 @@ def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\")
     for quote in _QUOTES:
         escaped = escaped.replace(quote, "\\" + quote)
-    return '"' + escape_mrkdwn(escaped) + '"'
+    return '"' + escape(escaped) + '"'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -604,15 +599,15 @@ def _show(word: str) -> str:
         one_line = one_line[: _SHOWN_WORD_MAX - 1] + "…"
     if not one_line:
         return "(empty)" if not word else "(blank)"
-    escaped = escape_mrkdwn(one_line)
+    escaped = escape(one_line)
     return f"“{escaped}”" if "`" in escaped else f"`{escaped}`"
 
 
 def _usage_lines(subcommand: str) -> str:
     forms = SUBCOMMANDS[subcommand].forms
     if len(forms) == 1:
-        return f"Usage: `{escape_mrkdwn(forms[0])}`"
-    return "Usage:\n" + "\n".join(f"• `{escape_mrkdwn(form)}`" for form in forms)
+        return f"Usage: `{escape(forms[0])}`"
+    return "Usage:\n" + "\n".join(f"• `{escape(form)}`" for form in forms)
 
 
 def _error(subcommand: str | None, problem: str, suggestion: str | None = None) -> Exception:

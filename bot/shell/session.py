@@ -56,6 +56,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot import blocks, grammar
 from bot.app import Planbot, build
 from bot.delivery import SlackNotifier
+from bot.kit import escape
 from bot.settings import Settings
 from bot.shell.render import Button, confirm_prompt, render_message
 from bot.words import Words
@@ -297,7 +298,7 @@ def wire_text(typed: str) -> str:
     `&`, `<` and `>` arrive as entities; `@U123` and `#C123` stand for people and channels picked
     from Slack's autocomplete, which arrive as `<@U123>` and `<#C123>`.
     """
-    text = grammar.escape_mrkdwn(typed.strip())
+    text = escape(typed.strip())
     text = _PICKED_USER_RE.sub(r"<@\1>", text)
     return _PICKED_CHANNEL_RE.sub(r"<#\1>", text)
 
