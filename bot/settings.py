@@ -14,6 +14,7 @@ from core import (
     AccessPolicy,
     ApprovalRule,
     CoreConfig,
+    Operation,
     ProviderConfig,
     Role,
     load_catalog,
@@ -66,7 +67,7 @@ def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
     for part in filter(None, (p.strip() for p in raw.split(","))):
         op, _, rule = part.partition("=")
         mode, _, count = rule.partition(":")
-        if op not in {"upgrade", "configure", "extend", "disable", "enable", "migrate", "create"}:
+        if op not in {o.value for o in Operation if o.requestable}:
             raise SettingsError(f"PLANBOT_APPROVALS: unknown operation {op!r}")
         if mode not in ("self", "peer") or (count and not count.isdigit()):
             raise SettingsError(f"PLANBOT_APPROVALS: {part!r} is not op=self or op=peer[:N]")

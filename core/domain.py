@@ -98,6 +98,11 @@ class Operation(enum.StrEnum):
         """The past participle used in messages ("upgraded")."""
         return _VERBS[self]
 
+    @property
+    def requestable(self) -> bool:
+        """Whether a person can ask for it (suspend and purge are the lifecycle's own)."""
+        return self not in (Operation.SUSPEND, Operation.PURGE)
+
 
 _VERBS = {
     Operation.CREATE: "created",

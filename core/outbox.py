@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.domain import utcnow
-from core.store.ports import OutboxEntry
-from core.store.sql import SqlStore
+from core.store.ports import OutboxEntry, Store
 
 __all__ = [
     "DeliveryError",
@@ -95,7 +94,7 @@ class OutboxDispatcher:
     def __init__(
         self,
         *,
-        store: SqlStore,
+        store: Store,
         notifier: Notifier,
         provisioner: Provisioner,
         replier: Replier | None = None,

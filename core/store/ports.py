@@ -220,6 +220,34 @@ class Outbox(Protocol):
         """Which of these keys have an entry."""
         ...
 
+    def get(self, entry_id: int, *, lock: bool = False) -> OutboxEntry | None:
+        """The entry with that id."""
+        ...
+
+    def any_due(self, now: datetime) -> bool:
+        """Whether any entry is due and not leased."""
+        ...
+
+    def claim(self, now: datetime, lease_until: datetime, *, limit: int) -> list[OutboxEntry]:
+        """Lease the oldest due entries, at most one per app and destination, in order."""
+        ...
+
+    def update(self, entry_id: int, values: dict[str, Any]) -> None:
+        """Set columns of one entry (status, lease, attempts, receipt, errors)."""
+        ...
+
+    def update_many(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Set the same columns of several entries."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """How many entries are in each status."""
+        ...
+
+    def oldest_pending(self) -> datetime | None:
+        """When the oldest entry still waiting was written."""
+        ...
+
 
 class Grants(Protocol):
     """Roles given to users and groups."""

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from core import AppState, SqlStore, make_engine
-from tests.support.fake_slack import FakeSlack
-from tests.support.signing import block_action_body, signed_headers, slash_command_body
+from fakes.signing import block_action_body, signed_headers, slash_command_body
+from fakes.slack import FakeSlack
 
 SECRET = "e2e-signing-secret"
 ADMIN = "UADMIN"

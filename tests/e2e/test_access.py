@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from core import SqlStore, make_engine
 from core.store.statements import OUTBOX
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     ADMIN,
     AUDIT,
@@ -35,7 +36,6 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     ADMIN,
     AUDIT,
@@ -25,7 +26,6 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-from tests.support.fake_slack import FakeSlack
 from tests.support.fake_tencent import FakeIm, FakeTencentCloud, daily_figures
 
 pytestmark = pytest.mark.e2e

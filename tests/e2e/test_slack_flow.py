@@ -300,7 +300,7 @@ def test_history_lists_changes(planbot: Served) -> None:
 
 @pytest.mark.parametrize("forgery", ["bad-signature", "stale", "replayed"])
 def test_forged_requests_get_401_and_change_nothing(planbot: Served, forgery: str) -> None:
-    from tests.support.signing import signed_headers, slash_command_body
+    from fakes.signing import signed_headers, slash_command_body
 
     body = slash_command_body(
         "upgrade 1400000009 premium", "UADMIN", TEAM, planbot.slack.response_url("f")

@@ -44,6 +44,7 @@ from core import (
 from core.changes import Changes
 from core.store.sql import SqlUnitOfWork
 from tests.conftest import SHANGHAI, Clock, utc
+from tests.support.fake_store import FakeStore
 
 SEED = "\n".join(
     [
@@ -155,10 +156,12 @@ def counter(prefix: str) -> Iterator[str]:
         yield f"{prefix}{n:08d}"
 
 
-def play(engine: Engine, scenario: list[Any], *, locking: bool) -> list[Any]:
+def play(
+    engine: Engine | None, scenario: list[Any], *, locking: bool = False, fake: Any = None
+) -> list[Any]:
     """Replay a scenario; what each step gave (an outcome, or the refusal's kind and words)."""
     clock = Clock(NOW + timedelta(hours=1))
-    service = PlanService(engine=engine, config=config(), clock=clock)
+    service = PlanService(engine=engine, store=fake, config=config(), clock=clock)
     store = LockingOnly(service.store) if locking else service.store  # type: ignore[arg-type]
     request_ids, app_ids = counter("r"), counter("14")
     service.changes = Changes(
@@ -238,3 +241,15 @@ def test_the_fast_and_the_locking_way_decide_and_write_alike(
             engine.dispose()
     assert results[0] == results[1]
     assert written[0] == written[1]
+    # the store in memory that the unit tests use decides alike too
+    assert play(None, scenario, fake=seeded_fake()) == results[0]
+
+
+def seeded_fake() -> FakeStore:
+    """The template's apps and grants, in memory."""
+    store = FakeStore()
+    service = PlanService(store=store, config=config(), clock=Clock(NOW))
+    service.imports.from_csv(SEED, actor=Actor("cli", "importer"))
+    service.grant(Grant("user", OTTO.user_id, Role.OPERATOR), label="otto", actor=ADA)
+    service.grant(Grant("user", TINA.user_id, Role.OPERATOR, "CTEAM"), label="tina", actor=ADA)
+    return store

@@ -41,6 +41,7 @@ from core import (
     utcnow,
 )
 from core.importer import Imports
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
@@ -50,7 +51,6 @@ from tests.e2e.conftest import (
     free_port,
     planbot_env,
 )
-from tests.support.fake_slack import FakeSlack
 from tests.support.postgres import scratch_databases
 
 #: figures per test, printed at the end of the session

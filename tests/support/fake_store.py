@@ -384,11 +384,67 @@ class _Outbox:
     def by_key(self, key: str) -> OutboxEntry | None:
         for row in self.t.outbox:
             if row["key"] == key:
-                return OutboxEntry(**{k: v for k, v in row.items()})
+                return _entry(row)
         return None
 
     def keys_in(self, keys: Sequence[str]) -> set[str]:
         return {r["key"] for r in self.t.outbox if r["key"] in keys}
+
+    def get(self, entry_id: int, *, lock: bool = False) -> OutboxEntry | None:
+        row = next((r for r in self.t.outbox if r["id"] == entry_id), None)
+        return _entry(row) if row else None
+
+    def any_due(self, now: datetime) -> bool:
+        return any(self._due(now))
+
+    def _due(self, now: datetime) -> list[dict[str, Any]]:
+        heads: dict[tuple[str, Any], dict[str, Any]] = {}
+        for row in self.t.outbox:
+            if row["status"] != "pending":
+                continue
+            queue = (row["destination"], row["app_id"] if row["app_id"] is not None else row["id"])
+            heads.setdefault(queue, row)
+        return [
+            r
+            for r in heads.values()
+            if r.get("next_attempt_at", r["created_at"]) <= now
+            and (r.get("lease_until") is None or r["lease_until"] <= now)
+        ]
+
+    def claim(self, now: datetime, lease_until: datetime, *, limit: int) -> list[OutboxEntry]:
+        claimed = []
+        for row in sorted(self._due(now), key=lambda r: r["id"])[:limit]:
+            self.update(row["id"], {"lease_until": lease_until, "attempts": row["attempts"] + 1})
+            claimed.append(_entry(next(r for r in self.t.outbox if r["id"] == row["id"])))
+        return claimed
+
+    def update(self, entry_id: int, values: dict[str, Any]) -> None:
+        self.t.outbox = [{**r, **values} if r["id"] == entry_id else r for r in self.t.outbox]
+
+    def update_many(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        for entry_id, values in rows:
+            self.update(entry_id, values)
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for row in self.t.outbox:
+            found[row["status"]] = found.get(row["status"], 0) + 1
+        return found
+
+    def oldest_pending(self) -> datetime | None:
+        return min(
+            (r["created_at"] for r in self.t.outbox if r["status"] == "pending"), default=None
+        )
+
+
+def _entry(row: dict[str, Any]) -> OutboxEntry:
+    fields = ("id", "key", "kind", "topic", "destination", "app_id", "payload", "created_at")
+    return OutboxEntry(
+        **{k: row[k] for k in fields},
+        status=row["status"],
+        attempts=row["attempts"],
+        receipt=row.get("receipt") or {},
+    )
 
 
 class _Grants:

@@ -15,7 +15,7 @@ import pytest
 
 from bot import blocks, tables
 from bot.notices import render
-from bot.textblocks import render_message
+from bot.shell.render import render_message
 from bot.words import Words
 from core import (
     AppCharges,

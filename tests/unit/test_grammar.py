@@ -32,12 +32,12 @@ from bot.grammar import (
     Principal,
     Status,
     Upgrade,
-    escape_mrkdwn,
     help_text,
     parse,
     resolve_subcommand,
     unparse,
 )
+from bot.kit import escape
 
 ALICE = Principal("user", "U0123ABC", "alice")
 OPS = Principal("group", "S0123ABC", "ops")
@@ -193,8 +193,8 @@ def test_quoted_keyword_is_a_name_not_a_keyword() -> None:
 
 
 def test_escape_mrkdwn() -> None:
-    assert escape_mrkdwn("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
-    assert escape_mrkdwn("plain") == "plain"
+    assert escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+    assert escape("plain") == "plain"
 
 
 def test_unparse_is_slack_wire_form() -> None:

@@ -14,7 +14,7 @@ embedded default database, and stands in for Slack around them:
   the Web API URL points at a closed loopback port, so nothing ever reaches Slack; the provisioning
   webhook is left out too.
 
-Every message is drawn with `bot.textblocks.render_message`; buttons are numbered across the
+Every message is drawn with `bot.shell.render.render_message`; buttons are numbered across the
 session, so a number on screen names one button, and typing it presses that button. A button with
 a Slack `confirm` dialog asks it as a yes/no question first.
 
@@ -56,8 +56,9 @@ from slack_sdk.signature import SignatureVerifier
 from bot import blocks, grammar
 from bot.app import Planbot, build
 from bot.delivery import SlackNotifier
+from bot.kit import escape
 from bot.settings import Settings
-from bot.textblocks import Button, confirm_prompt, render_message
+from bot.shell.render import Button, confirm_prompt, render_message
 from bot.words import Words
 from core import Actor, PlanError, utcnow
 
@@ -297,7 +298,7 @@ def wire_text(typed: str) -> str:
     `&`, `<` and `>` arrive as entities; `@U123` and `#C123` stand for people and channels picked
     from Slack's autocomplete, which arrive as `<@U123>` and `<#C123>`.
     """
-    text = grammar.escape_mrkdwn(typed.strip())
+    text = escape(typed.strip())
     text = _PICKED_USER_RE.sub(r"<@\1>", text)
     return _PICKED_CHANNEL_RE.sub(r"<#\1>", text)
 
