@@ -8,7 +8,7 @@ Starlette adapter (``SlackRequestHandler``) under uvicorn at ``POST /slack/event
     SLACK_SIGNING_SECRET=... SLACK_BOT_TOKEN=xoxb-... SLACK_API_URL=http://127.0.0.1:PORT/api/ \\
         python -m bench.bare_app --port 3001 [--process-before-response]
 
-``SLACK_API_URL`` should point at a fake Slack Web API (``tests.support.fake_slack``): the token is
+``SLACK_API_URL`` should point at a fake Slack Web API (``fakes.slack``): the token is
 not verified at start, and Bolt calls ``auth.test`` there once, on the first request.
 """
 

@@ -25,14 +25,14 @@ from sqlalchemy.engine import make_url
 
 from core import (
     Actor,
-    import_apps,
+    SqlStore,
     load_catalog,
     make_engine,
     normalize_url,
     upgrade_schema,
     utcnow,
 )
-from core.store.uow import UnitOfWork
+from core.importer import Imports
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
@@ -61,16 +61,13 @@ def run(url: str, text: str) -> tuple[float, float, int]:
     try:
         upgrade_schema(engine)
         begun = time.perf_counter()
-        with UnitOfWork(engine) as uow:
-            result = import_apps(
-                uow,
-                text,
-                catalog=load_catalog(),
-                tz=ZoneInfo("Asia/Shanghai"),
-                actor=Actor("bench", "bench"),
-                now=utcnow(),
-            )
-            uow.commit()
+        imports = Imports(
+            store=SqlStore(engine),
+            catalog=load_catalog(),
+            tz=ZoneInfo("Asia/Shanghai"),
+            clock=utcnow,
+        )
+        result = imports.from_csv(text, actor=Actor("bench", "bench"))
         done = time.perf_counter()
     finally:
         engine.dispose()

@@ -2,7 +2,7 @@
 
     python -m bench.run [--quick] [--only all|bare|planbot] [--out bench.md] [--memory-apps 100000]
 
-One process tree: a fake Slack Web API (``tests.support.fake_slack``), the bare Bolt app served the
+One process tree: a fake Slack Web API (``fakes.slack``), the bare Bolt app served the
 stock way (``bare-stock``), the same app with ``process_before_response=True`` (``bare-ceiling``),
 and ``planbot serve`` on SQLite and, when reachable, PostgreSQL, each with 10,000 imported apps.
 The servers run side by side and take turns: each scenario (``/plan status``, ``/plan upgrade``
@@ -44,7 +44,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.loadgen import LoadResult, Request, check_loopback, run, run_load
-from tests.support.signing import block_action_body, signed_headers, slash_command_body
+from fakes.signing import block_action_body, signed_headers, slash_command_body
 
 __all__ = ["FULL", "QUICK", "BenchError", "Profile", "main"]
 
@@ -306,7 +306,7 @@ class FakeSlackProc:
     def __init__(self, workdir: Path) -> None:
         self.proc = Proc(
             "fake Slack",
-            [sys.executable, "-m", "tests.support.fake_slack", "--port", "0", "--no-record"],
+            [sys.executable, "-m", "fakes.slack", "--port", "0", "--no-record"],
             env=os.environ,
             log=workdir / "fake_slack.log",
             stdout_pipe=True,

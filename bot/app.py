@@ -20,14 +20,18 @@ from bot.delivery import (
 )
 from bot.listeners import Bot, register
 from bot.settings import Settings
+from bot.words import Words
 from core import (
     Checkpointer,
     Lifecycle,
     Notifier,
     OutboxDispatcher,
     PlanService,
+    ProviderJobs,
+    ProviderView,
     Provisioner,
     RecordingProvisioner,
+    SqlStore,
     WebhookProvisioner,
     make_engine,
     upgrade_schema,
@@ -50,6 +54,8 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
     checkpointer: Checkpointer
+    #: the provider connector's jobs (None when it is off: no credentials)
+    provider: ProviderJobs | None = None
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
         """Start the background work: group lookups, and (in this process) outbox delivery with
@@ -68,7 +74,7 @@ class Planbot:
         self.checkpointer.stop()
         self.bot.responder.close()
         self.bot.groups.close()
-        self.service.engine.dispose()
+        self.service.close()
 
 
 class _KnownBoltNotices(logging.Filter):
@@ -111,12 +117,14 @@ def build(
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
     client = make_client(token or settings.bot_token, settings.api_url)
-    service = PlanService(engine=engine, config=config)
+    store = SqlStore(engine)
+    service = PlanService(engine=engine, store=store, config=config)
+    words = Words(config.catalog, config.billing_tz)
     dispatcher = OutboxDispatcher(
-        engine=engine,
-        notifier=notifier or SlackNotifier(client, config.billing_tz),
+        store=store,
+        notifier=notifier or SlackNotifier(client, words),
         provisioner=_provisioner(settings),
-        replier=SlackReplier(),
+        replier=SlackReplier(words),
         lease=timedelta(seconds=settings.outbox_lease),
     )
     service.on_outbox = dispatcher.wake
@@ -143,7 +151,33 @@ def build(
     # Retry-After (a failed lookup falls back to the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
-    bot = Bot(service=service, responder=responder or OutboxResponder(service), groups=groups)
+    connector = settings.provider_config()
+    bot = Bot(
+        service=service,
+        responder=responder or OutboxResponder(service),
+        groups=groups,
+        words=words,
+        provider=ProviderView(store=store, provider=connector),
+    )
     register(app, bot)
-    lifecycle = Lifecycle(engine=engine, service=service)
-    return Planbot(settings, app, bot, service, dispatcher, lifecycle, client, Checkpointer(engine))
+    provider = None
+    if connector.enabled:
+        provider = ProviderJobs(
+            store=store,
+            config=config,
+            provider=connector,
+            clock=service.clock,
+            wake=dispatcher.wake,
+        )
+        service.lifecycle.also = provider.sweep_hook
+    return Planbot(
+        settings,
+        app,
+        bot,
+        service,
+        dispatcher,
+        service.lifecycle,
+        client,
+        Checkpointer(engine),
+        provider,
+    )

@@ -11,26 +11,25 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
-from bot import metricsdir
+from bot import metricsdir, provider_cli
 from bot.observe import configure_logging
 from bot.settings import Settings, SettingsError
 from core import (
     HASHED_FIELDS,
     Actor,
     PlanError,
-    UnitOfWork,
+    PlanService,
+    SqlStore,
     current_revision,
     head_revision,
-    import_apps,
     make_engine,
     upgrade_schema,
-    utcnow,
     verify_chain,
 )
 
@@ -116,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     export = audit.add_parser("export", help="export every audit record")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--output", "-o", default="-", help="file, or - for standard output")
+    provider_cli.add_parser(sub)
     return parser
 
 
@@ -199,6 +199,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _apps(settings, args)
     if command == "audit":
         return _audit(settings, args)
+    if command == "provider":
+        return provider_cli.run(settings, args)
     _parser().print_help()
     return 2
 
@@ -324,20 +326,12 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.path == "-" else _read(args.path)
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
+    service = PlanService(engine=engine, config=config)
     if args.apps_command == "import":
-        with UnitOfWork(engine) as uow:
-            result = import_apps(
-                uow,
-                text,
-                catalog=config.catalog,
-                tz=config.billing_tz,
-                actor=CLI_ACTOR,
-                now=utcnow(),
-            )
-            uow.commit()
+        result = service.imports.from_csv(text, actor=CLI_ACTOR)
         print(f"imported {result.imported} apps")
         return 0
-    with UnitOfWork(engine, write=False) as uow:
+    with service.store.unit_of_work(write=False) as uow:
         offset, shown = 0, 0
         while True:
             rows, _ = uow.apps.page(contains=args.filter, channels=None, offset=offset, limit=1000)
@@ -363,35 +357,30 @@ def _read(path: str) -> str:
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         if args.audit_command == "verify":
-            head = uow.audit.head()
-            report = verify_chain(
-                (r.model_dump() for r in uow.audit.iterate()),
-                head_seq=head.seq,
-                head_hash=head.hash,
-            )
+            head_seq, head_hash = uow.audit.head()
+            report = verify_chain(uow.audit.records(), head_seq=head_seq, head_hash=head_hash)
             if report.ok:
                 print(f"audit log intact: {report.records} records, chain verified")
                 return 0
             print(f"audit log TAMPERED: {report.problem}", file=sys.stderr)
             return 1
         if args.output == "-":
-            _export(uow, sys.stdout, args.format)
+            _export(uow.audit.records(), sys.stdout, args.format)
         else:
             with open(args.output, "w", newline="", encoding="utf-8") as out:
-                _export(uow, out, args.format)
+                _export(uow.audit.records(), out, args.format)
     return 0
 
 
-def _export(uow: UnitOfWork, out: TextIO, fmt: str) -> None:
+def _export(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> None:
     fields = [*HASHED_FIELDS, "prev_hash", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    for row in uow.audit.iterate():
-        record: dict[str, Any] = row.model_dump()
-        record["at"] = row.at.isoformat()
+    for record in records:
+        record["at"] = record["at"].isoformat()
         if writer:
             writer.writerow(
                 {

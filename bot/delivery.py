@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -19,9 +18,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot import blocks
-from bot.notices import notice_message
-from core import DeliveryError, PlanService
+from bot.notices import render
+from bot.words import Words
+from core import DeliveryError, PlanService, Rendered, load_message
 
 __all__ = [
     "GroupDirectory",
@@ -69,31 +68,40 @@ def make_client(token: str | None, base_url: str) -> WebClient:
     return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=retry_handlers())
 
 
+def rendered(payload: Mapping[str, Any], words: Words) -> dict[str, Any]:
+    """The Slack message of an outbox payload (a typed message); DeliveryError (permanent)
+    when the payload holds none."""
+    try:
+        message = load_message(payload)
+    except ValueError as err:
+        raise DeliveryError(f"not a message planbot can render: {err}", permanent=True) from err
+    return render(message, words)
+
+
 class SlackNotifier:
     """Delivers outbox message entries to Slack channels (the core's Notifier port)."""
 
-    def __init__(self, client: WebClient, tz: ZoneInfo) -> None:
+    def __init__(self, client: WebClient, words: Words) -> None:
         self.client = client
-        self.tz = tz
+        self.words = words
 
     def render(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The Slack message for an outbox payload."""
-        kind = payload.get("type")
-        if kind == "approval":
-            return blocks.approval_card(payload, self.tz)
-        message = notice_message(dict(payload))
-        if message is not None:
-            return message
-        return blocks.audit_message(payload, self.tz)
+        return rendered(payload, self.words)
 
-    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def send(
+        self,
+        destination: str,
+        payload: Mapping[str, Any],
+        *,
+        replaces: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, Any] | None:
         """Post (or update) the message; map Slack's failures to retryable or permanent."""
         message = self.render(payload)
         try:
-            receipt = payload.get("receipt")
-            if payload.get("update_of") and receipt:
+            if replaces:
                 response = self.client.chat_update(
-                    channel=receipt["channel"], ts=receipt["ts"], **message
+                    channel=replaces["channel"], ts=replaces["ts"], **message
                 )
             else:
                 response = self.client.chat_postMessage(
@@ -143,7 +151,7 @@ class OutboxResponder:
     def send(self, url: str | None, message: Mapping[str, Any]) -> None:
         """Queue the POST to `url` (nothing when there is no URL)."""
         if url:
-            self.service.reply(url, message)
+            self.service.reply(url, Rendered(message=dict(message)))
 
     def close(self, timeout: float = 5.0) -> None:
         """Nothing is held here: queued replies are in the database."""
@@ -152,11 +160,15 @@ class OutboxResponder:
 class SlackReplier:
     """Posts queued replies to their response_url (the core's Replier port)."""
 
+    def __init__(self, words: Words) -> None:
+        self.words = words
+
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """POST the message; map Slack's refusals to retryable or permanent failures."""
+        body = rendered(message, self.words)
         client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
         try:
-            response = client.send_dict(dict(message))
+            response = client.send_dict(body)
         except (SlackRequestError, OSError) as err:
             raise DeliveryError(f"response_url unreachable: {err}") from err
         status = response.status_code

@@ -28,7 +28,14 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy.engine import Engine, make_url
 
 from bot.settings import Settings, SettingsError
-from core import current_revision, head_revision, make_engine, normalize_url, owner_channels
+from core import (
+    SqlStore,
+    current_revision,
+    head_revision,
+    make_engine,
+    normalize_url,
+    owner_channels,
+)
 
 __all__ = [
     "Check",
@@ -325,7 +332,7 @@ def owner_channels_check(client: WebClient, engine: Engine, *, bot: str) -> Chec
     """How many channels that own apps the bot cannot post in."""
     name = "owner channels"
     try:
-        channels = owner_channels(engine)
+        channels = owner_channels(SqlStore(engine))
     except Exception as err:
         cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:200]
         return _fail(name, f"cannot read the apps: {cause}", "see the database check")

@@ -25,17 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from bot.kit import escape
+from core import ROLE_FOR, Operation, Plan, Role
+
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
+    "DEFAULT_USAGE_DAYS",
     "MAX_HISTORY_LIMIT",
     "MAX_PAGE",
     "MAX_TEXT_LENGTH",
+    "MAX_USAGE_DAYS",
     "PAID_PLANS",
     "ROLES",
     "SUBCOMMANDS",
     "AccessGrant",
     "AccessList",
     "AccessRevoke",
+    "AppUsage",
     "Bill",
     "Command",
     "CommandSyntaxError",
@@ -52,7 +58,6 @@ __all__ = [
     "Status",
     "Upgrade",
     "Usage",
-    "escape_mrkdwn",
     "help_text",
     "parse",
     "resolve_subcommand",
@@ -62,14 +67,16 @@ __all__ = [
 MAX_TEXT_LENGTH = 2000
 """Longest command text accepted (Slack itself caps slash-command text at a few thousand)."""
 
-PAID_PLANS: tuple[str, ...] = ("standard", "premium")
-"""The plans an app can be upgraded to, or switched between by `config edition=`."""
+PAID_PLANS: tuple[str, ...] = tuple(plan.value for plan in Plan if plan.paid)
+"""The plans an app can be upgraded to, or switched between by `config edition=` (the core's)."""
 
-ROLES: tuple[str, ...] = ("viewer", "operator", "admin")
-"""Roles from least to most powerful; each includes the ones before it."""
+ROLES: tuple[str, ...] = tuple(role.label for role in Role if role > Role.NOBODY)
+"""Roles from least to most powerful; each includes the ones before it (the core's)."""
 
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100
+DEFAULT_USAGE_DAYS = 14
+MAX_USAGE_DAYS = 90
 MAX_PAGE = 10_000
 
 _ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -95,11 +102,6 @@ _RAW_GROUP_RE = re.compile(r"S(?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
 _RAW_CHANNEL_RE = re.compile(r"[CG](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,}")
 
 
-def escape_mrkdwn(text: str) -> str:
-    """Escape `&`, `<` and `>` so user text shows as typed in Slack and never pings or links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _unescape_slack(text: str) -> str:
     """Decode Slack's three entities in one pass (so `&amp;lt;` becomes `&lt;`, not `<`)."""
     return _ENTITY_RE.sub(lambda m: _ENTITIES[m.group(1)], text)
@@ -111,15 +113,21 @@ def _unescape_slack(text: str) -> str:
 
 @dataclass(frozen=True)
 class Usage:
-    """How to use one subcommand: plain-text syntax (one form per line) and the role it needs."""
+    """How to use one subcommand: plain-text syntax (one form per line) and what it does, whose
+    needed role the core decides (`core.ROLE_FOR[action]`)."""
 
     name: str
     syntax: str
     summary: str
-    role: str
+    action: str  # "view", "access", or an Operation's value
     aliases: tuple[str, ...] = ()
     example: str = ""
     details: str = ""
+
+    @property
+    def role(self) -> str:
+        """The role the subcommand needs: the core's rule for its action."""
+        return ROLE_FOR[self.action].label
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -134,7 +142,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "help",
             "/plan help [subcommand]",
             "Show what you can do, or how to use one subcommand.",
-            "viewer",
+            "view",
             aliases=("?", "-h", "--help"),
             example="/plan help upgrade",
         ),
@@ -142,7 +150,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "list",
             "/plan list [filter] [page=N]",
             "List the apps, optionally only those matching a word (name, id, plan or status).",
-            "viewer",
+            "view",
             aliases=("ls",),
             example="/plan list premium",
             details="Long lists come in pages: add `page=2` for the next one.",
@@ -151,7 +159,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "status",
             "/plan status <app>",
             "Show an app's plan, status, billing mode, owner and key dates.",
-            "viewer",
+            "view",
             aliases=("info", "show"),
             example="/plan status 1400123456",
             details="Also shows whether this month's configuration change has been used.",
@@ -160,7 +168,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "history",
             "/plan history <app> [limit]",
             "Show an app's plan changes, newest first.",
-            "viewer",
+            "view",
             aliases=("log",),
             example="/plan history demo-chat 50",
             details=(
@@ -171,8 +179,8 @@ SUBCOMMANDS: dict[str, Usage] = {
         Usage(
             "bill",
             "/plan bill <app> [YYYY-MM]",
-            "Show an app's bill for a month, day by day, with the total.",
-            "viewer",
+            "Show an app's bill for a month: a line per run of days charged alike, and the total.",
+            "view",
             aliases=("billing",),
             example="/plan bill demo-chat 2025-03",
             details=(
@@ -181,10 +189,23 @@ SUBCOMMANDS: dict[str, Usage] = {
             ),
         ),
         Usage(
+            "usage",
+            "/plan usage <app> [days]",
+            "Show an app's daily figures from the provider: active users, logins, peak online, "
+            "registered users, groups, messages.",
+            "view",
+            aliases=("stats",),
+            example="/plan usage demo-chat 30",
+            details=(
+                f"Shows the last {DEFAULT_USAGE_DAYS} days unless you give a number of days "
+                f"(1 to {MAX_USAGE_DAYS}). The figures are the provider's, fetched once a day."
+            ),
+        ),
+        Usage(
             "upgrade",
             "/plan upgrade <app> <standard|premium>",
             "Upgrade a developer app to a paid plan.",
-            "operator",
+            Operation.UPGRADE,
             example="/plan upgrade 1400123456 premium",
             details=(
                 "Takes effect at once and is charged by the day for the rest of the month. "
@@ -195,7 +216,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "config",
             "/plan config <app> [edition=standard|premium] [<addon>=<value>...]",
             "Change a paid app's edition and/or add-ons (once per calendar month).",
-            "operator",
+            Operation.CONFIGURE,
             aliases=("configure",),
             example="/plan config demo-chat edition=premium",
             details=(
@@ -207,14 +228,14 @@ SUBCOMMANDS: dict[str, Usage] = {
             "extend",
             "/plan extend <app>",
             "Extend a developer app's validity by one month (and reactivate it if suspended).",
-            "operator",
+            Operation.EXTEND,
             example="/plan extend demo-dev",
         ),
         Usage(
             "create",
             "/plan create <name>",
             "Create a new app on the developer plan.",
-            "operator",
+            Operation.CREATE,
             aliases=("new",),
             example='/plan create "Support Chat"',
             details="Put a name with spaces in double quotes. A name can't be only digits.",
@@ -223,14 +244,14 @@ SUBCOMMANDS: dict[str, Usage] = {
             "disable",
             "/plan disable <app>",
             "Disable a paid app: its service stops at once, and it is purged after 90 days.",
-            "admin",
+            Operation.DISABLE,
             example="/plan disable demo-chat",
         ),
         Usage(
             "enable",
             "/plan enable <app>",
             "Re-enable a disabled app within 90 days, with its plan and configuration.",
-            "admin",
+            Operation.ENABLE,
             aliases=("reenable", "re-enable"),
             example="/plan enable demo-old",
         ),
@@ -238,7 +259,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "migrate",
             "/plan migrate <app>",
             "Move a legacy-billing app to the current billing mode (one-way).",
-            "admin",
+            Operation.MIGRATE,
             example="/plan migrate demo-legacy",
             details="Once migrated, the legacy billing mode cannot be restored.",
         ),
@@ -248,7 +269,7 @@ SUBCOMMANDS: dict[str, Usage] = {
             "/plan access grant <@user|@group> <viewer|operator|admin> [#team-channel]\n"
             "/plan access revoke <@user|@group> <viewer|operator|admin> [#team-channel]",
             "See and manage who may do what.",
-            "admin",
+            "access",
             example="/plan access grant @alice operator #team-chat",
             details=(
                 "Pick the person, group and channel from Slack's autocomplete as you type `@` or "
@@ -314,8 +335,8 @@ def _overview(rank: int) -> str:
             if usage.role != role:
                 continue
             forms = usage.forms
-            lines.append(f"• `{escape_mrkdwn(forms[0])}`: {escape_mrkdwn(usage.summary)}")
-            lines.extend(f"• `{escape_mrkdwn(form)}`" for form in forms[1:])
+            lines.append(f"• `{escape(forms[0])}`: {escape(usage.summary)}")
+            lines.extend(f"• `{escape(form)}`" for form in forms[1:])
     lines += [
         "",
         "Every change shows a preview (what changes, what it costs) and waits for your Confirm. "
@@ -325,13 +346,13 @@ def _overview(rank: int) -> str:
 
 
 def _topic_help(usage: Usage, rank: int) -> str:
-    lines = [f"*/plan {usage.name}*: {escape_mrkdwn(usage.summary)}", _usage_lines(usage.name)]
+    lines = [f"*/plan {usage.name}*: {escape(usage.summary)}", _usage_lines(usage.name)]
     if "<app>" in usage.syntax:
         lines.append(_APP_NOTE)
     if usage.details:
-        lines.append(escape_mrkdwn(usage.details))
+        lines.append(escape(usage.details))
     if usage.example:
-        lines.append(f"Example: `{escape_mrkdwn(usage.example)}`")
+        lines.append(f"Example: `{escape(usage.example)}`")
     if usage.aliases:
         lines.append("Also written: " + ", ".join(f"`{alias}`" for alias in usage.aliases))
     needed = f"Needs the *{usage.role}* role."
@@ -360,7 +381,7 @@ class Principal:
     def to_text(self) -> str:
         """The mention as Slack sends it in command text, label included."""
         labelled = bool(self.label) and self.label != self.id
-        label = escape_mrkdwn(self.label)
+        label = escape(self.label)
         if self.kind == "user":
             return f"<@{self.id}|{label}>" if labelled else f"<@{self.id}>"
         return f"<!subteam^{self.id}|@{label}>" if labelled else f"<!subteam^{self.id}>"
@@ -518,6 +539,19 @@ class Bill(Command):
 
 
 @dataclass(frozen=True)
+class AppUsage(Command):
+    """`/plan usage <app> [days]`."""
+
+    app: str
+    days: int = DEFAULT_USAGE_DAYS
+    subcommand: ClassVar[str] = "usage"
+
+    def _arguments(self) -> list[str]:
+        args = [_quote(self.app)]
+        return args if self.days == DEFAULT_USAGE_DAYS else [*args, str(self.days)]
+
+
+@dataclass(frozen=True)
 class AccessList(Command):
     """`/plan access list` (also `/plan access` alone)."""
 
@@ -568,7 +602,7 @@ def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\")
     for quote in _QUOTES:
         escaped = escaped.replace(quote, "\\" + quote)
-    return '"' + escape_mrkdwn(escaped) + '"'
+    return '"' + escape(escaped) + '"'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -596,15 +630,15 @@ def _show(word: str) -> str:
         one_line = one_line[: _SHOWN_WORD_MAX - 1] + "…"
     if not one_line:
         return "(empty)" if not word else "(blank)"
-    escaped = escape_mrkdwn(one_line)
+    escaped = escape(one_line)
     return f"“{escaped}”" if "`" in escaped else f"`{escaped}`"
 
 
 def _usage_lines(subcommand: str) -> str:
     forms = SUBCOMMANDS[subcommand].forms
     if len(forms) == 1:
-        return f"Usage: `{escape_mrkdwn(forms[0])}`"
-    return "Usage:\n" + "\n".join(f"• `{escape_mrkdwn(form)}`" for form in forms)
+        return f"Usage: `{escape(forms[0])}`"
+    return "Usage:\n" + "\n".join(f"• `{escape(form)}`" for form in forms)
 
 
 def _error(subcommand: str | None, problem: str, suggestion: str | None = None) -> Exception:
@@ -961,6 +995,24 @@ def _parse_bill(args: list[_Token]) -> Command:
     return Bill(app, (year, month))
 
 
+def _parse_usage(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("usage", "`/plan usage` needs an app: its id or exact name.")
+    if len(args) > 2:
+        raise _too_many("usage", args[2:])
+    app = _app(args[0], "usage")
+    if len(args) == 1:
+        return AppUsage(app)
+    token = args[1]
+    value = token.text
+    if token.eq is not None:
+        key = token.text[: token.eq].strip().lower()
+        if key != "days":
+            raise _error("usage", f"Unknown option {_show(key)}: give a number of days.")
+        value = token.text[token.eq + 1 :]
+    return AppUsage(app, _number(value, "usage", "number of days", 1, MAX_USAGE_DAYS))
+
+
 def _parse_access(args: list[_Token]) -> Command:
     if not args:
         return AccessList()
@@ -1066,6 +1118,7 @@ _PARSERS: dict[str, _Parser] = {
     "status": _one_app(Status),
     "history": _parse_history,
     "bill": _parse_bill,
+    "usage": _parse_usage,
     "upgrade": _parse_upgrade,
     "config": _parse_config,
     "extend": _one_app(Extend),

@@ -4,10 +4,10 @@ Requests are observed at the server edge (`observed`, around the Slack endpoint)
 increment and one histogram observation per request, with the kind and outcome the listeners
 noted (`bot.observe`). Deliveries and sweeps are observed in the delivery worker (`instrument`
 wraps its Slack, response_url and provisioning ports and its sweep). Database waits are reported
-by the store (`core.observe_waits`). The outbox's backlog is read from the database when
-`/metrics` is scraped (`BacklogCollector`): it is the same for every process, it is right even
-when no worker runs (which is when it matters), and it costs one indexed read per scrape rather
-than a write per delivery.
+by the store (`core.observe_waits`). The outbox's backlog is read through the store when
+`/metrics` is scraped (`BacklogCollector`, `core.outbox_backlog`): it is the same for every
+process, it is right even when no worker runs (which is when it matters), and it costs a few
+indexed reads per scrape rather than a write per delivery.
 
 With `PROMETHEUS_MULTIPROC_DIR` set (`bot.metricsdir`, done by `planbot serve` and `planbot
 deliver`), every process writes its figures to files there and a scrape of any of them adds all
@@ -39,18 +39,15 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot import observe
 from bot.metricsdir import VARIABLE
-from core import DeliveryError, SweepReport, observe_waits, outbox_backlog, utcnow
+from core import DeliveryError, Store, SweepReport, observe_waits, outbox_backlog, utcnow
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from bot.app import Planbot
 
 __all__ = [
@@ -106,7 +103,7 @@ SWEEP_FAILURES = Counter("planbot_sweep_failures", "Lifecycle jobs that failed, 
 DB_WAIT_SECONDS = Histogram(
     "planbot_db_wait_seconds",
     "Time a write waited for its turn at the database: writer_queue (SQLite's writers, every "
-    "process) or audit_chain_head (the lock every change takes in turn)",
+    "process) or audit_chain_head (PostgreSQL: the lock every change takes in turn)",
     ["what"],
     buckets=WAIT_BUCKETS,
 )
@@ -192,7 +189,7 @@ def authorized(header: str | None, token: str | None) -> bool:
 
 def endpoint(planbot: Planbot, *, role: str = "server") -> Endpoint:
     """`GET /metrics` of a server process (which this counts as running, with its waits)."""
-    exporter = Exporter(planbot.service.engine)
+    exporter = Exporter(planbot.service.store)
     token = planbot.settings.metrics_token
     _count_process(role)
 
@@ -216,13 +213,13 @@ def endpoint(planbot: Planbot, *, role: str = "server") -> Endpoint:
 class BacklogCollector:
     """The outbox's backlog and whether the database answered, read at each scrape."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
         """planbot_database_up, and when it is up the outbox gauges."""
         try:
-            backlog = outbox_backlog(self.engine)
+            backlog = outbox_backlog(self.store)
         except Exception as err:  # a scrape must still answer: say the database is down
             log.warning("metrics: could not read the outbox: %s", str(err).splitlines()[0][:200])
             yield GaugeMetricFamily(
@@ -260,13 +257,13 @@ class _ThisProcess:
 class Exporter:
     """Renders every process's metrics (or this one's) and the backlog, in the text format."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
         if os.environ.get(VARIABLE):
             MultiProcessCollector(self.registry)
         else:
             self.registry.register(_ThisProcess())
-        self.registry.register(BacklogCollector(engine))
+        self.registry.register(BacklogCollector(store))
 
     def render(self) -> bytes:
         """The exposition."""
@@ -299,9 +296,11 @@ class _ObservedNotifier:
         self.inner = inner
         self.channels = channels
 
-    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def send(
+        self, destination: str, payload: Mapping[str, Any], **options: Any
+    ) -> Mapping[str, Any] | None:
         kind = self.channels.get(destination, "channel")
-        return _observe_delivery(kind, lambda: self.inner.send(destination, payload))
+        return _observe_delivery(kind, lambda: self.inner.send(destination, payload, **options))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -393,9 +392,9 @@ def serve_metrics(planbot: Planbot, *, host: str, port: int) -> ThreadingHTTPSer
     For `planbot deliver` (and Socket Mode) run on their own, which have no HTTP server: the
     orchestrator probes /healthz (the database answers) and Prometheus scrapes /metrics.
     """
-    exporter = Exporter(planbot.service.engine)
+    store = planbot.service.store
+    exporter = Exporter(store)
     token = planbot.settings.metrics_token
-    engine = planbot.service.engine
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -410,8 +409,7 @@ def serve_metrics(planbot: Planbot, *, host: str, port: int) -> ThreadingHTTPSer
                 self._send(200, exporter.render(), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 try:
-                    with engine.connect() as connection:
-                        connection.execute(text("SELECT 1"))
+                    store.ping()
                 except Exception:
                     self._send(503, b'{"ok": false}', "application/json")
                     return

@@ -1,70 +1,264 @@
-"""Slack messages for the lifecycle's notices (pure: payload dict in, message dict out).
+"""Channel messages: the outbox's typed messages rendered as Slack messages when delivered.
 
-The lifecycle sweep (`core.lifecycle`) writes outbox entries whose payload is a plain dict with a
-"type"; `notice_message` turns the types it knows into a Slack message, `{"text": fallback,
-"blocks": [...]}`, ready for `chat.postMessage` (or `chat.update` for an "update_of" entry):
+`render` turns any `core.Message` into `{"text": fallback, "blocks": [...]}`, ready for
+`chat.postMessage` (or `chat.update` for an update of an earlier message):
 
-- `dev_expiry_reminder`: a developer app expires soon; an "Extend" button (`plan_start_extend`).
-- `purge_warning`: a disabled app will be purged; an "Enable" button for admins (`plan_start_enable`).
-- `statement`: a team's monthly statement as a table, paged to stay within Slack's limits.
-- `approval_expired`: the replacement of an approval card whose request expired.
+- `ChangeApplied`, `RequestEvent`, `AccessChanged`: the audit channel's (and owner's) messages.
+- `ApprovalRequested`: the card asking peers to approve; `ApprovalCardUpdate` replaces it.
+- `DevExpiryReminder`: a developer app expires soon; an "Extend" button (`plan_start_extend`).
+- `PurgeWarning`: a disabled app will be purged; an "Enable" button (`plan_start_enable`).
+- `StatementIssued`: a team's monthly statement as a table, paged to stay within Slack's limits.
+- `CardDecided`: a request's card once decided; `Rendered`: a reply the bot already built.
+- The provider connector's messages, drawn by `bot.provider_notices`.
 
-Any other type gives None. All user-supplied text (app names, summaries) is escaped (`&`, `<`, `>`),
-so an app named `<!channel>` pings nobody; the functions never raise on missing fields.
+All user-supplied text (app names, summaries) is escaped (`&`, `<`, `>`), so an app named
+`<!channel>` pings nobody.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+
+from bot import blocks, provider_notices
+from bot.kit import (
+    MAX_BLOCKS,
+    MAX_SECTION,
+    Message,
+    button,
+    context,
+    danger_dialog,
+    escape,
+    header,
+    message,
+    section,
+)
+from bot.tables import LINE_WIDTH, cell, charge_rows, fit, pad, width
+from bot.words import VERBS, Words
+from core import (
+    AccessChanged,
+    ApprovalCardUpdate,
+    ApprovalRequested,
+    CardDecided,
+    ChangeApplied,
+    DevExpiryReminder,
+    Operation,
+    PurgeWarning,
+    Rendered,
+    RequestEvent,
+    StatementIssued,
+    billing_window,
+    format_money,
+)
+from core import Message as CoreMessage
 
 __all__ = [
     "ENABLE_ACTION",
     "EXTEND_ACTION",
     "MAX_BLOCKS",
-    "MAX_SECTION_TEXT",
-    "approval_expired_message",
     "escape",
-    "notice_message",
-    "purge_warning_message",
-    "reminder_message",
+    "render",
     "statement_message",
 ]
 
 EXTEND_ACTION = "plan_start_extend"
 ENABLE_ACTION = "plan_start_enable"
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
+MAX_SECTION_TEXT = MAX_SECTION
 MAX_HEADER_TEXT = 150
-_TABLE_WIDTH = 60
+_TABLE_WIDTH = 2 + LINE_WIDTH  # a run's line is indented under its app's title
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _APP_ID = re.compile(r"^[0-9]{1,20}$")
 _DATE_TOKEN = re.compile(r"^<!date\^[0-9]+\^[^|]*\|(.*)>$")
-
-Message = dict[str, Any]
-
-
-def escape(text: object) -> str:
-    """Text made safe for Slack mrkdwn: `&`, `<` and `>` escaped."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_DAY = timedelta(days=1)
 
 
-def notice_message(payload: Mapping[str, Any]) -> Message | None:
-    """The Slack message of a lifecycle notice, or None when the payload is not one."""
-    builder = _BUILDERS.get(str(payload.get("type", "")))
-    return builder(payload) if builder is not None else None
+def render(notice: CoreMessage, words: Words) -> Message:
+    """The Slack message of an outbox message."""
+    builder = _BUILDERS[type(notice)]
+    return builder(notice, words)
 
 
-# --- the notices -------------------------------------------------------------------------------
+# --- the audit channel -----------------------------------------------------------------------
 
 
-def reminder_message(payload: Mapping[str, Any]) -> Message:
+def _auditcontext(
+    seq: int | None, at: datetime | None, words: Words, request_id: str | None
+) -> str:
+    text = f"audit #{seq} · {blocks.when(at, words.tz, time=True)}"
+    if request_id:
+        text += f" · request `{escape(request_id)}`"
+    return text
+
+
+def change_applied(notice: ChangeApplied, words: Words) -> Message:
+    """A change was applied: who did what to which app, what changed, what it costs."""
+    actor = f"<@{notice.actor.user_id}>"
+    app = blocks.app_label(notice.app_name or notice.app_id, notice.app_id)
+    verb = VERBS[notice.operation]
+    stopped = notice.operation in (Operation.DISABLE, Operation.PURGE, Operation.SUSPEND)
+    icon = ":red_circle:" if stopped else ":large_green_circle:"
+    text = f"{icon} {actor} {verb} {app}"
+    if notice.actor.user_id == "planbot":
+        text = f"{icon} {app} was {verb}"
+    parts = [section(text)]
+    if notice.changes:
+        parts.append(section(blocks.change_lines(notice.changes, words)))
+    if notice.cost is not None:
+        parts.append(section(f"*Cost:* {escape(words.cost(notice.cost))}"))
+    detail = _lifecycle_detail(notice, words)
+    if detail:
+        parts.append(section(escape(detail)))
+    footer = _auditcontext(notice.audit_seq, notice.at, words, notice.request_id)
+    if notice.requester and notice.requester.user_id != notice.actor.user_id:
+        footer += f" · requested by <@{notice.requester.user_id}>"
+    parts.append(context(footer))
+    return message(f"{verb} {escape(notice.app_name or notice.app_id)}", parts)
+
+
+def _lifecycle_detail(notice: ChangeApplied, words: Words) -> str:
+    since = notice.since
+    if since is None:
+        return ""
+    local = _local(since, words)
+    if notice.operation is Operation.SUSPEND:
+        return (
+            f"The developer validity ended on {local}, so the app is suspended. Extend it "
+            f"(`/plan extend {notice.app_id}`) to reactivate it, or upgrade it to a paid plan."
+        )
+    if notice.operation is Operation.PURGE:
+        until = _local(since + timedelta(days=90), words)
+        return (
+            f"Disabled on {local} and not re-enabled within 90 days (until {until}): its data "
+            "and services are purged and can no longer be recovered."
+        )
+    return ""
+
+
+def request_event(notice: RequestEvent, words: Words) -> Message:
+    """A refused click that matters, a rejection, a partial approval."""
+    actor = f"<@{notice.actor.user_id}>"
+    app = blocks.app_label(notice.app_name or notice.app_id or "?", notice.app_id)
+    icon = {
+        "refused": ":no_entry:",
+        "rejected": ":no_entry_sign:",
+        "approved": ":ballot_box_with_check:",
+    }.get(notice.event, ":information_source:")
+    text = f"{icon} {notice.event.capitalize()}: {actor} on {notice.operation} of {app}"
+    footer = _auditcontext(notice.audit_seq, notice.at, words, notice.request_id)
+    if notice.requester and notice.requester.user_id != notice.actor.user_id:
+        footer += f" · requested by <@{notice.requester.user_id}>"
+    parts = [section(text)]
+    detail = (
+        notice.refusal.message
+        if notice.refusal
+        else {
+            "rejected": "rejected by a peer",
+            "approved": "approval recorded",
+        }.get(notice.event, "")
+    )
+    if detail:
+        parts.append(section(escape(detail)))
+    parts.append(context(footer))
+    return message(text, parts)
+
+
+def access_changed(notice: AccessChanged, words: Words) -> Message:
+    """A role granted or revoked."""
+    actor = f"<@{notice.actor.user_id}>"
+    verb = "granted" if notice.granted else "revoked"
+    # named by the stable id, not the changeable label (a group is not pinged)
+    label = escape(notice.label or notice.principal_id)
+    whom = {
+        "user": f"<@{notice.principal_id}>",
+        "group": f"group {label} (`{escape(notice.principal_id)}`)",
+    }.get(notice.principal_kind, label)
+    where = f"<#{notice.team}>" if notice.team else "all apps"
+    text = (
+        f":key: {actor} {verb} *{escape(notice.role)}* "
+        f"{'to' if notice.granted else 'from'} {whom} ({where})"
+    )
+    footer = _auditcontext(notice.audit_seq, notice.at, words, None)
+    return message(text, [section(text), context(footer)])
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
+    """The card asking peers to approve or reject a request."""
+    preview = notice.preview
+    needed = notice.approvals_needed
+    summary = words.summary(preview)
+    warnings = [words.notice(n) for n in preview.notices]
+    parts: list[dict[str, Any]] = [
+        header(f"Approval needed: {summary}"),
+        section(
+            f"<@{notice.requester.user_id}> asks to {escape(str(preview.operation))} "
+            f"{blocks.app_label(preview.app_name, preview.app_id)}. "
+            f"Needs {needed} approval{'s' if needed != 1 else ''} from someone else with the role."
+        ),
+        section("*Changes*\n" + blocks.change_lines(preview.changes, words)),
+    ]
+    if preview.cost is not None:
+        parts.append(section(f"*Cost*\n{escape(words.cost(preview.cost))}"))
+    for warning in warnings:
+        parts.append(section(f":warning: {escape(warning)}"))
+    approve = button(
+        "Approve",
+        blocks.APPROVE,
+        notice.request_id,
+        style="danger" if preview.danger else "primary",
+    )
+    if preview.danger:
+        approve["confirm"] = danger_dialog(
+            "Approve this change?",
+            escape(" ".join(warnings)) or "Are you sure?",
+            yes="Approve",
+            no="Not yet",
+        )
+    parts.append(
+        {
+            "type": "actions",
+            "block_id": "plan_approval",
+            "elements": [approve, button("Reject", blocks.REJECT, notice.request_id)],
+        }
+    )
+    expires = blocks.when(notice.expires_at, words.tz, time=True)
+    parts.append(context(f"Expires {expires} · request `{notice.request_id}`"))
+    return message(f"Approval needed: {escape(summary)}", parts)
+
+
+def approval_card_update(notice: ApprovalCardUpdate, words: Words) -> Message:
+    """The replacement of an approval card whose request is no longer waiting."""
+    summary = escape(words.title(notice.operation, notice.app_name, notice.app_id))
+    requester = f"<@{notice.requester.user_id}>"
+    expired = _moment(notice.expired_at or notice.at, words)
+    app_id = notice.app_id or ""
+    again = (
+        f" If it is still wanted, {requester} can ask again with `/plan {notice.operation} "
+        f"{app_id}`."
+        if _APP_ID.match(app_id)
+        else ""
+    )
+    text_block = (
+        f":hourglass: *Expired:* {summary}, requested by {requester}.\n"
+        f"The request expired on {expired} without the approvals it needed, so nothing was "
+        f"changed.{again}"
+    )
+    parts = [section(text_block), context(f"Request `{escape(notice.request_id)}` · expired")]
+    return message(f"Expired: {summary}. Nothing was changed.", parts)
+
+
+# --- the lifecycle's notices -----------------------------------------------------------------
+
+
+def reminder_message(notice: DevExpiryReminder, words: Words) -> Message:
     """A developer app expires soon: what happens then, and an Extend button."""
-    app_id, name = _app(payload)
-    when = _in(payload)
-    expires = _moment(payload.get("expires_at"), payload.get("expires_local"))
+    app_id, name = notice.app_id, notice.app_name
+    when = _in(notice.expires_at - notice.at)
+    expires = _moment(notice.expires_at, words)
     lines = [
         f":hourglass_flowing_sand: Developer app *{escape(name)}* (`{app_id}`) *expires {when}*, "
         f"on {expires}.",
@@ -72,29 +266,29 @@ def reminder_message(payload: Mapping[str, Any]) -> Message:
         "developer plan; to keep it for good, upgrade it to a paid plan "
         f"(`/plan upgrade {app_id} standard`).",
     ]
-    if payload.get("billing_mode") == "legacy":
+    if notice.billing_mode == "legacy":
         lines.append(
             f"This app is on the legacy billing mode: migrate it first (`/plan migrate {app_id}`), "
             "then extend it."
         )
-    blocks: list[dict[str, Any]] = [
-        _section("\n".join(lines)),
+    parts: list[dict[str, Any]] = [
+        section("\n".join(lines)),
         *_actions("lifecycle_reminder", "Extend", EXTEND_ACTION, app_id),
-        _context(
+        context(
             "planbot reminds the owner 7 days and 1 day before a developer app expires. "
             "Extend starts the usual preview; nothing changes until you confirm."
         ),
     ]
     text = f"Developer app {escape(name)} ({app_id}) expires {when}, on {_plain(expires)}."
-    return {"text": text, "blocks": blocks}
+    return {"text": text, "blocks": parts}
 
 
-def purge_warning_message(payload: Mapping[str, Any]) -> Message:
+def purge_warning_message(notice: PurgeWarning, words: Words) -> Message:
     """A disabled app will be purged: when, what is lost, and an Enable button for admins."""
-    app_id, name = _app(payload)
-    when = _in(payload)
-    purge = _moment(payload.get("purge_at"), payload.get("purge_local"))
-    disabled = _moment(payload.get("disabled_at"), payload.get("disabled_local"))
+    app_id, name = notice.app_id, notice.app_name
+    when = _in(notice.purge_at - notice.at)
+    purge = _moment(notice.purge_at, words)
+    disabled = _moment(notice.disabled_at, words)
     lines = [
         f":warning: *{escape(name)}* (`{app_id}`) has been disabled since {disabled}. "
         f"It will be *purged {when}*, after {purge}: its data and services can't be recovered "
@@ -102,10 +296,10 @@ def purge_warning_message(payload: Mapping[str, Any]) -> Message:
         "To keep it, re-enable it before then: that restores its plan and configuration, and "
         "billing resumes that day. *Only planbot admins can re-enable an app.*",
     ]
-    blocks: list[dict[str, Any]] = [
-        _section("\n".join(lines)),
+    parts: list[dict[str, Any]] = [
+        section("\n".join(lines)),
         *_actions("lifecycle_purge_warning", "Enable", ENABLE_ACTION, app_id),
-        _context(
+        context(
             "planbot warns the owner 30, 7 and 1 days before a disabled app is purged "
             "(after 90 days disabled). Enable starts the usual preview for an admin."
         ),
@@ -114,7 +308,47 @@ def purge_warning_message(payload: Mapping[str, Any]) -> Message:
         f"{escape(name)} ({app_id}) will be purged {when}, after {_plain(purge)}. "
         "Only admins can re-enable it."
     )
-    return {"text": text, "blocks": blocks}
+    return {"text": text, "blocks": parts}
+
+
+def statement_issued(notice: StatementIssued, words: Words) -> Message:
+    """A team's monthly statement."""
+    statement = notice.statement
+    currency = statement.currency
+    first, last = billing_window(statement.year, statement.month)
+    payload: dict[str, Any] = {
+        "period": f"{statement.year:04d}-{statement.month:02d}",
+        "month_name": date(statement.year, statement.month, 1).strftime("%B %Y"),
+        "apps": [
+            {
+                "app_id": a.app_id,
+                "name": a.name,
+                "total_text": format_money(a.total, currency),
+                "periods": [
+                    {
+                        "label": p.label,
+                        "first": p.first.isoformat(),
+                        "last": p.last.isoformat(),
+                        "days": p.days,
+                        "addons": list(p.addons),
+                        "projected": p.projected,
+                        "amount_text": format_money(p.amount, currency),
+                    }
+                    for p in a.periods
+                ],
+            }
+            for a in statement.apps
+        ],
+        "app_count": len(statement.apps) + notice.apps_omitted,
+        "total_text": format_money(notice.total, currency),
+        "projected": statement.projected,
+        "to_date_text": format_money(notice.to_date, currency),
+        "bill_window": [first.isoformat(), last.isoformat()],
+        "due_on": first.isoformat(),
+        "issued_on": notice.issued_on.isoformat(),
+        "late": notice.issued_on > first,
+    }
+    return statement_message(payload)
 
 
 def statement_message(payload: Mapping[str, Any]) -> Message:
@@ -140,58 +374,41 @@ def statement_message(payload: Mapping[str, Any]) -> Message:
         )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain_text(f"🧾 Statement for {_unescaped(payload)}")},
-        _section("\n".join(lines)),
+        section("\n".join(lines)),
     ]
     footer = (
         "Each day costs the monthly price ÷ the days in the month, at the highest plan in force "
-        f"that day. `/plan bill <app> {escape(payload.get('period') or 'YYYY-MM')}` shows one "
-        "app day by day."
+        "that day; an app's month is rounded once to the cent, so a plan held all month costs its "
+        f"monthly price. `/plan bill <app> {escape(payload.get('period') or 'YYYY-MM')}` shows "
+        "one app's bill."
     )
     room = MAX_BLOCKS - len(blocks) - 2  # the footer and a possible "more" note
     tables, shown = _table_sections(apps, room)
-    blocks.extend(_section(t) for t in tables)
+    blocks.extend(section(t) for t in tables)
     hidden = count - shown
     if hidden > 0:
         blocks.append(
-            _context(f"…and {hidden} more app{'s' if hidden != 1 else ''} not shown here.")
+            context(f"…and {hidden} more app{'s' if hidden != 1 else ''} not shown here.")
         )
-    blocks.append(_context(footer))
+    blocks.append(context(footer))
     text = f"Statement for {month}: {total} for {count} app{'s' if count != 1 else ''}."
     if payload.get("late"):
         text += " (late)"
     return {"text": text, "blocks": blocks}
 
 
-def approval_expired_message(payload: Mapping[str, Any]) -> Message:
-    """The replacement of an approval card whose request expired unapproved."""
-    summary = escape(payload.get("summary") or _fallback_summary(payload))
-    requester = _person(payload.get("requester_id"), payload.get("requester_name"))
-    expired = _moment(payload.get("expired_at"), payload.get("expired_local"))
-    app_id = str(payload.get("app_id") or "")
-    operation = str(payload.get("operation") or "")
-    again = (
-        f" If it is still wanted, {requester} can ask again with `/plan {escape(operation)} "
-        f"{app_id}`."
-        if operation and _APP_ID.match(app_id)
-        else ""
-    )
-    text_block = (
-        f":hourglass: *Expired:* {summary}, requested by {requester}.\n"
-        f"The request expired on {expired} without the approvals it needed, so nothing was "
-        f"changed.{again}"
-    )
-    blocks = [
-        _section(text_block),
-        _context(f"Request `{escape(payload.get('request_id') or '?')}` · expired"),
-    ]
-    return {"text": f"Expired: {summary}. Nothing was changed.", "blocks": blocks}
-
-
-_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
-    "dev_expiry_reminder": reminder_message,
-    "purge_warning": purge_warning_message,
-    "statement": statement_message,
-    "approval_expired": approval_expired_message,
+_BUILDERS: dict[type, Callable[[Any, Words], Message]] = {
+    ChangeApplied: change_applied,
+    RequestEvent: request_event,
+    AccessChanged: access_changed,
+    ApprovalRequested: approval_requested,
+    ApprovalCardUpdate: approval_card_update,
+    DevExpiryReminder: reminder_message,
+    PurgeWarning: purge_warning_message,
+    StatementIssued: statement_issued,
+    CardDecided: lambda notice, words: blocks.outcome_card(notice.outcome, words, notice.at),
+    Rendered: lambda notice, words: dict(notice.message),
+    **provider_notices.BUILDERS,
 }
 
 
@@ -227,42 +444,34 @@ def _table_sections(apps: list[Mapping[str, Any]], room: int) -> tuple[list[str]
 
 
 def _app_rows(app: Mapping[str, Any]) -> list[str]:
-    name = _cell(app.get("name") or "")
-    app_id = _cell(app.get("app_id") or "")
-    amount = _fit(_cell(app.get("total_text") or app.get("total") or ""), 20)
-    title = _fit(f"{name} · {app_id}", _TABLE_WIDTH - len(amount) - 1)
-    rows = [f"{title:<{_TABLE_WIDTH - len(amount)}}{amount}"]
+    """The app's title line (name, id, total) and one line per run of days charged alike."""
+    name = cell(app.get("name") or "")
+    app_id = cell(app.get("app_id") or "")
+    amount = fit(cell(app.get("total_text") or app.get("total") or ""), 20)
+    room = _TABLE_WIDTH - width(amount)
+    title = fit(f"{name} · {app_id}", room - 1)
+    rows = [pad(title, room) + amount]
     for period in _list(app.get("periods")):
         if not isinstance(period, Mapping):
             continue
-        label = _fit(_cell(period.get("label") or ""), 24)
-        span = _span(period.get("first"), period.get("last"))
-        days = _int(period.get("days")) or 0
-        money = _fit(_cell(period.get("amount_text") or period.get("amount") or ""), 16)
-        left = f"  {label:<24} {span:<13} {days:>2} day{'s' if days != 1 else ' '}"
-        rows.append(f"{left:<{_TABLE_WIDTH - len(money)}}{money}")
+        rows += charge_rows(
+            first=_date(period.get("first")),
+            last=_date(period.get("last")),
+            days=_int(period.get("days")) or 0,
+            label=str(period.get("label") or ""),
+            addons=[str(a) for a in _list(period.get("addons"))],
+            amount=str(period.get("amount_text") or period.get("amount") or ""),
+            projected=period.get("projected") is True,
+            indent="  ",
+        )
     return [escape(r) for r in rows]
 
 
-def _span(first: object, last: object) -> str:
+def _date(value: object) -> date | None:
     try:
-        start, end = date.fromisoformat(str(first)), date.fromisoformat(str(last))
+        return date.fromisoformat(str(value))
     except ValueError:
-        return ""
-    if start == end:
-        return f"{start:%b %d}"
-    if start.month == end.month:
-        return f"{start:%b %d}–{end:%d}"
-    return f"{start:%b %d}–{end:%b %d}"
-
-
-def _cell(value: object) -> str:
-    """Text for a code block: one line, no backticks (which would end the block)."""
-    return " ".join(str(value).split()).replace("`", "'")
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+        return None
 
 
 def _fence(rows: list[str]) -> str:
@@ -272,19 +481,12 @@ def _fence(rows: list[str]) -> str:
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def _app(payload: Mapping[str, Any]) -> tuple[str, str]:
-    app_id = str(payload.get("app_id") or "")
-    app_id = app_id if _APP_ID.match(app_id) else escape(app_id)
-    return app_id, str(payload.get("app_name") or app_id or "an app")
-
-
-def _in(payload: Mapping[str, Any]) -> str:
+def _in(left: timedelta) -> str:
     """'in 2 days', 'in 1 day', 'in 5 hours', 'within the hour'."""
-    days = _int(payload.get("days_left"))
-    hours = _int(payload.get("hours_left"))
-    if days is not None and days >= 1:
+    days, hours = left // _DAY, left // timedelta(hours=1)
+    if days >= 1:
         return f"in {days} day{'s' if days != 1 else ''}"
-    if hours is not None and hours >= 1:
+    if hours >= 1:
         return f"in {hours} hour{'s' if hours != 1 else ''}"
     return "within the hour"
 
@@ -300,18 +502,16 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _moment(iso: object, local: object) -> str:
+def _local(moment: datetime, words: Words) -> str:
+    local = moment.astimezone(words.tz)
+    return f"{local:%Y-%m-%d %H:%M} ({words.tz.key})"
+
+
+def _moment(moment: datetime, words: Words) -> str:
     """A Slack date token (shown in the reader's time zone), with the billing-zone text as
     its fallback."""
-    fallback = escape(local or iso or "an unknown date")
-    try:
-        moment = datetime.fromisoformat(str(iso))
-    except ValueError:
-        return fallback
-    if moment.tzinfo is None:
-        return fallback
     stamp = int(moment.timestamp())
-    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{fallback}>"
+    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{escape(_local(moment, words))}>"
 
 
 def _plain(token: str) -> str:
@@ -326,24 +526,8 @@ def _person(user_id: object, name: object) -> str:
     return escape(name or user_id or "someone")
 
 
-def _fallback_summary(payload: Mapping[str, Any]) -> str:
-    operation = str(payload.get("operation") or "change")
-    app = payload.get("app_name") or payload.get("app_id") or ""
-    return f"{operation} {app}".strip()
-
-
 def _unescaped(payload: Mapping[str, Any]) -> str:
     return str(payload.get("month_name") or payload.get("period") or "last month")
-
-
-def _section(text: str) -> dict[str, Any]:
-    if len(text) > MAX_SECTION_TEXT:
-        text = text[: MAX_SECTION_TEXT - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:2000]}]}
 
 
 def _plain_text(text: str) -> dict[str, Any]:
@@ -356,17 +540,5 @@ def _actions(block_id: str, text: str, action_id: str, app_id: str) -> list[dict
     """The block with the one button that starts the operation on the app (none without an id)."""
     if not _APP_ID.match(app_id):
         return []
-    button = _button(text, action_id, app_id, style="primary")
-    return [{"type": "actions", "block_id": block_id, "elements": [button]}]
-
-
-def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": _plain_text(text),
-        "action_id": action_id,
-        "value": value[:2000],
-    }
-    if style:
-        button["style"] = style
-    return button
+    found = button(text, action_id, app_id, style="primary")
+    return [{"type": "actions", "block_id": block_id, "elements": [found]}]

@@ -47,6 +47,7 @@ _COMMAND_WORDS = {
     "Status": "status",
     "History": "history",
     "Bill": "bill",
+    "AppUsage": "usage",
     "Upgrade": "upgrade",
     "Configure": "config",
     "Extend": "extend",

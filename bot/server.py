@@ -180,9 +180,12 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
             headers={k: v[0] for k, v in result.headers.items() if v},
         )
 
+    engine = planbot.service.engine
+    assert engine is not None, "HTTP mode serves a database"
+
     async def healthz(request: Request) -> Response:
         def probe() -> None:
-            with planbot.service.engine.connect() as connection:
+            with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
 
         try:

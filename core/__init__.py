@@ -4,12 +4,15 @@ It knows nothing of Slack and never reads the environment: the entrypoint builds
 an engine (`make_engine`), and a `PlanService`, and passes them down.
 """
 
-from core.access import AccessPolicy, ApprovalRule, Grant, Role, effective_role
+from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
 from core.audit import HASHED_FIELDS, ChainReport, verify_chain
+from core.changes import PendingRequest
+from core.config import CoreConfig
 from core.domain import (
     Actor,
     AppState,
     BillingMode,
+    HistoryEntry,
     Operation,
     Plan,
     Status,
@@ -18,10 +21,44 @@ from core.domain import (
 )
 from core.errors import *  # noqa: F403  (the error tree is part of the public API)
 from core.errors import __all__ as _error_names
+from core.facts import (
+    Field,
+    FieldChange,
+    Notice,
+    NoticeCode,
+    Outcome,
+    Preview,
+    Refusal,
+    parse_config_text,
+)
 from core.health import OutboxBacklog, outbox_backlog, owner_channels
-from core.importer import ImportResult, import_apps
-from core.lifecycle import AppCharges, Lifecycle, PlanDays, SweepReport, TeamStatement
-from core.money import Catalog, CostImpact, DayCharge, Statement, format_money, load_catalog
+from core.importer import ImportResult
+from core.lifecycle import Lifecycle, SweepReport
+from core.messages import (
+    AccessChanged,
+    ApprovalCardUpdate,
+    ApprovalRequested,
+    CardDecided,
+    ChangeApplied,
+    DevExpiryReminder,
+    Message,
+    PurgeWarning,
+    Rendered,
+    RequestEvent,
+    StatementIssued,
+)
+from core.messages import dump as dump_message
+from core.messages import load as load_message
+from core.money import (
+    Catalog,
+    ChargeRun,
+    CostImpact,
+    DayCharge,
+    Statement,
+    billing_window,
+    format_money,
+    load_catalog,
+)
 from core.outbox import (
     DeliveryError,
     DeliveryReport,
@@ -30,86 +67,132 @@ from core.outbox import (
     Provisioner,
     Replier,
 )
-from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
-from core.service import (
-    AppPage,
-    AppStatus,
-    ChangeRequest,
-    CoreConfig,
-    FieldChange,
-    HistoryEntry,
-    Outcome,
-    PendingRequest,
-    PlanService,
-    Preview,
-    Reply,
+from core.provider import (
+    FIGURES,
+    DailyUsage,
+    DriftChanged,
+    ImKey,
+    ProviderConfig,
+    ProviderError,
+    ReconciliationDifferences,
+    ReconciliationLine,
+    UsageLevelReached,
+    load_im_keys,
+    split_endpoint,
 )
+from core.provider.jobs import ProviderJobs, ProviderView, ReconcileReport, SyncReport, UsageReport
+from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
+from core.queries import AppPage, AppStatus
+from core.requests import ChangeRequest, Click, Request, RequestState
+from core.service import PlanService
+from core.statements import AppCharges, PlanDays, TeamStatement
 from core.store.db import Checkpointer, checkpoint, make_engine, normalize_url
+from core.store.ports import Store
 from core.store.schema import current_revision, head_revision, upgrade_schema
-from core.store.uow import UnitOfWork
+from core.store.sql import SqlStore
 from core.store.waits import observe_waits
 
 __all__ = [
-    "AccessPolicy",
-    "ApprovalRule",
-    "Grant",
-    "Role",
-    "effective_role",
-    "ChainReport",
-    "verify_chain",
     "HASHED_FIELDS",
+    "ROLE_FOR",
+    "AccessChanged",
+    "AccessPolicy",
     "Actor",
-    "AppState",
-    "BillingMode",
-    "Operation",
-    "Plan",
-    "Status",
-    "add_months",
-    "utcnow",
-    "ImportResult",
-    "import_apps",
     "AppCharges",
-    "Lifecycle",
-    "PlanDays",
-    "SweepReport",
-    "TeamStatement",
+    "AppPage",
+    "AppState",
+    "AppStatus",
+    "ApprovalCardUpdate",
+    "ApprovalRequested",
+    "ApprovalRule",
+    "BillingMode",
+    "CardDecided",
     "Catalog",
+    "ChargeRun",
+    "ChainReport",
+    "ChangeApplied",
+    "ChangeRequest",
+    "Checkpointer",
+    "Click",
+    "CoreConfig",
     "CostImpact",
     "DayCharge",
-    "Statement",
-    "format_money",
-    "load_catalog",
     "DeliveryError",
     "DeliveryReport",
-    "Notifier",
-    "OutboxDispatcher",
-    "Provisioner",
-    "Replier",
-    "RecordingProvisioner",
-    "WebhookProvisioner",
-    "webhook_signature",
-    "AppPage",
-    "AppStatus",
-    "ChangeRequest",
-    "CoreConfig",
+    "DevExpiryReminder",
+    "Field",
     "FieldChange",
+    "Grant",
     "HistoryEntry",
+    "ImportResult",
+    "Lifecycle",
+    "Message",
+    "Notice",
+    "NoticeCode",
+    "Notifier",
+    "Operation",
     "Outcome",
+    "OutboxBacklog",
+    "OutboxDispatcher",
     "PendingRequest",
+    "Plan",
+    "PlanDays",
     "PlanService",
-    "Reply",
     "Preview",
-    "Checkpointer",
+    "Provisioner",
+    "PurgeWarning",
+    "RecordingProvisioner",
+    "Refusal",
+    "Rendered",
+    "Replier",
+    "Request",
+    "RequestEvent",
+    "RequestState",
+    "Role",
+    "SqlStore",
+    "Statement",
+    "StatementIssued",
+    "Store",
+    "Status",
+    "SweepReport",
+    "TeamStatement",
+    "WebhookProvisioner",
+    "add_months",
+    "billing_window",
     "checkpoint",
+    "current_revision",
+    "dump_message",
+    "effective_role",
+    "format_money",
+    "head_revision",
+    "load_catalog",
+    "load_message",
     "make_engine",
     "normalize_url",
-    "current_revision",
-    "head_revision",
-    "upgrade_schema",
-    "UnitOfWork",
-    "OutboxBacklog",
+    "observe_waits",
     "outbox_backlog",
     "owner_channels",
-    "observe_waits",
+    "parse_config_text",
+    "upgrade_schema",
+    "utcnow",
+    "verify_chain",
+    "webhook_signature",
+    # the provider connector
+    "FIGURES",
+    "DailyUsage",
+    "DriftChanged",
+    "ImKey",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderJobs",
+    "ProviderView",
+    "ReconcileReport",
+    "ReconciliationDifferences",
+    "ReconciliationLine",
+    "SyncReport",
+    "UsageLevelReached",
+    "UsageReport",
+    "load_im_keys",
+    "split_endpoint",
     *_error_names,
 ]

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["GENESIS", "HASHED_FIELDS", "ChainReport", "chain_hash", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "HASHED_FIELDS",
+    "AuditRecord",
+    "ChainReport",
+    "chain_hash",
+    "chained",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 
@@ -77,3 +85,42 @@ def verify_chain(
             expected_seq,
         )
     return ChainReport(count, True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """What an audit record says (its place in the chain is given when it is appended)."""
+
+    at: datetime
+    actor_id: str
+    actor_name: str = ""
+    action: str
+    outcome: str
+    app_id: str | None = None
+    request_id: str | None = None
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    cost: str | None = None
+    detail: str = ""
+
+
+def chained(record: AuditRecord, head: tuple[int, str] | None) -> dict[str, Any]:
+    """Every column of `record` appended after `head` (seq, hash; None: the first), hashed."""
+    seq, prev_hash = head if head is not None else (0, GENESIS)
+    row: dict[str, Any] = {
+        "seq": seq + 1,
+        "at": record.at,
+        "actor_id": record.actor_id,
+        "actor_name": record.actor_name,
+        "action": record.action,
+        "outcome": record.outcome,
+        "app_id": record.app_id,
+        "request_id": record.request_id,
+        "before": dict(record.before or {}),
+        "after": dict(record.after or {}),
+        "cost": record.cost,
+        "detail": record.detail,
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = chain_hash(prev_hash, row)
+    return row

@@ -12,6 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ __all__ = [
     "Actor",
     "AppState",
     "BillingMode",
+    "HistoryEntry",
     "Operation",
     "Plan",
     "Status",
@@ -96,6 +98,11 @@ class Operation(enum.StrEnum):
         """The past participle used in messages ("upgraded")."""
         return _VERBS[self]
 
+    @property
+    def requestable(self) -> bool:
+        """Whether a person can ask for it (suspend and purge are the lifecycle's own)."""
+        return self not in (Operation.SUSPEND, Operation.PURGE)
+
 
 _VERBS = {
     Operation.CREATE: "created",
@@ -148,6 +155,22 @@ class AppState:
     def purge_at(self) -> datetime | None:
         """When a disabled app is purged."""
         return purge_at(self.disabled_at) if self.disabled_at else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEntry:
+    """One entry of an app's plan history: its state from `at` on, and who made it so."""
+
+    app_id: str
+    at: datetime
+    operation: str  # an Operation, or "import"
+    plan: Plan
+    status: Status
+    billing_mode: BillingMode
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    monthly_price: Decimal
+    actor: Actor
+    request_id: str | None = None
 
 
 # --- dates ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
     ├── UpgradeNotAllowed, InvalidTargetPlan
     ├── ConfigChangeNotAllowed, ConfigChangeLimitReached, UnknownAddon, InvalidAddonValue
     ├── NothingToChange
+    ├── InvalidBillMonth           a bill asked for a month that cannot have one
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
     │   AlreadyApproved
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "AlreadyApproved",
@@ -42,6 +44,7 @@ __all__ = [
     "ExtendNotAllowed",
     "InvalidAddonValue",
     "InvalidAppName",
+    "InvalidBillMonth",
     "InvalidTargetPlan",
     "LegacyBillingMode",
     "NotYourRequest",
@@ -64,9 +67,11 @@ class PlanError(Exception):
     #: whether a refused confirmation for this reason is written to the audit log
     audited: bool = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **params: Any) -> None:
         super().__init__(message)
         self.message = message
+        #: the facts the refusal is made of (for the edge to word it, and for the records)
+        self.params: dict[str, Any] = params
 
 
 class AppNotFound(PlanError):
@@ -75,7 +80,8 @@ class AppNotFound(PlanError):
     def __init__(self, ref: str) -> None:
         super().__init__(
             f"No app `{ref}` found. Use the app id (digits) or its exact name; "
-            "`/plan list` shows the apps you can see."
+            "`/plan list` shows the apps you can see.",
+            ref=ref,
         )
         self.ref = ref
 
@@ -85,7 +91,11 @@ class AmbiguousAppName(PlanError):
 
     def __init__(self, name: str, app_ids: Sequence[str]) -> None:
         ids = ", ".join(f"`{i}`" for i in app_ids)
-        super().__init__(f"Several apps are named `{name}` ({ids}). Use the app id instead.")
+        super().__init__(
+            f"Several apps are named `{name}` ({ids}). Use the app id instead.",
+            name=name,
+            app_ids=list(app_ids),
+        )
         self.app_ids = tuple(app_ids)
 
 
@@ -93,14 +103,18 @@ class AppNameTaken(PlanError):
     """Creating an app under a name another app already has."""
 
     def __init__(self, name: str, app_id: str) -> None:
-        super().__init__(f"An app named `{name}` already exists (`{app_id}`). Choose another name.")
+        super().__init__(
+            f"An app named `{name}` already exists (`{app_id}`). Choose another name.",
+            name=name,
+            app_id=app_id,
+        )
 
 
 class InvalidAppName(PlanError):
     """A name that cannot be an app's name."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"That app name can't be used: {reason}")
+        super().__init__(f"That app name can't be used: {reason}", reason=reason)
 
 
 class AppPurged(PlanError):
@@ -109,7 +123,8 @@ class AppPurged(PlanError):
     def __init__(self, app_id: str) -> None:
         super().__init__(
             f"App `{app_id}` was purged after more than 90 days disabled; its data and services "
-            "can't be recovered and it can't be changed. Create a new app with `/plan create <name>`."
+            "can't be recovered and it can't be changed. Create a new app with `/plan create <name>`.",
+            app_id=app_id,
         )
 
 
@@ -120,7 +135,9 @@ class LegacyBillingMode(PlanError):
         super().__init__(
             f"App `{app_id}` is on the legacy billing mode, so it can't be {operation} here: plan "
             "operations belong to the current billing mode. Migrate it first with "
-            f"`/plan migrate {app_id}` (one-way: legacy billing can't be restored)."
+            f"`/plan migrate {app_id}` (one-way: legacy billing can't be restored).",
+            app_id=app_id,
+            operation=operation,
         )
 
 
@@ -129,7 +146,8 @@ class AlreadyCurrentBilling(PlanError):
 
     def __init__(self, app_id: str) -> None:
         super().__init__(
-            f"App `{app_id}` is already on the current billing mode; there is nothing to migrate."
+            f"App `{app_id}` is already on the current billing mode; there is nothing to migrate.",
+            app_id=app_id,
         )
 
 
@@ -143,7 +161,9 @@ class UpgradeNotAllowed(PlanError):
             else ""
         )
         super().__init__(
-            f"App `{app_id}` is on the {plan} plan; only developer apps can be upgraded.{hint}"
+            f"App `{app_id}` is on the {plan} plan; only developer apps can be upgraded.{hint}",
+            app_id=app_id,
+            plan=plan,
         )
 
 
@@ -153,7 +173,8 @@ class InvalidTargetPlan(PlanError):
     def __init__(self, target: str) -> None:
         super().__init__(
             f"`{target}` is not an upgrade target: choose `standard` or `premium`. There is no "
-            "way back to the developer plan; to use it again, create a new app."
+            "way back to the developer plan; to use it again, create a new app.",
+            target=target,
         )
 
 
@@ -161,7 +182,11 @@ class ConfigChangeNotAllowed(PlanError):
     """Feature configuration asked of an app that is not an active paid app."""
 
     def __init__(self, app_id: str, reason: str) -> None:
-        super().__init__(f"The configuration of app `{app_id}` can't be changed: {reason}")
+        super().__init__(
+            f"The configuration of app `{app_id}` can't be changed: {reason}",
+            app_id=app_id,
+            reason=reason,
+        )
 
 
 class ConfigChangeLimitReached(PlanError):
@@ -171,7 +196,10 @@ class ConfigChangeLimitReached(PlanError):
         super().__init__(
             f"App `{app_id}` had its configuration changed on {changed_at:%Y-%m-%d}; the "
             f"configuration can be changed once per calendar month. The next change is possible "
-            f"from {next_allowed:%Y-%m-%d %H:%M} ({next_allowed:%Z})."
+            f"from {next_allowed:%Y-%m-%d %H:%M} ({next_allowed:%Z}).",
+            app_id=app_id,
+            changed_at=changed_at,
+            next_allowed=next_allowed,
         )
         self.next_allowed = next_allowed
 
@@ -181,7 +209,9 @@ class UnknownAddon(PlanError):
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
         super().__init__(
-            f"There is no add-on `{name}`. Available: {', '.join(f'`{k}`' for k in known)}."
+            f"There is no add-on `{name}`. Available: {', '.join(f'`{k}`' for k in known)}.",
+            name=name,
+            known=list(known),
         )
 
 
@@ -191,7 +221,10 @@ class InvalidAddonValue(PlanError):
     def __init__(self, name: str, value: str, options: Sequence[str]) -> None:
         super().__init__(
             f"`{value}` is not a value of `{name}`. Choose one of: "
-            f"{', '.join(f'`{o}`' for o in options)}."
+            f"{', '.join(f'`{o}`' for o in options)}.",
+            name=name,
+            value=value,
+            options=list(options),
         )
 
 
@@ -199,7 +232,20 @@ class NothingToChange(PlanError):
     """The change asked for is what the app already has."""
 
     def __init__(self, app_id: str, what: str) -> None:
-        super().__init__(f"App `{app_id}` already has {what}; nothing to change.")
+        super().__init__(
+            f"App `{app_id}` already has {what}; nothing to change.", app_id=app_id, what=what
+        )
+
+
+class InvalidBillMonth(PlanError):
+    """A bill asked for a month that cannot have one (not a month, or too far back or ahead)."""
+
+    def __init__(self, year: int, month: int, reason: str) -> None:
+        super().__init__(
+            f"There is no bill for {year:04d}-{month:02d}: {reason}. Give a month as `YYYY-MM`, "
+            "or none for this month's bill so far."
+        )
+        self.year, self.month = year, month
 
 
 class ExtendNotAllowed(PlanError):
@@ -208,7 +254,9 @@ class ExtendNotAllowed(PlanError):
     def __init__(self, app_id: str, plan: str) -> None:
         super().__init__(
             f"App `{app_id}` is on the {plan} plan; only developer apps have a validity to extend. "
-            "Paid plans don't expire."
+            "Paid plans don't expire.",
+            app_id=app_id,
+            plan=plan,
         )
 
 
@@ -216,7 +264,9 @@ class DisableNotAllowed(PlanError):
     """Disabling asked of an app that is not an active paid app."""
 
     def __init__(self, app_id: str, reason: str) -> None:
-        super().__init__(f"App `{app_id}` can't be disabled: {reason}")
+        super().__init__(
+            f"App `{app_id}` can't be disabled: {reason}", app_id=app_id, reason=reason
+        )
 
 
 class EnableNotAllowed(PlanError):
@@ -224,7 +274,9 @@ class EnableNotAllowed(PlanError):
 
     def __init__(self, app_id: str, status: str) -> None:
         super().__init__(
-            f"App `{app_id}` is {status}, not disabled; there is nothing to re-enable."
+            f"App `{app_id}` is {status}, not disabled; there is nothing to re-enable.",
+            app_id=app_id,
+            status=status,
         )
 
 
@@ -235,7 +287,9 @@ class PurgeDeadlinePassed(PlanError):
         super().__init__(
             f"App `{app_id}` has been disabled for more than 90 days (it could be re-enabled "
             f"until {purge_at:%Y-%m-%d}); it can't be recovered. Create a new app with "
-            "`/plan create <name>`."
+            "`/plan create <name>`.",
+            app_id=app_id,
+            purge_at=purge_at,
         )
 
 
@@ -259,7 +313,8 @@ class RequestExpired(PlanError):
     def __init__(self, expired_at: datetime) -> None:
         super().__init__(
             f"This request expired at {expired_at:%Y-%m-%d %H:%M} UTC, so nothing was changed. "
-            "Run the `/plan` command again for a fresh preview."
+            "Run the `/plan` command again for a fresh preview.",
+            expired_at=expired_at,
         )
 
 
@@ -281,7 +336,7 @@ class RequestAlreadyDecided(PlanError):
             who = f" by {by}" if by else ""
             word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}
             message = f"This request was {word.get(state, state)}{who}; nothing more to do."
-        super().__init__(message)
+        super().__init__(message, state=state, by=by)
         self.state = state
 
 
@@ -293,7 +348,8 @@ class AppChangedSincePreview(PlanError):
     def __init__(self, app_id: str) -> None:
         super().__init__(
             f"App `{app_id}` changed since this preview was shown, so nothing was applied. "
-            "Run the `/plan` command again to see the current state and cost."
+            "Run the `/plan` command again to see the current state and cost.",
+            app_id=app_id,
         )
 
 
@@ -305,7 +361,10 @@ class PermissionDenied(PlanError):
     def __init__(self, what: str, role: str, admins: Sequence[str] = ()) -> None:
         super().__init__(
             f"You can't {what}: it needs the `{role}` role. Ask a planbot admin to grant it "
-            f"(`/plan access grant @you {role}`)."
+            f"(`/plan access grant @you {role}`).",
+            what=what,
+            role=role,
+            admins=list(admins),
         )
         self.role = role
         self.admins = tuple(admins)
@@ -318,7 +377,8 @@ class NotYourRequest(PlanError):
 
     def __init__(self, requester: str) -> None:
         super().__init__(
-            f"This request belongs to {requester}; only they can confirm or cancel it."
+            f"This request belongs to {requester}; only they can confirm or cancel it.",
+            requester=requester,
         )
 
 
@@ -331,7 +391,8 @@ class AwaitingApproval(PlanError):
         who = "another person" if approvers == 1 else f"{approvers} other people"
         super().__init__(
             f"This request needs approval by {who} with the needed role, so it can't be "
-            "confirmed directly. Approvers use the approval card; the requester can withdraw it."
+            "confirmed directly. Approvers use the approval card; the requester can withdraw it.",
+            approvers=approvers,
         )
 
 
@@ -341,7 +402,8 @@ class AlreadyApproved(PlanError):
     def __init__(self, waiting_for: int) -> None:
         super().__init__(
             f"You already approved this request; it still waits for {waiting_for} more "
-            "approval(s) from other people."
+            "approval(s) from other people.",
+            waiting_for=waiting_for,
         )
 
 
@@ -361,7 +423,10 @@ class ChannelNotAllowed(PlanError):
     """A plan change from a channel that is not on the allowed list (`channels`)."""
 
     def __init__(self, channels: Sequence[str]) -> None:
-        super().__init__("Plan changes can only be made from the allowed channels. Run it there.")
+        super().__init__(
+            "Plan changes can only be made from the allowed channels. Run it there.",
+            channels=list(channels),
+        )
         self.channels = tuple(channels)
 
 
@@ -372,6 +437,7 @@ class CsvImportError(PlanError):
         shown = list(problems[:50])
         more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} problem(s) found.\n" + "\n".join(shown) + more
+            f"Nothing was imported: {len(problems)} problem(s) found.\n" + "\n".join(shown) + more,
+            problems=list(problems),
         )
         self.problems = tuple(problems)

@@ -1,8 +1,9 @@
 """What an operator's tools read of the store: the outbox's backlog and the owners' channels.
 
-The metrics read the backlog each time they are scraped (one indexed statement per status: the
-outbox's pending and dead entries are few, whatever the number delivered); `planbot doctor`
-reads which channels own apps, to check that the bot can post in each.
+The metrics read the backlog each time they are scraped (through the outbox repository: the
+pending and dead entries are counted, an index range each, so a scrape costs the same whatever
+the number delivered); `planbot doctor` reads which channels own apps, to check that the bot can
+post in each. Both are reads: they take no write lock.
 """
 
 from __future__ import annotations
@@ -10,26 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from core.store.db import read_only
-from core.store.tables import AppRow, OutboxRow
+from core.store.ports import Store
 
 __all__ = ["OutboxBacklog", "outbox_backlog", "owner_channels"]
-
-_OUTBOX: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
-_APP: sa.Table = AppRow.__table__  # type: ignore[attr-defined]
-_PENDING = sa.select(sa.func.count(), sa.func.min(_OUTBOX.c.created_at)).where(
-    _OUTBOX.c.status == "pending"
-)
-_DEAD = sa.select(sa.func.count()).where(_OUTBOX.c.status == "dead")
-_OWNERS = (
-    sa.select(_APP.c.owner_channel)
-    .where(_APP.c.owner_channel.is_not(None), _APP.c.status != "purged")
-    .distinct()
-    .order_by(_APP.c.owner_channel)
-)
 
 
 @dataclass(frozen=True)
@@ -47,15 +31,15 @@ class OutboxBacklog:
         return max(0.0, (now - self.oldest).total_seconds())
 
 
-def outbox_backlog(engine: Engine) -> OutboxBacklog:
-    """The outbox's backlog now (a read: it takes no write lock)."""
-    with read_only(engine).connect() as connection:
-        pending, oldest = connection.execute(_PENDING).one()
-        dead = connection.execute(_DEAD).scalar_one()
-    return OutboxBacklog(int(pending or 0), oldest, int(dead or 0))
+def outbox_backlog(store: Store) -> OutboxBacklog:
+    """The outbox's backlog now."""
+    with store.unit_of_work(write=False) as uow:
+        counts = uow.outbox.counts(("pending", "dead"))
+        oldest = uow.outbox.oldest_pending() if counts.get("pending") else None
+    return OutboxBacklog(counts.get("pending", 0), oldest, counts.get("dead", 0))
 
 
-def owner_channels(engine: Engine) -> list[str]:
+def owner_channels(store: Store) -> list[str]:
     """The channels that own apps not purged, each once, sorted."""
-    with read_only(engine).connect() as connection:
-        return [str(c) for c in connection.execute(_OWNERS).scalars()]
+    with store.unit_of_work(write=False) as uow:
+        return uow.apps.owner_channels()

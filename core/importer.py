@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
-
 from core import errors
+from core.audit import AuditRecord
 from core.domain import (
     LEGACY_CUTOFF,
     Actor,
     BillingMode,
+    HistoryEntry,
     Plan,
     Status,
     billing_mode_for,
     one_month_later,
 )
 from core.money import Catalog
-from core.store.tables import AppRow, PlanHistoryRow
-from core.store.uow import UnitOfWork
+from core.store.mapping import app_state
+from core.store.ports import Store, UnitOfWork
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "ImportResult", "import_apps"]
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "ImportResult", "Imports", "import_apps"]
 
 REQUIRED_COLUMNS = ("app_id", "name", "plan", "created_at")
 OPTIONAL_COLUMNS = ("billing_mode", "status", "owner_channel", "dev_expires_at", "disabled_at")
@@ -153,7 +153,8 @@ def import_apps(
     actor: Actor,
     now: datetime,
 ) -> ImportResult:
-    """Check every row, then add them all with their history and one audit record, or none."""
+    """Check every row, then add them all with their history and one audit record, or none
+    (in the caller's unit of work, which commits)."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -185,48 +186,56 @@ def import_apps(
         raise errors.CsvImportError(problems)
     if not rows:
         raise errors.CsvImportError(["the file has no rows"])
-    _insert(uow, rows, catalog, actor)
+    uow.apps.add_many([app_state(row) for row in rows], now)
+    uow.history.add_many(list(_history(rows, catalog, actor)))
     uow.audit.append(
-        at=now,
-        actor_id=actor.user_id,
-        actor_name=actor.name,
-        action="apps.import",
-        outcome="applied",
-        detail=f"imported {len(rows)} apps",
+        AuditRecord(
+            at=now,
+            actor_id=actor.user_id,
+            actor_name=actor.name,
+            action="apps.import",
+            outcome="applied",
+            detail=f"imported {len(rows)} apps",
+        )
     )
     return ImportResult(imported=len(rows))
 
 
-def _insert(uow: UnitOfWork, rows: list[dict[str, Any]], catalog: Catalog, actor: Actor) -> None:
-    # render_nulls: every row has the same columns, so each table is one batched executemany
-    # (otherwise rows are grouped by which values are None: thousands of statements).
-    batched = {"render_nulls": True}
-    uow.session.execute(insert(AppRow).execution_options(**batched), rows)
-    history = list(_history(rows, catalog, actor))
-    uow.session.execute(insert(PlanHistoryRow).execution_options(**batched), history)
-
-
 def _history(
     rows: Iterable[dict[str, Any]], catalog: Catalog, actor: Actor
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[HistoryEntry]:
     for row in rows:
         plan = Plan(row["plan"])
-        base = {
+        base: dict[str, Any] = {
             "app_id": row["app_id"],
-            "plan": row["plan"],
-            "billing_mode": row["billing_mode"],
-            "config": {},
-            "monthly_price": str(catalog.monthly_price(plan, {})),
-            "actor_id": actor.user_id,
-            "actor_name": actor.name,
-            "request_id": None,
+            "operation": "import",
+            "plan": plan,
+            "billing_mode": BillingMode(row["billing_mode"]),
+            "monthly_price": catalog.monthly_price(plan, {}),
+            "actor": actor,
         }
-        started = Status.SUSPENDED.value if row["status"] == "suspended" else "active"
-        yield {**base, "effective_at": row["created_at"], "operation": "import", "status": started}
+        started = Status.SUSPENDED if row["status"] == "suspended" else Status.ACTIVE
+        yield HistoryEntry(**base, at=row["created_at"], status=started)
         if row["disabled_at"] is not None:
-            yield {
-                **base,
-                "effective_at": row["disabled_at"],
-                "operation": "import",
-                "status": row["status"],
-            }
+            yield HistoryEntry(**base, at=row["disabled_at"], status=Status(row["status"]))
+
+
+class Imports:
+    """Adding apps that exist at the provider already, from a CSV file."""
+
+    def __init__(
+        self, *, store: Store, catalog: Catalog, tz: ZoneInfo, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.tz = tz
+        self.clock = clock
+
+    def from_csv(self, text: str, *, actor: Actor, now: datetime | None = None) -> ImportResult:
+        """Import every row of the file, or none (CsvImportError says why)."""
+        with self.store.unit_of_work() as uow:
+            result = import_apps(
+                uow, text, catalog=self.catalog, tz=self.tz, actor=actor, now=now or self.clock()
+            )
+            uow.commit()
+        return result

@@ -2,8 +2,15 @@
 
 A day costs the monthly price divided by the days of that month. Each calendar day (in the billing
 time zone) is billed at the highest daily rate in force at any moment of that day, so the day of an
-upgrade is billed at the new plan and the day of a disable is still billed. A day's amount is
-rounded half-up to cents when it is summed into a bill, so a bill is exactly the sum of its days.
+upgrade is billed at the new plan and the day of a disable is still billed.
+
+A month's charge is the sum of those exact daily costs, rounded once, half-up, to the cent: a plan
+(and add-ons) held all month costs exactly its monthly price. The lines of a bill (runs of days
+charged alike, and the days in them) share that total out by largest remainder, so they add up to
+it exactly. A preview's cost is the month's total with the change minus the total without it,
+both from `statement`, so a preview and the bill that follows agree to the cent. A month's price
+/ 31 has no finite decimal, so the sums are kept as whole multiples of 1/(days in the month)
+(price x days x 100, in cents) and divided only once, exactly, when rounded.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ from core import errors
 from core.domain import BillingMode, Plan, Status, add_months, month_bounds
 
 __all__ = [
+    "BILL_MONTHS_AHEAD",
     "CENT",
     "Addon",
     "Catalog",
+    "ChargeRun",
     "CostImpact",
     "DayCharge",
     "PlanPrice",
     "RateSegment",
     "Statement",
+    "bill_month",
     "billing_window",
     "cents",
     "cost_impact",
@@ -39,6 +49,9 @@ __all__ = [
 ]
 
 CENT = Decimal("0.01")
+#: how many months ahead a bill may be asked for (it says the month has not started)
+BILL_MONTHS_AHEAD = 12
+_ZERO = Decimal(0)
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -105,12 +118,15 @@ class Catalog:
 
     def describe_config(self, config: Mapping[str, str]) -> str:
         """'Message history retention: 90d, ...' or 'no add-ons'."""
-        parts = [
+        return ", ".join(self.addon_labels(config)) or "no add-ons"
+
+    def addon_labels(self, config: Mapping[str, str]) -> tuple[str, ...]:
+        """('Message history retention: 90d', ...): the add-ons not at their default."""
+        return tuple(
             f"{self.addons[k].label}: {v}"
             for k, v in sorted(config.items())
             if k in self.addons and v != self.addons[k].default
-        ]
-        return ", ".join(parts) or "no add-ons"
+        )
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
@@ -168,6 +184,8 @@ class RateSegment:
     status: Status
     billing_mode: BillingMode
     monthly: Decimal
+    #: the add-on configuration in force, as sorted (name, value) pairs
+    config: tuple[tuple[str, str], ...] = ()
 
     @property
     def billable(self) -> bool:
@@ -178,9 +196,14 @@ class RateSegment:
             and self.billing_mode is BillingMode.CURRENT
         )
 
+    @property
+    def charge(self) -> Decimal:
+        """The monthly price charged while this segment is in force (0 when not billable)."""
+        return self.monthly if self.billable else Decimal(0)
+
     def daily_rate(self, days_in_month: int) -> Decimal:
         """The rate for one day of a month with that many days."""
-        return self.monthly / days_in_month if self.billable else Decimal(0)
+        return self.charge / days_in_month
 
     @property
     def label(self) -> str:
@@ -192,38 +215,106 @@ class RateSegment:
 
 @dataclass(frozen=True)
 class DayCharge:
-    """One calendar day of a statement."""
+    """One calendar day of a statement: its share of its run's amount."""
 
     day: date
     label: str
+    addons: tuple[str, ...]
     rate: Decimal
     amount: Decimal
     projected: bool
 
 
 @dataclass(frozen=True)
+class ChargeRun:
+    """Consecutive days of a statement charged alike: one line of a bill.
+
+    `amount` is the run's share of the month's total, allocated by largest remainder, so the
+    runs of a statement add up to its total exactly. A run is either all charged (up to and
+    including today) or all projected.
+    """
+
+    first: date
+    days: int
+    label: str
+    #: the add-ons billed with the plan, as the catalog describes them (none when at default)
+    addons: tuple[str, ...]
+    #: the daily rate (monthly price / days in the month), not rounded to cents
+    rate: Decimal
+    amount: Decimal
+    projected: bool
+
+    @property
+    def last(self) -> date:
+        """The run's last day."""
+        return self.first + timedelta(days=self.days - 1)
+
+    def each_day(self) -> Iterator[DayCharge]:
+        """The run's days, its amount shared out by whole cents (the earlier days first)."""
+        whole, extra = divmod(_to_cents(self.amount), self.days)
+        for offset in range(self.days):
+            yield DayCharge(
+                day=self.first + timedelta(days=offset),
+                label=self.label,
+                addons=self.addons,
+                rate=self.rate,
+                amount=_from_cents(whole + (1 if offset < extra else 0)),
+                projected=self.projected,
+            )
+
+
+@dataclass(frozen=True)
 class Statement:
-    """An app's charges for one month, day by day; `total` is the sum of the days."""
+    """An app's charges for one month, as runs of days charged alike.
+
+    `total` is the sum of the month's exact daily costs, rounded once, half-up, to the cent;
+    the runs (and the days) add up to it exactly.
+    """
 
     year: int
     month: int
     currency: str
-    days: tuple[DayCharge, ...]
+    runs: tuple[ChargeRun, ...]
+    total: Decimal
+    #: today, in the billing time zone, when the statement was made
+    today: date
+    #: the day the app was created, in the billing time zone (None when not known)
+    created_on: date | None = None
 
     @property
-    def total(self) -> Decimal:
-        """The month's bill (charged days plus the projection of the rest)."""
-        return sum((d.amount for d in self.days), Decimal("0.00"))
+    def days(self) -> tuple[DayCharge, ...]:
+        """The statement day by day (each run's amount shared out over its days)."""
+        return tuple(day for run in self.runs for day in run.each_day())
 
     @property
     def to_date(self) -> Decimal:
-        """The charges up to and including today."""
-        return sum((d.amount for d in self.days if not d.projected), Decimal("0.00"))
+        """The charges up to and including today (the lines that are not projected)."""
+        return sum((r.amount for r in self.runs if not r.projected), Decimal("0.00"))
 
     @property
     def projected(self) -> bool:
         """Whether some days are a projection (the month is not over)."""
-        return any(d.projected for d in self.days)
+        return any(r.projected for r in self.runs)
+
+    @property
+    def first_day(self) -> date:
+        """The month's first day."""
+        return date(self.year, self.month, 1)
+
+    @property
+    def last_day(self) -> date:
+        """The month's last day."""
+        return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
+
+    @property
+    def not_started(self) -> bool:
+        """Whether the month is still to come."""
+        return self.today < self.first_day
+
+    @property
+    def before_app(self) -> bool:
+        """Whether the month ended before the app was created."""
+        return self.created_on is not None and self.created_on > self.last_day
 
     @property
     def bill_window(self) -> tuple[date, date]:
@@ -237,6 +328,28 @@ def billing_window(year: int, month: int) -> tuple[date, date]:
     return first, first.replace(day=3)
 
 
+def bill_month(
+    year: int | None, month: int | None, *, now: datetime, tz: ZoneInfo
+) -> tuple[int, int]:
+    """The month a bill is asked for (this month when not given), or a refusal when no bill
+    can exist for it: not a month, before 1970, or more than `BILL_MONTHS_AHEAD` ahead."""
+    local = now.astimezone(tz)
+    year = local.year if year is None else year
+    month = local.month if month is None else month
+    latest = add_months(datetime(local.year, local.month, 1), BILL_MONTHS_AHEAD)
+    if not 1 <= month <= 12:
+        raise errors.InvalidBillMonth(year, month, "a month is 01 to 12")
+    if year < 1970:
+        raise errors.InvalidBillMonth(year, month, "bills start in 1970")
+    if (year, month) > (latest.year, latest.month):
+        raise errors.InvalidBillMonth(
+            year,
+            month,
+            f"that is more than {BILL_MONTHS_AHEAD} months ahead ({latest:%Y-%m} at the latest)",
+        )
+    return year, month
+
+
 def statement(
     segments: Sequence[RateSegment],
     *,
@@ -245,81 +358,148 @@ def statement(
     tz: ZoneInfo,
     now: datetime,
     currency: str = "USD",
+    catalog: Catalog | None = None,
+    created: datetime | None = None,
 ) -> Statement:
-    """The month's statement from the plan history (segments in time order)."""
+    """The month's statement from the plan history (segments in time order).
+
+    Each day is charged at the highest rate in force at any moment of it; the month's total is
+    the sum of those exact daily costs rounded once, half-up, to the cent. The days are grouped
+    into runs charged alike (split where the charged days end and the projection starts), and
+    the total is shared out over the runs by largest remainder. `catalog` names the add-ons of
+    each run; `created` is the app's creation, for `created_on`.
+    """
     start, end = month_bounds(year, month, tz)
-    charges = _day_charges(segments, start, end, year, month, now.astimezone(tz).date())
-    return Statement(year=year, month=month, currency=currency, days=tuple(charges))
+    days_in_month = calendar.monthrange(year, month)[1]
+    today = now.astimezone(tz).date()
+    lines: list[tuple[date, int, str, tuple[str, ...], Decimal, bool]] = []
+    for first, count, best in _runs(segments, start, end):
+        addons = _addons(best, catalog)
+        charged = max(0, min(count, (today - first).days + 1))
+        for piece_first, piece_count, projected in (
+            (first, charged, False),
+            (first + timedelta(days=charged), count - charged, True),
+        ):
+            if piece_count == 0:
+                continue
+            previous = lines[-1] if lines else None
+            if (
+                previous is not None
+                and previous[0] + timedelta(days=previous[1]) == piece_first
+                and previous[2:] == (best.label, addons, best.charge, projected)
+            ):
+                lines[-1] = (previous[0], previous[1] + piece_count, *previous[2:])
+            else:
+                lines.append((piece_first, piece_count, best.label, addons, best.charge, projected))
+    cents_times_days = [charge * count * 100 for _, count, _, _, charge, _ in lines]
+    amounts, total = _allocate(cents_times_days, days_in_month)
+    runs = tuple(
+        ChargeRun(
+            first=first,
+            days=count,
+            label=label,
+            addons=addons,
+            rate=charge / days_in_month,
+            amount=_from_cents(amount),
+            projected=projected,
+        )
+        for (first, count, label, addons, charge, projected), amount in zip(
+            lines, amounts, strict=True
+        )
+    )
+    return Statement(
+        year=year,
+        month=month,
+        currency=currency,
+        runs=runs,
+        total=_from_cents(total),
+        today=today,
+        created_on=created.astimezone(tz).date() if created is not None else None,
+    )
 
 
-def _day_charges(
-    segments: Sequence[RateSegment],
-    start: datetime,
-    end: datetime,
-    year: int,
-    month: int,
-    today: date,
-) -> list[DayCharge]:
-    """The charge of each day from `start` (a local midnight) to `end`, at its highest rate."""
-    return [
-        DayCharge(day=day, label=best.label, rate=rate, amount=amount, projected=day > today)
-        for day, best, rate, amount in _days(segments, start, end, year, month)
-    ]
+def _addons(segment: RateSegment, catalog: Catalog | None) -> tuple[str, ...]:
+    """The add-ons charged with the segment's plan, as the catalog names them."""
+    if catalog is None or not segment.billable:
+        return ()
+    return catalog.addon_labels(dict(segment.config))
 
 
-def _days(
-    segments: Sequence[RateSegment], start: datetime, end: datetime, year: int, month: int
-) -> Iterator[tuple[date, RateSegment, Decimal, Decimal]]:
-    """Each day from `start` to `end` with a segment in force: the day, the segment charged
-    (the highest rate in force that day), its daily rate and the day's amount in cents."""
-    for first, count, best, rate, amount in _runs(segments, start, end, year, month):
-        for offset in range(count):
-            yield first + timedelta(days=offset), best, rate, amount
+def _allocate(numerators: Sequence[Decimal], divisor: int) -> tuple[list[int], int]:
+    """Whole amounts for the shares `numerator / divisor` (none negative) that add up to the sum
+    of the shares rounded once, half-up: each share gets its whole part, and the units left go
+    to the largest remainders (the earlier share first among equal ones).
+
+    Every share has the same divisor, so whole parts and remainders are exact `Decimal`
+    operations (a product of prices and day counts has finitely many digits), and so is the
+    comparison of remainders: nothing is rounded but the total.
+    """
+    total = _round_once(sum(numerators, _ZERO), divisor)
+    parts = [divmod(numerator, divisor) for numerator in numerators]
+    amounts = [int(whole) for whole, _ in parts]
+    order = sorted(range(len(parts)), key=lambda i: (-parts[i][1], i))
+    for index in order[: total - sum(amounts)]:
+        amounts[index] += 1
+    return amounts, total
+
+
+def _round_once(numerator: Decimal, divisor: int) -> int:
+    """`numerator / divisor` (not negative) rounded half-up to a whole number, exactly."""
+    whole, rest = divmod(numerator, divisor)
+    return int(whole) + (1 if 2 * rest >= divisor else 0)
+
+
+def _to_cents(amount: Decimal) -> int:
+    return int(amount.scaleb(2))
+
+
+def _from_cents(count: int) -> Decimal:
+    return Decimal(count).scaleb(-2)
 
 
 def _runs(
-    segments: Sequence[RateSegment], start: datetime, end: datetime, year: int, month: int
-) -> Iterator[tuple[date, int, RateSegment, Decimal, Decimal]]:
-    """The days of `_days`, consecutive days charged alike taken together: (first day, number
-    of days, segment charged, daily rate, one day's amount). Days on which no segment starts
-    are charged by the segment in force, so only the days with a start are looked at one by one.
-    """
-    days_in_month = calendar.monthrange(year, month)[1]
+    segments: Sequence[RateSegment], start: datetime, end: datetime
+) -> Iterator[tuple[date, int, RateSegment]]:
+    """The days from `start` (a local midnight) to `end` with a segment in force, consecutive
+    days charged by the same segment taken together: (first day, number of days, the segment
+    charged, the one with the highest rate in force at any moment of each day). Days on which
+    no segment starts are charged by the segment in force, so only the days with a start are
+    looked at one by one."""
     ordered = sorted(segments, key=lambda s: s.start)
-    rates: dict[int, tuple[Decimal, Decimal]] = {}  # per segment: (daily rate, in cents)
+    charges = [s.charge for s in ordered]
     zone = start.tzinfo
-
-    def rate_of(segment: RateSegment) -> tuple[Decimal, Decimal]:
-        known = rates.get(id(segment))
-        if known is None:
-            rate = segment.daily_rate(days_in_month)
-            known = rates[id(segment)] = (rate, cents(rate))
-        return known
-
     index = 0
-    current: RateSegment | None = None
+    current = -1  # the index of the segment in force at the start of the day
     day_start = start
     while day_start < end:
         day = day_start.date()
         day_end = datetime.combine(day + timedelta(days=1), day_start.timetz())
         while index < len(ordered) and ordered[index].start <= day_start:
-            current = ordered[index]
+            current = index
             index += 1
         best = current
         look = index
         while look < len(ordered) and ordered[look].start < day_end:
-            later = ordered[look]
-            if best is None or rate_of(later)[0] > rate_of(best)[0]:
-                best = later
+            if best < 0 or charges[look] > charges[best]:
+                best = look
             look += 1
         count = 1
         if look == index:  # nothing starts today: alike until the day the next segment starts
             until = min(ordered[index].start, end) if index < len(ordered) else end
             count = max(1, (until.astimezone(zone).date() - day).days)
-        if best is not None:
-            rate, amount = rate_of(best)
-            yield day, count, best, rate, amount
+        if best >= 0:
+            yield day, count, ordered[best]
         day_start = datetime.combine(day + timedelta(days=count), day_start.timetz())
+
+
+def _month_total(
+    segments: Sequence[RateSegment], *, year: int, month: int, tz: ZoneInfo
+) -> Decimal:
+    """`statement(...).total` without the lines: the month's exact daily costs, summed and
+    rounded once by `_round_once`, as `statement` does."""
+    start, end = month_bounds(year, month, tz)
+    numerator = sum((best.charge * count for _, count, best in _runs(segments, start, end)), _ZERO)
+    return _from_cents(_round_once(numerator * 100, calendar.monthrange(year, month)[1]))
 
 
 @dataclass(frozen=True)
@@ -350,31 +530,21 @@ def cost_impact(
     now: datetime,
     currency: str = "USD",
 ) -> CostImpact:
-    """This month's bill without and with `change` starting now.
-
-    The days before today are the same either way, so only today and the rest of the month are
-    charged a second time, with the change.
-    """
+    """This month's bill without and with `change` starting now: the totals `statement` gives
+    for the history as it is and with the change, so a preview and the bill always agree."""
     local = now.astimezone(tz)
-    start, end = month_bounds(local.year, local.month, tz)
-    today = local.date()
-    before_total = unchanged = Decimal("0.00")
-    for first, count, _, _, amount in _runs(segments, start, end, local.year, local.month):
-        before_total += amount * count
-        unchanged += amount * max(0, min(count, (today - first).days))
-    today_start = datetime.combine(today, start.timetz())
-    rest = _runs([*segments, change], today_start, end, local.year, local.month)
-    after_total = unchanged + sum((amount * count for _, count, _, _, amount in rest), Decimal(0))
+    before = _month_total(segments, year=local.year, month=local.month, tz=tz)
+    after = _month_total([*segments, change], year=local.year, month=local.month, tz=tz)
     current = max((s for s in segments if s.start <= now), key=lambda s: s.start, default=None)
     first, last = billing_window(local.year, local.month)
     return CostImpact(
         year=local.year,
         month=local.month,
         currency=currency,
-        before_month_total=before_total,
-        after_month_total=after_total,
-        monthly_before=current.monthly if current and current.billable else Decimal(0),
-        monthly_after=change.monthly if change.billable else Decimal(0),
+        before_month_total=before,
+        after_month_total=after,
+        monthly_before=current.charge if current else Decimal(0),
+        monthly_after=change.charge,
         billed_from=first,
         billed_to=last,
     )

@@ -21,12 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
-
 from core.domain import utcnow
-from core.store.direct import Direct
-from core.store.tables import OutboxRow
-from core.store.uow import UnitOfWork
+from core.store.ports import OutboxEntry, Store
 
 __all__ = [
     "DeliveryError",
@@ -38,8 +34,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 
 class DeliveryError(Exception):
@@ -57,8 +51,15 @@ class DeliveryError(Exception):
 class Notifier(Protocol):
     """Delivers a message entry to a destination (a chat channel); returns a receipt."""
 
-    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """Deliver, or raise DeliveryError."""
+    def send(
+        self,
+        destination: str,
+        payload: Mapping[str, Any],
+        *,
+        replaces: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, Any] | None:
+        """Deliver (replacing the message of receipt `replaces`, when given), or raise
+        DeliveryError."""
         ...
 
 
@@ -93,7 +94,7 @@ class OutboxDispatcher:
     def __init__(
         self,
         *,
-        engine: Engine,
+        store: Store,
         notifier: Notifier,
         provisioner: Provisioner,
         replier: Replier | None = None,
@@ -103,9 +104,8 @@ class OutboxDispatcher:
         poll_interval: float = 2.0,
         concurrency: int = 1,
     ) -> None:
-        self.engine = engine
-        self.direct = Direct(engine, durable=False)  # a lost mark only repeats a delivery
-        self._marks = _GroupMarks(functools.partial(self.direct.update_many, _OUTBOX))
+        self.store = store
+        self._marks = _GroupMarks(self._write_marks)
         self.notifier = notifier
         self.provisioner = provisioner
         self.replier = replier
@@ -124,14 +124,11 @@ class OutboxDispatcher:
         delivered = retried = dead = 0
         while delivered + retried + dead < limit and not self._stop.is_set():
             now = self.clock()
-            with UnitOfWork(self.engine, write=False) as uow:
-                if not uow.outbox.any_due(now):  # a read: no write lock taken when idle
+            with self.store.unit_of_work(fast=True) as reader:
+                if not reader.outbox.any_due(now):  # a read: no write lock taken when idle
                     break
-            with UnitOfWork(self.engine) as uow:
-                batch = uow.outbox.claim_due(now, now + self.lease, limit=50)
-                claimed = [
-                    (r.id, r.kind, r.destination, dict(r.payload), r.attempts) for r in batch
-                ]
+            with self.store.unit_of_work() as uow:
+                claimed = uow.outbox.claim(now, now + self.lease, limit=50)
                 uow.commit()
             if not claimed:
                 break
@@ -139,9 +136,9 @@ class OutboxDispatcher:
                 # Each destination's entries go one after another, in the order written (a
                 # channel reads in order); different destinations (each click's response_url)
                 # at the same time.
-                by_destination: dict[str, list[Any]] = {}
+                by_destination: dict[str, list[OutboxEntry]] = {}
                 for entry in claimed:
-                    by_destination.setdefault(entry[2], []).append(entry)
+                    by_destination.setdefault(entry.destination, []).append(entry)
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver")
                 send_all = functools.partial(self._send_all, claimed_at=now)
@@ -154,39 +151,37 @@ class OutboxDispatcher:
             dead += results.count("dead")
         return DeliveryReport(delivered, retried, dead)
 
-    def _send_all(self, entries: list[Any], claimed_at: datetime) -> list[str]:
+    def _send_all(self, entries: list[OutboxEntry], claimed_at: datetime) -> list[str]:
         return [self._send(entry, claimed_at) for entry in entries]
 
-    def _send(
-        self, entry: tuple[int | None, str, str, dict[str, Any], int], claimed_at: datetime
-    ) -> str:
-        entry_id, kind, destination, payload, attempts = entry
+    def _send(self, entry: OutboxEntry, claimed_at: datetime) -> str:
+        entry_id, attempts = entry.id, entry.attempts
         assert entry_id is not None
         if self._stop.is_set():  # stopping: not sent, so free for the next dispatcher at once
-            self.direct.update(_OUTBOX, entry_id, {"lease_until": None})
+            self._update(entry_id, {"lease_until": None})
             return "released"
         # Past half the lease, renew it before sending (one more write), so a slow batch never
         # sends an entry another dispatcher may have claimed meanwhile.
         stale = self.clock() - claimed_at > self.lease / 2
         if stale and not self._renew_lease(entry_id, attempts):
             return "lost"  # its lease ran out while earlier entries were sent: not ours now
-        return self._deliver_one(entry_id, kind, destination, payload, attempts)
+        return self._deliver_one(entry)
 
-    def _deliver_one(
-        self, entry_id: int, kind: str, destination: str, payload: dict[str, Any], attempts: int
-    ) -> str:
+    def _deliver_one(self, entry: OutboxEntry) -> str:
+        entry_id, attempts, payload = entry.id or 0, entry.attempts, entry.payload
         receipt: Mapping[str, Any] | None = None
         try:
-            if kind == "provision":
+            if entry.kind == "provision":
                 self.provisioner.provision(payload)
-            elif kind == "reply":
+            elif entry.kind == "reply":
                 if self.replier is None:
                     raise DeliveryError("no replier is configured", permanent=True)
                 self.replier.reply(str(payload["url"]), payload["message"])
             else:
+                replaces = None
                 if "update_of" in payload:
-                    payload["receipt"] = self._receipt_of(int(payload["update_of"]))
-                receipt = self.notifier.send(destination, payload)
+                    replaces = self._receipt_of(int(payload["update_of"]))
+                receipt = self.notifier.send(entry.destination, payload, replaces=replaces)
         except DeliveryError as err:
             return self._failed(entry_id, attempts, err)
         except Exception as err:  # a bug in a notifier must not stop the others; retry later
@@ -211,21 +206,29 @@ class OutboxDispatcher:
         at claim time; another dispatcher may then have claimed (and counted an attempt on) the
         entries still waiting here.
         """
-        with UnitOfWork(self.engine) as uow:
+        with self.store.unit_of_work() as uow:
             row = uow.outbox.get(entry_id, lock=True)
             if row is None or row.status != "pending" or row.attempts != attempts:
                 return False
-            row.lease_until = self.clock() + self.lease
-            uow.session.add(row)
+            uow.outbox.update(entry_id, {"lease_until": self.clock() + self.lease})
             uow.commit()
         return True
 
     def _receipt_of(self, entry_id: int) -> dict[str, Any]:
-        with UnitOfWork(self.engine, write=False) as uow:
+        with self.store.unit_of_work(fast=True) as uow:
             row = uow.outbox.get(entry_id)
-            if row is None or row.status != "delivered":
-                raise DeliveryError(f"entry {entry_id} it updates is not delivered yet")
-            return dict(row.receipt)
+        if row is None or row.status != "delivered":
+            raise DeliveryError(f"entry {entry_id} it updates is not delivered yet")
+        return dict(row.receipt)
+
+    def _update(self, entry_id: int, values: dict[str, Any]) -> None:
+        """Set columns of one entry (a lost write only repeats a delivery)."""
+        self._write_marks([(entry_id, values)])
+
+    def _write_marks(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        with self.store.unit_of_work(fast=True, durable=False) as uow:
+            uow.outbox.update_many(rows)
+            uow.commit()
 
     def _failed(self, entry_id: int, attempts: int, err: DeliveryError) -> str:
         now = self.clock()
@@ -239,7 +242,7 @@ class OutboxDispatcher:
             failed["status"] = "dead"
         else:
             failed["next_attempt_at"] = now + timedelta(seconds=delay)
-        self.direct.update(_OUTBOX, entry_id, failed)
+        self._update(entry_id, failed)
         if err.permanent:
             log.error("outbox entry %s given up: %s", entry_id, err.reason)
             return "dead"

@@ -1,9 +1,11 @@
 """How long writers waited for their turn at the database, told to whoever asked (the metrics).
 
 Two waits are measured where they happen: on SQLite, a writer's turn in the queue of writers
-(`writer_queue`); on either database, a change's wait for the head of the audit chain, which
-every change locks in turn (`audit_chain_head`; on PostgreSQL this is where concurrent
-confirmations queue). With no observer the cost is two clock reads.
+(`writer_queue`, `core.store.writers`: SQLite admits one writer at a time, and everything a
+writer then reads, the audit chain's head included, is read without waiting); on PostgreSQL, a
+change's wait for the head of the audit chain (`audit_chain_head`, `core.store.sql.SqlAudit`),
+which every change locks in turn: it is where concurrent confirmations queue. With no observer
+the cost is two clock reads.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from bot import metrics
 from bot.cli import _parser
 from bot.metrics import BacklogCollector
-from core import make_engine, upgrade_schema
+from core import SqlStore, make_engine, upgrade_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -323,7 +323,7 @@ def exposed_metric_names(tmp_path: Path) -> set[str]:
     engine = make_engine(f"sqlite:///{tmp_path / 'planbot.sqlite3'}")
     try:
         upgrade_schema(engine)
-        names |= {family.name for family in BacklogCollector(engine).collect()}
+        names |= {family.name for family in BacklogCollector(SqlStore(engine)).collect()}
     finally:
         engine.dispose()
     return names

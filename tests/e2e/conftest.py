@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from core import UnitOfWork, make_engine
-from core.store.tables import AppRow
-from tests.support.fake_slack import FakeSlack
-from tests.support.signing import block_action_body, signed_headers, slash_command_body
+from core import AppState, SqlStore, make_engine
+from fakes.signing import block_action_body, signed_headers, slash_command_body
+from fakes.slack import FakeSlack
 
 SECRET = "e2e-signing-secret"
 ADMIN = "UADMIN"
@@ -57,6 +57,9 @@ def seed_csv() -> str:
         rows.append(
             f"14000005{n:02d},e2e-suspended-{n},developer,{_day(-40)},,suspended,{TEAM},{_day(-3)},"
         )
+    # standard from 2025 on, off at noon on 10 March 2025 (UTC+8): a bill with two runs (imported
+    # as purged, so that no sweep changes it)
+    rows.append(f"1400000601,e2e-bill-1,standard,2025-01-01,,purged,{TEAM},,2025-03-10T04:00:00Z")
     rows.append(f"1400000900,<!channel> & co,developer,{_day(-2)},,active,,{_day(25)},")
     return "\n".join(rows) + "\n"
 
@@ -120,14 +123,14 @@ class Served:
             f"{self.url}/slack/events", content=body, headers=signed_headers(body, SECRET)
         )
 
-    def app(self, app_id: str) -> AppRow:
+    def app(self, app_id: str) -> AppState:
         """The app as stored now."""
         engine = make_engine(self.database_url)
         try:
-            with UnitOfWork(engine, write=False) as uow:
-                row = uow.apps.get(app_id)
-                assert row is not None
-                return row
+            with SqlStore(engine).unit_of_work(write=False) as uow:
+                state = uow.apps.get(app_id)
+                assert state is not None
+                return state
         finally:
             engine.dispose()
 
@@ -215,7 +218,26 @@ def start_planbot(
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("planbot serve did not start:\n" + (tmp / "server.log").read_text())
         time.sleep(0.05)
+    if "--no-delivery" not in args:
+        first_sweep_done(database_url, deadline)
     return Served(url, slack, database_url, http, process)
+
+
+def first_sweep_done(database_url: str, deadline: float) -> None:
+    """Wait for the delivery worker's first sweep (it marks how far its reminders looked), so
+    that a test's requests never meet a sweep that started before them."""
+    engine = make_engine(database_url)
+    try:
+        while True:
+            with engine.connect() as connection:
+                query = sa.text("SELECT count(*) FROM lifecycle_mark WHERE name = 'dev_reminders'")
+                if connection.execute(query).scalar_one():
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the delivery worker never swept")
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
 
 
 def stop_planbot(served: Served) -> None:

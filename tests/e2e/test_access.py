@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import UnitOfWork, make_engine
-from core.lifecycle import OUTBOX
+from core import SqlStore, make_engine
+from core.store.statements import OUTBOX
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     ADMIN,
     AUDIT,
@@ -35,7 +36,6 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = pytest.mark.e2e
 
@@ -152,10 +152,10 @@ def audit_about(served: Served, needle: str, *, count: int = 1) -> list[str]:
 def request_state(served: Served, request_id: str) -> str:
     engine = make_engine(served.database_url)
     try:
-        with UnitOfWork(engine, write=False) as uow:
+        with SqlStore(engine).unit_of_work(write=False) as uow:
             row = uow.requests.get(request_id)
             assert row is not None
-            return row.state
+            return row.state.value
     finally:
         engine.dispose()
 
@@ -174,8 +174,8 @@ def receipt(served: Served, key: str) -> dict[str, Any]:
 def history_count(served: Served, app_id: str, operation: str) -> int:
     engine = make_engine(served.database_url)
     try:
-        with UnitOfWork(engine, write=False) as uow:
-            rows = uow.history.for_app(app_id, limit=100)
+        with SqlStore(engine).unit_of_work(write=False) as uow:
+            rows = uow.history.of(app_id, limit=100)
             return len([r for r in rows if r.operation == operation])
     finally:
         engine.dispose()
@@ -239,9 +239,9 @@ def test_help_lists_only_what_the_role_allows(peer: Served, locked: Served) -> N
         return set(re.findall(r"^• `/plan (\w+)", text, re.MULTILINE)) - {"help"}
 
     viewer = say(peer, "help", user="UVIEWER")
-    assert forms(viewer) == {"list", "status", "history", "bill"}
+    assert forms(viewer) == {"list", "status", "history", "bill", "usage"}
     operator = say(peer, "", user=OPERATOR)
-    assert forms(operator) == {"list", "status", "history", "bill"} | {
+    assert forms(operator) == {"list", "status", "history", "bill", "usage"} | {
         "upgrade",
         "config",
         "extend",
@@ -457,11 +457,11 @@ def test_a_made_up_request_id_is_refused_and_audited(peer: Served) -> None:
     assert "That request doesn't exist" in card_text(answer)
     engine = make_engine(peer.database_url)
     try:
-        with UnitOfWork(engine, write=False) as uow:
-            events = [e for e in uow.audit.iterate() if e.request_id == "made-up-request"]
+        with SqlStore(engine).unit_of_work(write=False) as uow:
+            events = [e for e in uow.audit.records() if e["request_id"] == "made-up-request"]
     finally:
         engine.dispose()
-    assert [(e.actor_id, e.outcome) for e in events] == [(BOB, "refused")]
+    assert [(e["actor_id"], e["outcome"]) for e in events] == [(BOB, "refused")]
 
 
 # --- channel restriction ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
@@ -24,7 +25,6 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-from tests.support.fake_slack import FakeSlack
 
 T = TypeVar("T")
 

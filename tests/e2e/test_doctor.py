@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.doctor import manifest_bot_scopes, run_doctor
+from fakes.slack import DEFAULT_SCOPES, FakeSlack
 from tests.e2e.conftest import AUDIT, PLANBOT, TEAM, planbot_env, seed_csv
-from tests.support.fake_slack import DEFAULT_SCOPES, FakeSlack
 
 pytestmark = [pytest.mark.e2e]
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.e2e.conftest import AUDIT, TEAM, Served, button_value, card_text
 
 pytestmark = pytest.mark.e2e
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the billing zone `planbot serve` runs with by default
 
 
 def confirm_and_wait(planbot: Served, request_id: str, response: str) -> dict:
@@ -226,10 +230,65 @@ def test_user_text_is_escaped(planbot: Served) -> None:
     assert "&lt;!channel&gt; &amp; co" in body["text"]
 
 
-def test_bill_shows_days_and_total_to_the_cent(planbot: Served) -> None:
-    text = card_text(planbot.command("bill e2e-prem-2").json())
-    assert "Total for" in text and "$" in text
-    assert "(projected)" in text or "Total" in text
+def bill_rows(message: dict) -> list[str]:
+    """The lines of a bill's table, as Slack shows them."""
+    rows: list[str] = []
+    for block in message["blocks"]:
+        text = block.get("text", {}).get("text", "")
+        if text.startswith("```"):
+            rows += [" ".join(row.split()) for row in text.strip("`\n").split("\n")]
+    return rows
+
+
+def test_a_full_month_bill_is_one_line_at_exactly_the_monthly_price(planbot: Served) -> None:
+    response = planbot.command("bill e2e-prem-2 2025-03")
+    assert response.status_code == 200
+    bill = response.json()
+    assert bill["response_type"] == "ephemeral"
+    assert bill_rows(bill) == ["Mar 01–31 31 days premium $699.00"]  # not 31 x $22.55
+    assert "Total for 2025-03: $699.00" in card_text(bill)
+
+
+def test_a_bill_has_one_line_per_run_of_days_adding_up_to_the_total(planbot: Served) -> None:
+    bill = planbot.command("bill e2e-bill-1 2025-03").json()
+    assert bill_rows(bill) == [
+        "Mar 01–10 10 days standard $128.71",  # 399 x 10/31, the last day included
+        "Mar 11–31 21 days standard (purged) $0.00",
+    ]
+    assert "Total for 2025-03: $128.71" in card_text(bill)
+    # this month, whatever the day: the days charged so far and the projection of the rest
+    asked = datetime.now(SHANGHAI)
+    current = planbot.command("bill e2e-std-3").json()
+    months = {f"{moment:%Y-%m}" for moment in (asked, datetime.now(SHANGHAI))}  # at midnight
+    assert 1 <= len(bill_rows(current)) <= 2
+    assert any(f"Total for {month}: $399.00" in card_text(current) for month in months)
+
+
+def test_a_bill_before_the_app_or_for_a_month_to_come_says_so(planbot: Served) -> None:
+    before = card_text(planbot.command("bill e2e-prem-2 2025-01").json())
+    assert "was created on 2025-02-01, after 2025-01: there is nothing to bill" in before
+    later = datetime.now(SHANGHAI).replace(day=1) + timedelta(days=95)
+    month = f"{later:%Y-%m}"
+    ahead = card_text(planbot.command(f"bill e2e-prem-2 {month}").json())
+    assert f"{month} has not started yet" in ahead and "$699.00" in ahead
+
+
+@pytest.mark.parametrize(
+    ("month", "expected"),
+    [
+        ("9999-12", "There is no bill for 9999-12: that is more than 12 months ahead"),
+        ("2025-13", "the month must be 01 to 12"),  # the grammar's own refusal
+        ("1969-12", "give a year from 1970 on"),
+    ],
+)
+def test_a_bill_for_an_impossible_month_is_a_clear_refusal(
+    planbot: Served, month: str, expected: str
+) -> None:
+    response = planbot.command(f"bill e2e-prem-2 {month}")
+    assert response.status_code == 200
+    text = card_text(response.json())
+    assert expected in text, text
+    assert "Something went wrong" not in text and "Total" not in text
 
 
 def test_history_lists_changes(planbot: Served) -> None:
@@ -241,7 +300,7 @@ def test_history_lists_changes(planbot: Served) -> None:
 
 @pytest.mark.parametrize("forgery", ["bad-signature", "stale", "replayed"])
 def test_forged_requests_get_401_and_change_nothing(planbot: Served, forgery: str) -> None:
-    from tests.support.signing import signed_headers, slash_command_body
+    from fakes.signing import signed_headers, slash_command_body
 
     body = slash_command_body(
         "upgrade 1400000009 premium", "UADMIN", TEAM, planbot.slack.response_url("f")

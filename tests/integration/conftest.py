@@ -24,12 +24,10 @@ from core import (
     Catalog,
     CoreConfig,
     PlanService,
-    import_apps,
     make_engine,
     upgrade_schema,
 )
 from core.audit import GENESIS
-from core.store.uow import UnitOfWork
 from tests.conftest import SHANGHAI, Clock
 from tests.support.postgres import scratch_databases
 
@@ -41,6 +39,10 @@ TABLES = (
     "outbox",
     "access_grant",
     "lifecycle_mark",
+    "provider_usage",
+    "provider_drift",
+    "provider_reconciliation",
+    "provider_mark",
     "app",
 )
 
@@ -139,16 +141,7 @@ def seed(engine: Engine, config: CoreConfig, clock: Clock) -> Callable[..., int]
     """Import apps from CSV rows (header `app_id,name,plan,created_at,...`)."""
 
     def load(text: str, **kwargs: Any) -> int:
-        with UnitOfWork(engine) as uow:
-            result = import_apps(
-                uow,
-                text,
-                catalog=config.catalog,
-                tz=config.billing_tz,
-                actor=CLI,
-                now=kwargs.get("now", clock()),
-            )
-            uow.commit()
-        return result.imported
+        imports = PlanService(engine=engine, config=config, clock=clock).imports
+        return imports.from_csv(text, actor=CLI, now=kwargs.get("now", clock())).imported
 
     return load

@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,19 +16,24 @@ from sqlalchemy.engine import Engine
 
 from core import (
     AccessPolicy,
+    Actor,
+    ApprovalRule,
+    Catalog,
     ChangeRequest,
     CoreConfig,
     Operation,
     Plan,
     PlanError,
     PlanService,
+    SqlStore,
+    errors,
     load_catalog,
     make_engine,
     verify_chain,
 )
-from core.store.uow import UnitOfWork
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA
+from tests.support.records import audit_log, history, request_state
 
 APP = "1400000001"
 NOW = utc(2026, 11, 10, 4)
@@ -49,19 +55,20 @@ def race(n: int, action: Callable[[int], Any]) -> list[Any]:
 
 
 def facts(engine: Engine, request_id: str) -> dict[str, Any]:
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         app = uow.apps.get(APP)
         assert app is not None
-        events = [e for e in uow.audit.iterate() if e.request_id == request_id]
-        entries = uow.session.execute(sa.text("SELECT count(*) FROM outbox")).one()
-        head = uow.audit.head()
-        records = [r.model_dump() for r in uow.audit.iterate()]
+        records = list(uow.audit.records())
+        events = [SimpleNamespace(**e) for e in records if e["request_id"] == request_id]
+        entries = tuple(uow.run.query(sa.text("SELECT count(*) FROM outbox"))[0].values())
+        seq, digest = uow.audit.head()
+        head = SimpleNamespace(seq=seq, hash=digest)
         return {
             "plan": app.plan,
             "version": app.version,
             "audit": [(e.action, e.outcome) for e in events],
             "outbox": int(entries[0]),
-            "history": len(uow.history.for_app(APP)),
+            "history": len(uow.history.of(APP, limit=1000)),
             "chain": verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok,
         }
 
@@ -107,9 +114,10 @@ def test_fifty_threads_confirming_fifty_requests_all_apply(
     with engine.connect() as connection:
         plans = Counter(connection.execute(sa.text("SELECT plan, version FROM app")).all())
     assert plans == {("standard", 2): 50}
-    with UnitOfWork(engine, write=False) as uow:
-        head = uow.audit.head()
-        records = [r.model_dump() for r in uow.audit.iterate()]
+    with SqlStore(engine).unit_of_work(write=False) as uow:
+        seq, digest = uow.audit.head()
+        head = SimpleNamespace(seq=seq, hash=digest)
+        records = list(uow.audit.records())
     assert [r["seq"] for r in records] == list(range(1, 52))  # the import and 50 changes
     assert sorted(r["request_id"] for r in records[1:]) == sorted(requests)
     assert verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok
@@ -168,3 +176,53 @@ def test_two_processes_confirming_one_request_apply_it_once(
     assert after["audit"] == [("upgrade", "applied")]
     assert after["outbox"] == 3
     assert after["chain"]
+
+
+# --- peers approving at once ---------------------------------------------------------------------
+
+PEER_SEED = (
+    "app_id,name,plan,created_at,billing_mode,status,owner_channel\n"
+    "1400000002,std-chat,standard,2026-01-15,,active,CTEAM\n"
+    "1400000004,old-chat,standard,2021-06-01,,active,CTEAM\n"
+)
+BOB, CY = Actor("UBOB", "Bob"), Actor("UCY", "Cy")
+
+
+@pytest.fixture
+def peers(engine: Engine, catalog: Catalog, clock: Clock) -> PlanService:
+    """disable needs one peer, migrate two; Ada, Bob and Cy are admins."""
+    config = CoreConfig(
+        catalog=catalog,
+        billing_tz=SHANGHAI,
+        audit_channel="CAUDIT",
+        access=AccessPolicy(
+            admins=frozenset({ADA.user_id, BOB.user_id, CY.user_id}),
+            approvals={"disable": ApprovalRule("peer", 1), "migrate": ApprovalRule("peer", 2)},
+        ),
+    )
+    service = PlanService(engine=engine, config=config, clock=clock)
+    service.imports.from_csv(PEER_SEED, actor=Actor("cli", "importer"))
+    return service
+
+
+def test_two_admins_approving_at_once_apply_it_once(peers: PlanService, engine: Engine) -> None:
+    pending = peers.request(ChangeRequest(Operation.DISABLE, app="1400000002"), actor=ADA)
+    results = race(2, lambda i: peers.approve(pending.id, actor=(BOB, CY)[i]))
+    applied = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert [o.state for o in applied] == ["applied"], results
+    assert [type(r) for r in refused] == [errors.RequestAlreadyDecided], results
+    assert [h.operation for h in history(engine, "1400000002")].count("disable") == 1
+    assert [e["outcome"] for e in audit_log(engine) if e["request_id"] == pending.id] == ["applied"]
+
+
+def test_two_approvals_at_once_complete_a_two_person_rule(
+    peers: PlanService, engine: Engine
+) -> None:
+    pending = peers.request(ChangeRequest(Operation.MIGRATE, app="1400000004"), actor=ADA)
+    results = race(2, lambda i: peers.approve(pending.id, actor=(BOB, CY)[i]))
+    assert sorted(r.state for r in results) == ["applied", "approved"], results
+    state = peers.status("1400000004", actor=ADA).app
+    assert state.billing_mode == "current"
+    assert [h.operation for h in history(engine, "1400000004")].count("migrate") == 1
+    assert request_state(engine, pending.id) == "applied"

@@ -7,7 +7,6 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from core import (
     AppState,
@@ -16,11 +15,10 @@ from core import (
     CsvImportError,
     ImportResult,
     Plan,
+    SqlStore,
     Status,
-    import_apps,
 )
-from core.store.tables import AppRow
-from core.store.uow import UnitOfWork, app_state
+from core.importer import Imports
 from tests.conftest import SHANGHAI, utc
 from tests.integration.conftest import CLI
 
@@ -29,16 +27,14 @@ FULL = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expire
 
 
 def run_import(engine: Engine, catalog: Catalog, text: str) -> ImportResult:
-    with UnitOfWork(engine) as uow:
-        result = import_apps(uow, text, catalog=catalog, tz=SHANGHAI, actor=CLI, now=NOW)
-        uow.commit()
-    return result
+    imports = Imports(store=SqlStore(engine), catalog=catalog, tz=SHANGHAI, clock=lambda: NOW)
+    return imports.from_csv(text, actor=CLI)
 
 
 def apps(engine: Engine, *ids: str) -> dict[str, AppState]:
-    query = select(AppRow).where(col(AppRow.app_id).in_(ids)) if ids else select(AppRow)
-    with UnitOfWork(engine, write=False) as uow:
-        return {row.app_id: app_state(row) for row in uow.session.exec(query).all()}
+    with SqlStore(engine).unit_of_work(write=False) as uow:
+        found = [uow.apps.get(i) for i in (ids or sorted(uow.apps.ids()))]
+    return {a.app_id: a for a in found if a is not None}
 
 
 def counts(engine: Engine) -> tuple[int, int, int]:

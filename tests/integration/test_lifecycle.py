@@ -15,39 +15,59 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
+from bot.notices import render
 from core import (
     AccessPolicy,
+    Actor,
+    ApprovalCardUpdate,
     ApprovalRule,
+    ChangeApplied,
     ChangeRequest,
     CoreConfig,
+    DevExpiryReminder,
     Lifecycle,
     Operation,
     Plan,
     PlanService,
+    PurgeWarning,
+    SqlStore,
+    StatementIssued,
     Status,
     SweepReport,
+    billing_window,
     errors,
-    verify_chain,
+    load_catalog,
+    load_message,
 )
-from core.lifecycle import statement_payload
-from core.store.tables import AuditEventRow, OutboxRow, PlanHistoryRow
-from core.store.uow import UnitOfWork, app_state
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA, BOB
+from tests.support.records import audit_log, chain_report, english, outbox, request_state
 
 HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 ROOT = Path(__file__).resolve().parents[2]
+WORDS = english(CoreConfig(catalog=load_catalog(), billing_tz=SHANGHAI))
+
+
+def period(notice: Any) -> str:
+    statement = notice.message.statement
+    return f"{statement.year:04d}-{statement.month:02d}"
+
+
+def late(notice: Any) -> bool:
+    statement = notice.message.statement
+    return bool(notice.message.issued_on > billing_window(statement.year, statement.month)[0])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -60,8 +80,8 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture
-def lifecycle(engine: Engine, service: PlanService, clock: Clock) -> Lifecycle:
-    return Lifecycle(engine=engine, service=service, clock=clock)
+def lifecycle(service: PlanService) -> Lifecycle:
+    return service.lifecycle
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -71,31 +91,49 @@ def csv(*rows: str) -> str:
     return "\n".join([HEADER, *rows])
 
 
-def notices(engine: Engine, kind: str | None = None) -> list[OutboxRow]:
-    """Outbox messages in order, optionally only those whose payload type is `kind`."""
-    with UnitOfWork(engine, write=False) as uow:
-        rows = uow.session.exec(select(OutboxRow).order_by(OutboxRow.id)).all()
-    return [r for r in rows if r.kind == "message" and (kind is None or r.payload["type"] == kind)]
+@dataclass(frozen=True)
+class Posted:
+    """An outbox message entry and the message it holds."""
+
+    id: int
+    key: str | None
+    destination: str
+    app_id: str | None
+    message: Any
 
 
-def audit_events(engine: Engine, action: str) -> list[AuditEventRow]:
-    with UnitOfWork(engine, write=False) as uow:
-        rows = uow.session.exec(select(AuditEventRow).order_by(AuditEventRow.seq)).all()
-    return [r for r in rows if r.action == action]
+def notices(engine: Engine, kind: type | None = None) -> list[Posted]:
+    """Outbox messages in order, optionally only those of one message type."""
+    found = [
+        Posted(e["id"], e["key"], e["destination"], e["app_id"], load_message(e["payload"]))
+        for e in outbox(engine)
+        if e["kind"] == "message"
+    ]
+    return [n for n in found if kind is None or isinstance(n.message, kind)]
+
+
+def text_of(notice: Posted) -> str:
+    """Everything the rendered message says."""
+    return json.dumps(render(notice.message, WORDS), ensure_ascii=False)
+
+
+def audit_events(engine: Engine, action: str) -> list[Any]:
+    return [SimpleNamespace(**r) for r in audit_log(engine) if r["action"] == action]
 
 
 def state(engine: Engine, app_id: str) -> Any:
-    with UnitOfWork(engine, write=False) as uow:
-        row = uow.apps.get(app_id)
-        assert row is not None
-        return app_state(row)
+    with SqlStore(engine).unit_of_work(write=False) as uow:
+        found = uow.apps.get(app_id)
+        assert found is not None
+        return found
 
 
 def chain_ok(engine: Engine) -> bool:
-    with UnitOfWork(engine, write=False) as uow:
-        head = uow.audit.head()
-        records = [r.model_dump() for r in uow.audit.iterate()]
-    return verify_chain(records, head_seq=head.seq, head_hash=head.hash).ok
+    return chain_report(engine).ok
+
+
+def days_left(message: Any, until: datetime) -> int:
+    return (until - message.at) // timedelta(days=1)
 
 
 def sweep_every(
@@ -113,9 +151,9 @@ def sweep_every(
     return reports
 
 
-def local(iso: str) -> str:
-    """The billing-zone 'YYYY-MM-DD HH:MM' of an ISO moment."""
-    return f"{datetime.fromisoformat(iso).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
+def local(moment: datetime) -> str:
+    """The billing-zone 'YYYY-MM-DD HH:MM' of a moment."""
+    return f"{moment.astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
 
 
 # --- developer expiry: reminders and suspension ------------------------------------------------
@@ -155,12 +193,12 @@ def test_reminders_7_and_1_days_before_expiry_then_suspension_once(
     start = expiry - timedelta(days=10)
     reports = sweep_every(lifecycle, clock, start, expiry + timedelta(days=2), timedelta(hours=6))
 
-    sent = notices(engine, "dev_expiry_reminder")
-    assert [local(n.payload["at"]) for n in sent] == reminded
-    assert [n.payload["reminder"] for n in sent] == ["7d", "1d"]
-    assert [n.payload["days_left"] for n in sent] == [7, 1]
+    sent = notices(engine, DevExpiryReminder)
+    assert [local(n.message.at) for n in sent] == reminded
+    assert [n.message.notice_days for n in sent] == [7, 1]
+    assert [days_left(n.message, n.message.expires_at) for n in sent] == [7, 1]
     assert {n.destination for n in sent} == {"CTEAM"}
-    assert all(n.payload["app_name"] == "dev-chat" for n in sent)
+    assert all(n.message.app_name == "dev-chat" for n in sent)
     assert sum(r.reminders for r in reports) == 2
 
     # suspended by the first sweep at the expiry (the validity ends at that instant), once
@@ -171,9 +209,9 @@ def test_reminders_7_and_1_days_before_expiry_then_suspension_once(
     assert suspension.at == expiry
     assert suspension.actor_id == "planbot" and suspension.outcome == "applied"
     assert f"ended on {expires}" in suspension.detail
-    changes = [n for n in notices(engine, "change") if n.payload["operation"] == "suspend"]
+    changes = [n for n in notices(engine, ChangeApplied) if n.message.operation == "suspend"]
     assert sorted(n.destination for n in changes) == ["CAUDIT", "CTEAM"]
-    assert all(f"ended on {expires}" in n.payload["detail"] for n in changes)
+    assert all(f"ended on {expires}" in text_of(n) for n in changes)
     assert chain_ok(engine)
 
     # and nothing ever again, however often it runs
@@ -193,7 +231,7 @@ def test_extension_after_a_reminder_moves_the_next_reminders(
     seed(csv("1400000001,dev-chat,developer,2028-03-01,,active,CTEAM,2028-03-20,"))
     expiry = state(engine, "1400000001").dev_expires_at
     sweep_every(lifecycle, clock, utc(2028, 3, 10), expiry - timedelta(days=3), timedelta(hours=6))
-    assert [n.payload["reminder"] for n in notices(engine, "dev_expiry_reminder")] == ["7d"]
+    assert [n.message.notice_days for n in notices(engine, DevExpiryReminder)] == [7]
 
     pending = service.request(ChangeRequest(Operation.EXTEND, app="1400000001"), actor=ADA)
     service.confirm(pending.id, actor=ADA)
@@ -207,11 +245,11 @@ def test_extension_after_a_reminder_moves_the_next_reminders(
         new_expiry + timedelta(hours=6),
         timedelta(hours=6),
     )
-    sent = notices(engine, "dev_expiry_reminder")
-    assert [(n.payload["reminder"], n.payload["expires_at"][:10]) for n in sent] == [
-        ("7d", "2028-03-19"),  # 2028-03-20 00:00 in UTC+8
-        ("7d", "2028-04-19"),
-        ("1d", "2028-04-19"),
+    sent = notices(engine, DevExpiryReminder)
+    assert [(n.message.notice_days, n.message.expires_at.date().isoformat()) for n in sent] == [
+        (7, "2028-03-19"),  # 2028-03-20 00:00 in UTC+8
+        (7, "2028-04-19"),
+        (1, "2028-04-19"),
     ]
     assert sum(r.suspended for r in reports) == 1  # at the new expiry, not the old one
 
@@ -244,15 +282,15 @@ def test_purge_warnings_30_7_1_days_before_then_purge_once(
     assert state(engine, "1400000003").purge_at == purge_at
 
     reports = sweep_every(lifecycle, clock, utc(2028, 2, 25), utc(2028, 4, 2), timedelta(hours=6))
-    warned = notices(engine, "purge_warning")
-    assert [(n.payload["warning"], n.payload["at"][:16]) for n in warned] == [
-        ("30d", "2028-03-01T00:00"),
-        ("7d", "2028-03-24T00:00"),
-        ("1d", "2028-03-30T00:00"),
+    warned = notices(engine, PurgeWarning)
+    assert [(n.message.notice_days, n.message.at.isoformat()[:16]) for n in warned] == [
+        (30, "2028-03-01T00:00"),
+        (7, "2028-03-24T00:00"),
+        (1, "2028-03-30T00:00"),
     ]
-    assert [n.payload["days_left"] for n in warned] == [30, 7, 1]
+    assert [days_left(n.message, n.message.purge_at) for n in warned] == [30, 7, 1]
     assert all(n.destination == "CTEAM" for n in warned)
-    assert warned[0].payload["purge_at"] == purge_at.isoformat()
+    assert warned[0].message.purge_at == purge_at
 
     # "after more than 90 days": the sweep at exactly the deadline leaves it; the next purges it
     [purge] = audit_events(engine, "purge")
@@ -275,11 +313,11 @@ def test_re_enabled_app_is_neither_warned_nor_purged(
     clock.set(utc(2028, 2, 20))
     seed(csv("1400000003,off-chat,premium,2027-01-01,,disabled,CTEAM,,2028-01-01T00:00:00Z"))
     sweep_every(lifecycle, clock, utc(2028, 3, 1), utc(2028, 3, 2), timedelta(hours=6))
-    assert len(notices(engine, "purge_warning")) == 1
+    assert len(notices(engine, PurgeWarning)) == 1
     pending = service.request(ChangeRequest(Operation.ENABLE, app="1400000003"), actor=ADA)
     service.confirm(pending.id, actor=ADA)
     sweep_every(lifecycle, clock, utc(2028, 3, 2, 6), utc(2028, 4, 5), timedelta(hours=12))
-    assert len(notices(engine, "purge_warning")) == 1
+    assert len(notices(engine, PurgeWarning)) == 1
     assert audit_events(engine, "purge") == []
     assert state(engine, "1400000003").status is Status.ACTIVE
 
@@ -307,9 +345,9 @@ def test_statement_for_february_2028_on_march_1st_in_the_billing_zone(
     )
     first = lifecycle.sweep()  # January's statements, late (CTEAM: std-chat; unowned: lone-chat)
     assert first.statements == 2
-    january = notices(engine, "statement")
-    assert {n.payload["period"] for n in january} == {"2028-01"}
-    assert all(n.payload["late"] for n in january)
+    january = notices(engine, StatementIssued)
+    assert {period(n) for n in january} == {"2028-01"}
+    assert all(late(n) for n in january)
 
     pending = service.request(
         ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.PREMIUM), actor=ADA
@@ -326,39 +364,41 @@ def test_statement_for_february_2028_on_march_1st_in_the_billing_zone(
         clock.advance(hours=7)
         assert lifecycle.sweep().statements == 0
 
-    posted = {n.payload["team"]: n for n in notices(engine, "statement")[2:]}
+    posted = {n.message.statement.team: n for n in notices(engine, StatementIssued)[2:]}
     assert set(posted) == {"CTEAM", None}
     team = posted["CTEAM"]
     assert team.destination == "CTEAM"
     assert posted[None].destination == "CAUDIT"
-    payload = team.payload
-    assert payload["period"] == "2028-02" and payload["month_name"] == "February 2028"
-    assert payload["late"] is False and payload["projected"] is False
-    assert payload["bill_window"] == ["2028-03-01", "2028-03-03"]
-    listed = {a["app_id"]: a for a in payload["apps"]}
+    issued = team.message
+    assert period(team) == "2028-02" and "Statement for February 2028" in text_of(team)
+    assert not late(team) and not issued.statement.projected
+    assert "billed on 2028-03-01 to 2028-03-03" in text_of(team)
+    listed = {a.app_id: a for a in issued.statement.apps}
     # the developer app upgraded on the 20th is listed; the legacy and free apps are not
     assert set(listed) == {"1400000001", "1400000002", "1400000005"}
-    assert "COTHER" not in {n.payload["team"] for n in notices(engine, "statement")}
+    assert "COTHER" not in {n.message.statement.team for n in notices(engine, StatementIssued)}
     # the same numbers `/plan bill <app> 2028-02` gives
     total = Decimal(0)
     for app_id, line in listed.items():
         _, bill = service.statement(app_id, actor=ADA, year=2028, month=2)
-        assert Decimal(line["total"]) == bill.total
-        assert sum(Decimal(p["amount"]) for p in line["periods"]) == bill.total
-        assert sum(p["days"] for p in line["periods"]) == len(bill.days)
+        assert line.total == bill.total
+        assert sum(p.amount for p in line.periods) == bill.total
+        assert sum(p.days for p in line.periods) == len(bill.days)
         total += bill.total
-    assert Decimal(payload["total"]) == total
-    assert [(p["label"], p["days"]) for p in listed["1400000002"]["periods"]] == [("standard", 29)]
-    assert [(p["label"], p["first"], p["last"]) for p in listed["1400000001"]["periods"]] == [
+    assert issued.total == total
+    assert [(p.label, p.days) for p in listed["1400000002"].periods] == [("standard", 29)]
+    # a whole month costs exactly the monthly price (29 days of 399/29 rounded each: $399.04)
+    assert listed["1400000002"].total == Decimal("399.00")
+    assert [(p.label, str(p.first), str(p.last)) for p in listed["1400000001"].periods] == [
         ("developer", "2028-02-01", "2028-02-19"),
         ("premium", "2028-02-20", "2028-02-29"),
     ]
-    assert listed["1400000005"]["periods"][0]["first"] == "2028-02-10"
+    assert str(listed["1400000005"].periods[0].first) == "2028-02-10"
 
     # `/plan bill` for a team shares the computation
     shared = lifecycle.team_statement("CTEAM", year=2028, month=2, actor=ADA)
     assert shared.total == total
-    assert statement_payload(shared, now=clock(), tz=SHANGHAI)["apps"] == payload["apps"]
+    assert shared.apps == issued.statement.apps
 
 
 def test_team_statement_needs_the_viewer_role(
@@ -373,7 +413,7 @@ def test_team_statement_needs_the_viewer_role(
         access=AccessPolicy(admins=frozenset({ADA.user_id}), default_role=Role.NOBODY),
     )
     service = PlanService(engine=engine, config=config, clock=clock)
-    lifecycle = Lifecycle(engine=engine, service=service)
+    lifecycle = service.lifecycle
     with pytest.raises(errors.PermissionDenied):
         lifecycle.team_statement("CTEAM", actor=BOB)
     assert lifecycle.team_statement("CTEAM", actor=ADA).apps == ()
@@ -403,7 +443,7 @@ def test_a_week_down_catches_up_without_stale_notices(
     )
     sweep_every(lifecycle, clock, utc(2028, 2, 20), down, timedelta(hours=1))
     before = notices(engine)
-    assert [n.key for n in before if n.payload["type"] == "dev_expiry_reminder"] == [
+    assert [n.key for n in before if isinstance(n.message, DevExpiryReminder)] == [
         "remind:1400000013:20280301T040000Z:7d"
     ]
 
@@ -411,23 +451,25 @@ def test_a_week_down_catches_up_without_stale_notices(
     report = lifecycle.sweep()
     assert report.failed == ()
     new = [n for n in notices(engine) if n.id not in {b.id for b in before}]
-    by_type = Counter(n.payload["type"] for n in new)
-    assert by_type["dev_expiry_reminder"] == 2
-    reminders = {n.app_id: n.payload for n in new if n.payload["type"] == "dev_expiry_reminder"}
+    by_type = Counter(type(n.message).__name__ for n in new)
+    assert by_type["DevExpiryReminder"] == 2
+    reminders = {n.app_id: n for n in new if isinstance(n.message, DevExpiryReminder)}
     # one reminder each, saying what is true now
-    assert reminders["1400000011"]["reminder"] == "7d"
-    assert reminders["1400000011"]["days_left"] == 2
-    assert reminders["1400000012"]["reminder"] == "1d"
-    assert (reminders["1400000012"]["days_left"], reminders["1400000012"]["hours_left"]) == (0, 12)
+    assert reminders["1400000011"].message.notice_days == 7
+    assert "expires in 2 days" in text_of(reminders["1400000011"])
+    assert reminders["1400000012"].message.notice_days == 1
+    assert "expires in 12 hours" in text_of(reminders["1400000012"])
     assert "1400000013" not in reminders  # expired: no reminder, its suspension says when
     [suspension] = audit_events(engine, "suspend")
     assert suspension.app_id == "1400000013"
     assert "ended on 2028-03-01 12:00" in suspension.detail
-    [warning] = [n.payload for n in new if n.payload["type"] == "purge_warning"]
-    assert (warning["warning"], warning["days_left"]) == ("30d", 28)
-    [statement] = [n.payload for n in new if n.payload["type"] == "statement"]
-    assert statement["period"] == "2028-02" and statement["late"] is True
-    assert (statement["due_on"], statement["issued_on"]) == ("2028-03-01", "2028-03-05")
+    [warning] = [n for n in new if isinstance(n.message, PurgeWarning)]
+    assert warning.message.notice_days == 30
+    assert days_left(warning.message, warning.message.purge_at) == 28
+    [statement] = [n for n in new if isinstance(n.message, StatementIssued)]
+    assert period(statement) == "2028-02" and late(statement)
+    assert str(statement.message.issued_on) == "2028-03-05"
+    assert "it was due on 2028-03-01" in text_of(statement)
     assert report.reminders == 2 and report.suspended == 1
     assert report.purge_warnings == 1 and report.statements == 1
 
@@ -451,7 +493,7 @@ def test_expired_requests_and_their_approval_cards(
         ),
     )
     service = PlanService(engine=engine, config=config, clock=clock)
-    lifecycle = Lifecycle(engine=engine, service=service)
+    lifecycle = service.lifecycle
     clock.set(utc(2028, 5, 10, 4))
     seed(
         csv(
@@ -476,14 +518,14 @@ def test_expired_requests_and_their_approval_cards(
     assert (report.requests_expired, report.approval_cards_expired) == (1, 1)
     assert lifecycle.sweep().total == 0
 
-    [update] = notices(engine, "approval_expired")
-    assert update.payload["update_of"] == card.id
+    [update] = notices(engine, ApprovalCardUpdate)
+    assert update.message.update_of == card.id
     assert update.destination == card.destination
-    assert update.payload["request_id"] == peer.id
-    assert update.payload["summary"] == card.payload["summary"]
+    assert update.message.request_id == peer.id == card.message.request_id
+    assert update.message.state == "expired"
     assert update.key == f"approval-expired:{peer.id}"
     for request_id, act in ((mine.id, service.confirm), (peer.id, service.approve)):
-        assert service.pending(request_id).state == "expired"  # type: ignore[union-attr]
+        assert request_state(engine, request_id) == "expired"
         with pytest.raises(errors.RequestAlreadyDecided):
             act(request_id, actor=BOB if act == service.approve else ADA)
     assert state(engine, "1400000002").status is Status.ACTIVE
@@ -521,14 +563,15 @@ def assert_each_once(engine: Engine, reports: list[dict[str, int]], count: int) 
     assert len(audit_events(engine, "suspend")) == count
     assert len(audit_events(engine, "purge")) == count
     assert len({e.app_id for e in audit_events(engine, "suspend")}) == count
-    with UnitOfWork(engine, write=False) as uow:
-        history = Counter(r.operation for r in uow.session.exec(select(PlanHistoryRow)).all())
+    with engine.connect() as connection:
+        operations = connection.execute(sa.text("SELECT operation FROM plan_history")).scalars()
+        history = Counter(operations)
     assert history["suspend"] == count and history["purge"] == count
-    kinds = Counter(n.payload["type"] for n in notices(engine))
-    assert kinds["dev_expiry_reminder"] == count
-    assert kinds["purge_warning"] == count
-    assert kinds["statement"] == 5
-    assert kinds["change"] == 2 * 2 * count  # audit channel and owner channel, per transition
+    kinds = Counter(type(n.message).__name__ for n in notices(engine))
+    assert kinds["DevExpiryReminder"] == count
+    assert kinds["PurgeWarning"] == count
+    assert kinds["StatementIssued"] == 5
+    assert kinds["ChangeApplied"] == 2 * 2 * count  # audit and owner channel, per transition
     assert chain_ok(engine)
 
 
@@ -538,7 +581,16 @@ def test_concurrent_sweeps_in_threads_do_each_thing_once(
     count = 60
     clock.set(NOW)
     seed(csv(*busy_rows(count)))
-    sweepers = [Lifecycle(engine=engine, service=service, batch_size=7) for _ in range(4)]
+    sweepers = [
+        Lifecycle(
+            store=service.store,
+            config=service.config,
+            roles=service.roles,
+            clock=service.clock,
+            batch_size=7,
+        )
+        for _ in range(4)
+    ]
     barrier = threading.Barrier(len(sweepers))
     reports: list[SweepReport] = []
     failures: list[BaseException] = []
@@ -571,8 +623,9 @@ url, now, go = sys.argv[1], datetime.fromisoformat(sys.argv[2]), Path(sys.argv[3
 engine = make_engine(url)
 config = CoreConfig(catalog=load_catalog(), billing_tz=ZoneInfo("Asia/Shanghai"),
                     audit_channel="CAUDIT")
-lifecycle = Lifecycle(engine=engine, service=PlanService(engine=engine, config=config),
-                      batch_size=7)
+service = PlanService(engine=engine, config=config)
+lifecycle = Lifecycle(store=service.store, config=config, roles=service.roles,
+                      clock=service.clock, batch_size=7)
 with engine.connect():
     pass
 while not go.exists():
@@ -597,18 +650,8 @@ def test_two_processes_sweeping_at_once_on_postgres(
     config = CoreConfig(catalog=catalog, billing_tz=SHANGHAI, audit_channel="CAUDIT")
     count = 60
     clock.set(NOW)
-    with UnitOfWork(engine) as uow:
-        from core import Actor, import_apps
-
-        import_apps(
-            uow,
-            csv(*busy_rows(count)),
-            catalog=config.catalog,
-            tz=SHANGHAI,
-            actor=Actor("cli", "importer"),
-            now=NOW,
-        )
-        uow.commit()
+    imports = PlanService(engine=engine, config=config, clock=clock).imports
+    imports.from_csv(csv(*busy_rows(count)), actor=Actor("cli", "importer"), now=NOW)
     go = tmp_path / "go"
     processes = [
         subprocess.Popen(

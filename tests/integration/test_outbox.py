@@ -7,11 +7,12 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from core import (
     ChangeRequest,
@@ -21,9 +22,11 @@ from core import (
     OutboxDispatcher,
     Plan,
     PlanService,
+    Rendered,
+    SqlStore,
 )
-from core.store.tables import OutboxRow
-from core.store.uow import UnitOfWork
+from core.store.ports import OutboxEntry
+from core.store.statements import OUTBOX
 from tests.conftest import Clock
 from tests.integration.conftest import ADA
 
@@ -40,7 +43,7 @@ class FakeNotifier:
         self.pause = pause
         self.lock = threading.Lock()
 
-    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    def send(self, destination: str, payload: Mapping[str, Any], **_: Any) -> Mapping[str, Any]:
         number = int(payload["n"])
         with self.lock:
             self.calls[number] += 1
@@ -64,25 +67,25 @@ class FakeProvisioner:
 
 
 def enqueue(engine: Engine, now: datetime, *entries: Entry, kind: str = "message") -> None:
-    with UnitOfWork(engine) as uow:
+    with SqlStore(engine).unit_of_work() as uow:
         for app_id, destination, number in entries:
             uow.outbox.add(
-                OutboxRow(
+                OutboxEntry(
                     kind=kind,
                     topic="audit" if kind == "message" else "provision",
                     destination=destination,
                     app_id=app_id,
                     payload={"n": number},
                     created_at=now,
-                    next_attempt_at=now,
                 )
             )
         uow.commit()
 
 
-def rows(engine: Engine) -> dict[int, OutboxRow]:
-    with UnitOfWork(engine, write=False) as uow:
-        return {int(r.payload["n"]): r for r in uow.session.exec(select(OutboxRow)).all()}
+def rows(engine: Engine) -> dict[int, Any]:
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(OUTBOX)).mappings().all()
+    return {int(r["payload"]["n"]): SimpleNamespace(**r) for r in found}
 
 
 @pytest.fixture
@@ -93,7 +96,7 @@ def notifier() -> FakeNotifier:
 @pytest.fixture
 def dispatcher(engine: Engine, notifier: FakeNotifier, clock: Clock) -> OutboxDispatcher:
     return OutboxDispatcher(
-        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+        store=SqlStore(engine), notifier=notifier, provisioner=FakeProvisioner(), clock=clock
     )
 
 
@@ -207,7 +210,7 @@ def test_an_unexpected_notifier_error_is_retried_not_lost(
 def test_provisioning_entries_go_to_the_provisioner(engine: Engine, clock: Clock) -> None:
     notifier, provisioner = FakeNotifier(), FakeProvisioner()
     dispatcher = OutboxDispatcher(
-        engine=engine, notifier=notifier, provisioner=provisioner, clock=clock
+        store=SqlStore(engine), notifier=notifier, provisioner=provisioner, clock=clock
     )
     enqueue(engine, clock(), ("A", "provisioner", 7), kind="provision")
     enqueue(engine, clock(), ("A", "CAUDIT", 8))
@@ -217,7 +220,7 @@ def test_provisioning_entries_go_to_the_provisioner(engine: Engine, clock: Clock
 
 
 def pending_left(engine: Engine) -> int:
-    with UnitOfWork(engine, write=False) as uow:
+    with SqlStore(engine).unit_of_work(write=False) as uow:
         return uow.outbox.counts().get("pending", 0)
 
 
@@ -230,7 +233,7 @@ def test_two_dispatchers_at_once_never_deliver_one_entry_twice(
     enqueue(engine, clock(), *entries)
     notifier = FakeNotifier(pause=0.002)
     dispatchers = [
-        OutboxDispatcher(engine=engine, notifier=notifier, provisioner=FakeProvisioner())
+        OutboxDispatcher(store=SqlStore(engine), notifier=notifier, provisioner=FakeProvisioner())
         for _ in range(2)
     ]
     start = threading.Barrier(2)
@@ -264,11 +267,11 @@ def test_a_confirmed_change_reaches_its_channels_once(
     sent: list[tuple[str, Mapping[str, Any]]] = []
 
     class Recorder:
-        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+        def send(self, destination: str, payload: Mapping[str, Any], **_: Any) -> None:
             sent.append((destination, payload))
 
     dispatcher = OutboxDispatcher(
-        engine=engine, notifier=Recorder(), provisioner=provisioner, clock=clock
+        store=SqlStore(engine), notifier=Recorder(), provisioner=provisioner, clock=clock
     )
     wakes: list[int] = []
     service = PlanService(
@@ -282,6 +285,7 @@ def test_a_confirmed_change_reaches_its_channels_once(
     assert dispatcher.deliver_due().delivered == 3
     assert sorted(d for d, _ in sent) == ["CAUDIT", "CTEAM"]
     assert all(p["operation"] == "upgrade" and p["request_id"] == pending.id for _, p in sent)
+    assert {p["kind"] for _, p in sent} == {"change_applied"}
     assert [c["idempotency_key"] for c in provisioner.changes] == [pending.id]
     assert dispatcher.deliver_due().delivered == 0
 
@@ -298,22 +302,30 @@ def test_a_slow_delivery_never_lets_another_dispatcher_send_the_same_entry(
     class Slow:
         """Each send takes 50 s (within the lease), so the batch outlives the lease it got."""
 
-        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+        def send(self, destination: str, payload: Mapping[str, Any], **_: Any) -> None:
             clock.advance(seconds=50)
             if payload["n"] == 1:  # 100 s after the claim, another replica runs a pass
                 other[0].deliver_due()
             sent.append((destination, int(payload["n"])))
 
     class Fast:
-        def send(self, destination: str, payload: Mapping[str, Any]) -> None:
+        def send(self, destination: str, payload: Mapping[str, Any], **_: Any) -> None:
             sent.append((destination, int(payload["n"])))
 
     first = OutboxDispatcher(
-        engine=engine, notifier=Slow(), provisioner=FakeProvisioner(), clock=clock, lease=lease
+        store=SqlStore(engine),
+        notifier=Slow(),
+        provisioner=FakeProvisioner(),
+        clock=clock,
+        lease=lease,
     )
     other.append(
         OutboxDispatcher(
-            engine=engine, notifier=Fast(), provisioner=FakeProvisioner(), clock=clock, lease=lease
+            store=SqlStore(engine),
+            notifier=Fast(),
+            provisioner=FakeProvisioner(),
+            clock=clock,
+            lease=lease,
         )
     )
     first.deliver_due()
@@ -331,7 +343,11 @@ def test_several_senders_keep_each_destination_in_order_and_deliver_all_once(
     ]
     enqueue(engine, clock(), *entries)
     dispatcher = OutboxDispatcher(
-        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock, concurrency=4
+        store=SqlStore(engine),
+        notifier=notifier,
+        provisioner=FakeProvisioner(),
+        clock=clock,
+        concurrency=4,
     )
     report = dispatcher.deliver_due()
     dispatcher.stop()
@@ -348,12 +364,12 @@ def test_a_stopping_dispatcher_gives_back_what_it_has_not_sent(
 ) -> None:
     enqueue(engine, clock(), *[(None, "CAUDIT", n) for n in range(5)])
     dispatcher = OutboxDispatcher(
-        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+        store=SqlStore(engine), notifier=notifier, provisioner=FakeProvisioner(), clock=clock
     )
     sent_first = threading.Event()
     original = notifier.send
 
-    def send_then_stop(destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    def send_then_stop(destination: str, payload: Mapping[str, Any], **_: Any) -> Mapping[str, Any]:
         receipt = original(destination, payload)
         if not sent_first.is_set():
             sent_first.set()
@@ -371,7 +387,7 @@ def test_a_stopping_dispatcher_gives_back_what_it_has_not_sent(
     )
     notifier.send = original  # type: ignore[method-assign]
     again = OutboxDispatcher(
-        engine=engine, notifier=notifier, provisioner=FakeProvisioner(), clock=clock
+        store=SqlStore(engine), notifier=notifier, provisioner=FakeProvisioner(), clock=clock
     )
     assert again.deliver_due().delivered == 4
     assert sorted(n for _, n in notifier.sent) == [0, 1, 2, 3, 4]
@@ -395,23 +411,28 @@ def test_replies_are_queued_and_delivered_in_order_per_url_with_retries(
 ) -> None:
     replier = FakeReplier([DeliveryError("response_url answered 500")])
     dispatcher = OutboxDispatcher(
-        engine=engine,
+        store=SqlStore(engine),
         notifier=FakeNotifier(),
         provisioner=FakeProvisioner(),
         replier=replier,
         clock=clock,
         concurrency=4,
     )
-    service.reply("https://hooks.example/1", {"text": "first"})
-    service.reply("https://hooks.example/2", {"text": "other card"})
-    service.reply("https://hooks.example/1", {"text": "second"})
+    service.reply("https://hooks.example/1", Rendered(message={"text": "first"}))
+    service.reply("https://hooks.example/2", Rendered(message={"text": "other card"}))
+    service.reply("https://hooks.example/1", Rendered(message={"text": "second"}))
     report = dispatcher.deliver_due()
     # the first reply to /1 failed: the second to /1 waits for it; /2 goes on its own
     assert (report.delivered, report.retried) == (1, 1)
-    assert replier.replies == [("https://hooks.example/2", {"text": "other card"})]
+    assert [(url, m["message"]["text"]) for url, m in replier.replies] == [
+        ("https://hooks.example/2", "other card")
+    ]
     clock.advance(seconds=5)
     assert dispatcher.deliver_due().delivered == 2
-    assert [m["text"] for url, m in replier.replies if url.endswith("/1")] == ["first", "second"]
+    assert [m["message"]["text"] for url, m in replier.replies if url.endswith("/1")] == [
+        "first",
+        "second",
+    ]
     dispatcher.stop()
 
 
@@ -419,9 +440,9 @@ def test_a_reply_without_a_replier_is_given_up_not_retried_forever(
     engine: Engine, service: PlanService, clock: Clock
 ) -> None:
     dispatcher = OutboxDispatcher(
-        engine=engine, notifier=FakeNotifier(), provisioner=FakeProvisioner(), clock=clock
+        store=SqlStore(engine), notifier=FakeNotifier(), provisioner=FakeProvisioner(), clock=clock
     )
-    service.reply("https://hooks.example/1", {"text": "card"})
+    service.reply("https://hooks.example/1", Rendered(message={"text": "card"}))
     assert dispatcher.deliver_due().dead == 1
 
 
@@ -441,8 +462,8 @@ def test_a_long_backlog_is_claimed_head_by_head(
     # 300 entries in 30 queues of 10: each pass may take only the head of each queue
     entries: list[Entry] = [(f"A{n % 30}", "CAUDIT", n) for n in range(300)]
     enqueue(engine, clock(), *entries)
-    with UnitOfWork(engine) as uow:
-        heads = uow.outbox.claim_due(clock(), clock() + timedelta(seconds=60), limit=1000)
+    with SqlStore(engine).unit_of_work() as uow:
+        heads = uow.outbox.claim(clock(), clock() + timedelta(seconds=60), limit=1000)
         uow.commit()
     assert sorted(int(r.payload["n"]) for r in heads) == list(range(30))
     report = dispatcher.deliver_due()  # the heads are leased: nothing behind them goes first

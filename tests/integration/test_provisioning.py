@@ -20,11 +20,11 @@ from core import (
     DeliveryError,
     OutboxDispatcher,
     RecordingProvisioner,
+    SqlStore,
     WebhookProvisioner,
     webhook_signature,
 )
-from core.store.tables import OutboxRow
-from core.store.uow import UnitOfWork
+from core.store.ports import OutboxEntry
 from tests.conftest import Clock
 
 SECRET = "webhook-secret"
@@ -174,22 +174,21 @@ class NoMessages:
 def test_the_outbox_retries_the_webhook_until_it_succeeds(
     receiver: Receiver, engine: Engine, clock: Clock
 ) -> None:
-    with UnitOfWork(engine) as uow:
+    with SqlStore(engine).unit_of_work() as uow:
         uow.outbox.add(
-            OutboxRow(
+            OutboxEntry(
                 kind="provision",
                 topic="provision",
                 destination="provisioner",
                 app_id="1400000001",
                 payload=CHANGE,
                 created_at=clock(),
-                next_attempt_at=clock(),
             )
         )
         uow.commit()
     receiver.answers += [(500, {}), (503, {"Retry-After": "20"})]
     dispatcher = OutboxDispatcher(
-        engine=engine,
+        store=SqlStore(engine),
         notifier=NoMessages(),
         provisioner=WebhookProvisioner(receiver.url, SECRET),
         clock=clock,

@@ -11,26 +11,34 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 
 from core import (
     AccessPolicy,
     ApprovalRule,
     BillingMode,
+    CardDecided,
     ChangeRequest,
     CoreConfig,
     Operation,
-    Outcome,
     Plan,
     PlanService,
     Status,
     errors,
-    verify_chain,
+    load_message,
 )
-from core.store.tables import OutboxRow
-from core.store.uow import UnitOfWork
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA, BOB, EVE
+from tests.support.records import (
+    audit_log,
+    chain_report,
+    english,
+    history,
+    outbox,
+    request_state,
+    said,
+    shown,
+    warnings,
+)
 
 HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 DEV, STD, OFF, OLD, SLEEPY = "1400000001", "1400000002", "1400000003", "1400000004", "1400000005"
@@ -58,37 +66,6 @@ def counts(engine: Engine) -> dict[str, int]:
             t: int(connection.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
             for t in tables
         }
-
-
-def audit_log(engine: Engine) -> list[dict[str, Any]]:
-    with UnitOfWork(engine, write=False) as uow:
-        return [row.model_dump() for row in uow.audit.iterate()]
-
-
-def chain_report(engine: Engine) -> Any:
-    with UnitOfWork(engine, write=False) as uow:
-        head = uow.audit.head()
-        records = [row.model_dump() for row in uow.audit.iterate()]
-        return verify_chain(records, head_seq=head.seq, head_hash=head.hash)
-
-
-def outbox(engine: Engine, after_id: int = 0) -> list[dict[str, Any]]:
-    columns = ("id", "kind", "topic", "destination", "payload", "key", "app_id")
-    query = sa.select(*(getattr(OutboxRow, c) for c in columns)).where(col(OutboxRow.id) > after_id)
-    with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(query.order_by(col(OutboxRow.id)))]
-
-
-def history(engine: Engine, app_id: str) -> list[Any]:
-    with UnitOfWork(engine, write=False) as uow:
-        return list(uow.history.for_app(app_id))
-
-
-def request_state(engine: Engine, request_id: str) -> str:
-    with UnitOfWork(engine, write=False) as uow:
-        row = uow.requests.get(request_id)
-        assert row is not None
-        return row.state
 
 
 # --- every operation, the whole way ----------------------------------------------------------
@@ -182,8 +159,9 @@ def test_preview_request_confirm(
     preview = service.preview(case.change, actor=ADA, channel_id="CTEAM")
     assert counts(engine) == untouched  # a preview writes nothing
     assert preview.operation is op
-    assert case.shown in [(c.label, c.before, c.after) for c in preview.changes]
-    assert case.warning in " ".join(preview.warnings)
+    words = english(service.config)
+    assert case.shown in shown(preview.changes, words)
+    assert case.warning in warnings(preview, words)
     assert preview.danger is (op in (Operation.DISABLE, Operation.MIGRATE))
     if case.delta is not None:
         assert preview.cost is not None and preview.cost.delta == case.delta
@@ -259,11 +237,11 @@ def refusals(engine: Engine, request_id: str) -> list[dict[str, Any]]:
 
 def test_a_stored_request_can_be_read_back(service: PlanService) -> None:
     request_id = upgrade_dev(service)
-    stored = service.pending(request_id)
+    stored = service.queries.request(request_id)
     assert stored is not None
     assert (stored.state, stored.operation, stored.app_id) == ("pending", "upgrade", DEV)
-    assert stored.params["plan"] == "premium" and stored.actor_id == ADA.user_id
-    assert service.pending("no-such-request") is None
+    assert stored.change.plan == "premium" and stored.requester.user_id == ADA.user_id
+    assert service.queries.request("no-such-request") is None
 
 
 def test_confirm_twice_is_already_done_and_audited_once(
@@ -291,20 +269,17 @@ def test_the_answer_to_a_confirmation_is_queued_with_the_change(
     request_id = service.request(change, actor=ADA, channel_id="CTEAM").id
     url = "https://hooks.slack.test/actions/T1/1/abc"
 
-    def draw(outcome: Outcome) -> dict[str, Any]:
-        return {"text": f"{outcome.state}: {outcome.app_name}", "replace_original": True}
-
     before = max((e["id"] for e in outbox(engine)), default=0)
     with pytest.raises(errors.NotYourRequest):  # refused: nothing queued for the URL
-        service.confirm(request_id, actor=BOB, reply=(url, draw))
+        service.confirm(request_id, actor=BOB, reply_url=url)
     assert [e for e in outbox(engine, before) if e["kind"] == "reply"] == []
-    outcome = service.confirm(request_id, actor=ADA, reply=(url, draw))
+    outcome = service.confirm(request_id, actor=ADA, reply_url=url)
     replies = [e for e in outbox(engine, before) if e["kind"] == "reply"]
-    assert [r["payload"] for r in replies] == [
-        {"url": url, "message": {"text": f"applied: {outcome.app_name}", "replace_original": True}}
-    ]
+    assert [r["payload"]["url"] for r in replies] == [url]
+    card = load_message(replies[0]["payload"]["message"])
+    assert isinstance(card, CardDecided) and card.outcome == outcome  # the facts, not Block Kit
     with pytest.raises(errors.RequestAlreadyDecided):  # a second click: the first answer stands
-        service.confirm(request_id, actor=ADA, reply=(url, draw))
+        service.confirm(request_id, actor=ADA, reply_url=url)
     assert len([e for e in outbox(engine, before) if e["kind"] == "reply"]) == 1
 
 
@@ -375,10 +350,10 @@ def test_an_unknown_request_id_is_refused_and_audited(service: PlanService, engi
 def test_cancel_withdraws_the_request(service: PlanService, engine: Engine) -> None:
     request_id = upgrade_dev(service)
     with pytest.raises(errors.NotYourRequest):
-        service.cancel(request_id, actor=BOB)
-    outcome = service.cancel(request_id, actor=ADA)
+        service.withdraw(request_id, actor=BOB)
+    outcome = service.withdraw(request_id, actor=ADA)
     assert outcome.state == "cancelled"
-    assert "nothing was changed" in outcome.message
+    assert "nothing was changed" in said(outcome, english(service.config))
     with pytest.raises(errors.RequestAlreadyDecided) as refused:
         service.confirm(request_id, actor=ADA)
     assert "cancelled" in refused.value.message
@@ -444,7 +419,7 @@ def test_peer_approval_needs_someone_else(peer_service: PlanService, engine: Eng
     assert peer_service.status(STD, actor=ADA).app.status is Status.ACTIVE
 
     outcome = peer_service.approve(pending.id, actor=BOB)
-    assert outcome.state == "applied" and outcome.approvals == (BOB.label,)
+    assert outcome.state == "applied" and [a.label for a in outcome.approvals] == [BOB.label]
     assert peer_service.status(STD, actor=ADA).app.status is Status.DISABLED
     with pytest.raises(errors.RequestAlreadyDecided):
         peer_service.approve(pending.id, actor=BOB)
@@ -458,7 +433,7 @@ def test_peer_approval_needs_someone_else(peer_service: PlanService, engine: Eng
 def test_a_peer_can_reject(peer_service: PlanService, engine: Engine) -> None:
     pending = peer_service.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer_service.reject(pending.id, actor=BOB)
-    assert outcome.state == "rejected" and "Bob" in outcome.message
+    assert outcome.state == "rejected" and "Bob" in said(outcome, english(peer_service.config))
     with pytest.raises(errors.RequestAlreadyDecided) as refused:
         peer_service.approve(pending.id, actor=BOB)
     assert "rejected" in refused.value.message
@@ -499,8 +474,48 @@ def test_a_months_statement_from_the_history(
     assert bill.total == 5 * Decimal("13.30") + 11 * Decimal("23.30") == Decimal("322.80")
     assert not bill.projected and bill.bill_window[0].isoformat() == "2026-12-01"
     assert app.status is Status.DISABLED
+    assert [(r.first.day, r.last.day, r.label, r.amount) for r in bill.runs] == [
+        (1, 4, "developer", Decimal(0)),
+        (5, 9, "standard", Decimal("66.50")),
+        (10, 20, "premium", Decimal("256.30")),
+        (21, 30, "premium (disabled)", Decimal(0)),
+    ]
     _, october = service.statement(DEV, actor=ADA, year=2026, month=10)
-    assert october.days == ()  # it did not exist yet
+    assert october.days == () and october.before_app  # it did not exist yet
+    assert october.created_on is not None and october.created_on.isoformat() == "2026-11-01"
+
+
+def test_a_preview_costs_what_the_bill_then_says_and_a_full_month_its_price(
+    service: PlanService, clock: Clock
+) -> None:
+    _, october = service.statement(STD, actor=ADA, year=2026, month=10)
+    assert october.total == Decimal("399.00")  # 31 days of 399/31, rounded once
+    clock.set(utc(2026, 12, 10, 4))  # noon on 10 December in the billing zone
+    change = ChangeRequest(
+        Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM, addons={"history_retention": "90d"}
+    )
+    pending = service.request(change, actor=ADA)
+    service.confirm(pending.id, actor=ADA)
+    clock.set(utc(2027, 1, 2, 4))
+    _, december = service.statement(STD, actor=ADA, year=2026, month=12)
+    assert [(r.first.day, r.last.day, r.label, r.addons) for r in december.runs] == [
+        (1, 9, "standard", ()),
+        (10, 31, "premium", ("Message history retention: 90d",)),
+    ]
+    # (399 x 9 + 798 x 22) / 31 = 682.1612...: 115.84 + 566.32, the cent to the larger remainder
+    assert [r.amount for r in december.runs] == [Decimal("115.84"), Decimal("566.32")]
+    assert december.total == Decimal("682.16")
+    cost = pending.preview.cost
+    assert (cost.before_month_total, cost.after_month_total) == (Decimal("399.00"), december.total)
+    assert cost.delta == Decimal("283.16")
+
+
+def test_a_bill_for_a_month_that_cannot_have_one_is_refused(service: PlanService) -> None:
+    for year, month in [(9999, 12), (2027, 12), (2026, 13), (1969, 1)]:
+        with pytest.raises(errors.InvalidBillMonth):
+            service.statement(STD, actor=ADA, year=year, month=month)
+    _, ahead = service.statement(STD, actor=ADA, year=2027, month=11)  # a year ahead: not yet
+    assert ahead.not_started and ahead.total == Decimal("399.00")
 
 
 def test_the_current_months_statement_projects_to_the_months_end(
@@ -518,12 +533,12 @@ def test_status_shows_the_months_configuration_change(service: PlanService, cloc
     before = service.status(STD, actor=ADA)
     assert not before.config_change_used and before.next_config_change is None
     assert before.monthly_price == Decimal(399)
-    apply(service, ChangeRequest(Operation.CONFIGURE, app=STD, addons={"mau_pack": "50k"}))
+    apply(service, ChangeRequest(Operation.CONFIGURE, app=STD, addons={"group_members": "6000"}))
     after = service.status(STD, actor=ADA)
     assert after.config_change_used
     assert after.next_config_change == datetime(2026, 12, 1, tzinfo=SHANGHAI)
-    assert after.monthly_price == Decimal(399 + 150)
-    assert "Extra monthly active users: 50k" in after.config_text
+    assert after.monthly_price == Decimal(399 + 199)
+    assert "Members per group: 6000" in after.config_text
     with pytest.raises(errors.ConfigChangeLimitReached) as refused:
         service.preview(ChangeRequest(Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM), actor=ADA)
     assert "2026-12-01" in refused.value.message
@@ -602,13 +617,8 @@ def test_a_recording_provisioner_leaves_nothing_to_deliver(
         ChangeRequest(Operation.UPGRADE, app=DEV, plan=Plan.PREMIUM), actor=ADA
     )
     recorded.confirm(pending.id, actor=ADA)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(OutboxRow.kind, OutboxRow.status, OutboxRow.payload).where(
-                OutboxRow.app_id == DEV
-            )
-        ).all()
-    provision = [r for r in rows if r.kind == "provision"]
-    assert len(provision) == 1 and provision[0].status == "delivered"
-    assert provision[0].payload["idempotency_key"] == pending.id
-    assert all(r.status == "pending" for r in rows if r.kind == "message")
+    rows = [e for e in outbox(engine) if e["app_id"] == DEV]
+    provision = [r for r in rows if r["kind"] == "provision"]
+    assert len(provision) == 1 and provision[0]["status"] == "delivered"
+    assert provision[0]["payload"]["idempotency_key"] == pending.id
+    assert all(r["status"] == "pending" for r in rows if r["kind"] == "message")

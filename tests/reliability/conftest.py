@@ -33,14 +33,15 @@ import sqlalchemy as sa
 
 from core import (
     Actor,
-    UnitOfWork,
-    import_apps,
+    SqlStore,
     load_catalog,
     make_engine,
     normalize_url,
     upgrade_schema,
     utcnow,
 )
+from core.importer import Imports
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
@@ -50,7 +51,6 @@ from tests.e2e.conftest import (
     free_port,
     planbot_env,
 )
-from tests.support.fake_slack import FakeSlack
 from tests.support.postgres import scratch_databases
 
 #: figures per test, printed at the end of the session
@@ -193,17 +193,13 @@ def import_csv(database_url: str, text: str) -> int:
     engine = make_engine(database_url)
     try:
         upgrade_schema(engine)
-        with UnitOfWork(engine) as uow:
-            result = import_apps(
-                uow,
-                text,
-                catalog=load_catalog(),
-                tz=ZoneInfo("Asia/Shanghai"),
-                actor=Actor("cli", "planbot CLI"),
-                now=utcnow(),
-            )
-            uow.commit()
-        return result.imported
+        imports = Imports(
+            store=SqlStore(engine),
+            catalog=load_catalog(),
+            tz=ZoneInfo("Asia/Shanghai"),
+            clock=utcnow,
+        )
+        return imports.from_csv(text, actor=Actor("cli", "planbot CLI")).imported
     finally:
         engine.dispose()
 
@@ -324,7 +320,7 @@ def consistency_problems(database_url: str) -> list[str]:
         if r.kind == "provision":
             key = str(payload.get("idempotency_key"))
             provisions[key] = provisions.get(key, 0) + 1
-        elif payload.get("type") == "change" and payload.get("request_id"):
+        elif payload.get("kind") == "change_applied" and payload.get("request_id"):
             messages.setdefault(payload["request_id"], set()).add(r.destination)
     owners = {
         r.app_id: r.owner_channel

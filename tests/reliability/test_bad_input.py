@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes.signing import signed_headers, slash_command_body
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import ADMIN, SECRET, TEAM, Served, card_text, start_planbot, stop_planbot
 from tests.reliability.conftest import app_snapshot, record
-from tests.support.fake_slack import FakeSlack
-from tests.support.signing import signed_headers, slash_command_body
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     AUDIT,
     PLANBOT,
@@ -44,7 +45,6 @@ from tests.reliability.conftest import (
     stop_all,
     wait_outbox_drained,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 

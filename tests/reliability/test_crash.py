@@ -36,6 +36,7 @@ import httpx
 import pytest
 
 from bot.worker import SENDERS
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import Served, child_pids, seed_csv
 from tests.reliability.conftest import (
     audit_seq,
@@ -50,7 +51,6 @@ from tests.reliability.conftest import (
     stop_all,
     wait_outbox_drained,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes.signing import block_action_body, signed_headers, slash_command_body
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import ADMIN, SECRET, TEAM, Served, card_text, start_planbot, stop_planbot
 from tests.reliability.conftest import query, record
-from tests.support.fake_slack import FakeSlack
-from tests.support.signing import block_action_body, signed_headers, slash_command_body
 
 pytestmark = [pytest.mark.e2e]
 

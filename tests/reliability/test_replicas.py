@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import AUDIT, TEAM, Served, card_text, start_planbot
 from tests.reliability.conftest import (
     applied_events,
@@ -29,7 +30,6 @@ from tests.reliability.conftest import (
     stop_all,
     wait_outbox_drained,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import card_text, start_planbot
 from tests.reliability.conftest import consistency_problems, query, record
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ from functools import partial
 import httpx
 import pytest
 
+from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     AUDIT,
     TEAM,
@@ -34,7 +35,6 @@ from tests.reliability.conftest import (
     record,
     wait_outbox_drained,
 )
-from tests.support.fake_slack import FakeSlack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

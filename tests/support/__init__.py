@@ -1,13 +1,5 @@
-"""Test support: a fake Slack Web API on loopback and signed Slack request builders."""
+"""Test support: the store in memory, records read for assertions, waiting, CSV builders, and
+the provider's APIs on loopback (`fake_tencent`: TC3 signatures and UserSigs verified).
 
-from tests.support.fake_slack import Call, FakeSlack
-from tests.support.signing import block_action_body, sign, signed_headers, slash_command_body
-
-__all__ = [
-    "Call",
-    "FakeSlack",
-    "block_action_body",
-    "sign",
-    "signed_headers",
-    "slash_command_body",
-]
+The fake Slack and the request signing live in `fakes/`, shared with the benchmark.
+"""

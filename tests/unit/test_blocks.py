@@ -11,22 +11,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
+from bot.words import Words
 from core import (
     Actor,
     AppPage,
     ApprovalRule,
     AppState,
     BillingMode,
+    ChangeRequest,
+    CostImpact,
+    Field,
     FieldChange,
+    Notice,
+    NoticeCode,
     Operation,
     Outcome,
     PendingRequest,
     PermissionDenied,
     Plan,
     Preview,
+    Request,
     Status,
+    load_catalog,
 )
-from core.money import DayCharge, Statement
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 26, 3, tzinfo=UTC)
@@ -65,28 +72,45 @@ def assert_within_limits(message: dict[str, Any]) -> None:
                 assert len(element["text"]["text"]) <= 75
 
 
+WORDS = Words(load_catalog(), TZ)
+COST = CostImpact(
+    year=2026,
+    month=11,
+    currency="USD",
+    before_month_total=Decimal("0.00"),
+    after_month_total=Decimal("116.50"),
+    monthly_before=Decimal(0),
+    monthly_after=Decimal(699),
+    billed_from=NOW.date().replace(month=12, day=1),
+    billed_to=NOW.date().replace(month=12, day=3),
+)
+PLAN_CHANGE = FieldChange(field=Field.PLAN, before="developer", after="premium")
+
+
 def pending(name: str, op: Operation = Operation.UPGRADE, *, peer: bool = False) -> PendingRequest:
-    preview = Preview(
+    shown = Preview(
         operation=op,
         app_id="1400000001",
         app_name=name,
-        summary=f"Upgrade {name} (1400000001) from developer to premium",
-        changes=(FieldChange("Plan", "developer", "premium"),),
-        cost=None,
-        cost_text="+$116.50 for the rest of 2026-11",
-        warnings=("Takes effect at once and can't be undone.",),
-        irreversible=op is Operation.UPGRADE,
-        danger=op in (Operation.DISABLE, Operation.MIGRATE),
+        plan_before=Plan.DEVELOPER,
+        plan_after=Plan.PREMIUM,
+        changes=(PLAN_CHANGE,),
+        cost=COST,
+        notices=(Notice(code=NoticeCode.IRREVERSIBLE_UPGRADE),),
     )
-    return PendingRequest(
+    request = Request(
         id="req123",
-        preview=preview,
+        change=ChangeRequest(op, app="1400000001", plan=Plan.PREMIUM),
         requester=Actor("U1", "ada"),
+        app_id="1400000001",
+        app_name=name,
+        app_version=1,
+        channel_id="C1",
         created_at=NOW,
         expires_at=NOW + timedelta(minutes=15),
-        approval=ApprovalRule("peer" if peer else "self"),
-        channel_id="C1",
+        approvals_needed=1 if peer else 0,
     )
+    return PendingRequest(request, shown, ApprovalRule("peer" if peer else "self"))
 
 
 def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -96,7 +120,7 @@ def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_preview_card_has_confirm_and_cancel_carrying_only_the_request_id() -> None:
-    card = blocks.preview_card(pending("demo"), TZ)
+    card = blocks.preview_card(pending("demo"), WORDS)
     confirm, cancel = buttons(card)
     assert (confirm["action_id"], confirm["value"]) == ("plan_confirm", "req123")
     assert (cancel["action_id"], cancel["value"]) == ("plan_cancel", "req123")
@@ -108,13 +132,13 @@ def test_preview_card_has_confirm_and_cancel_carrying_only_the_request_id() -> N
 
 def test_danger_operations_get_a_danger_button_with_a_confirm_dialog() -> None:
     for op in (Operation.DISABLE, Operation.MIGRATE):
-        confirm = buttons(blocks.preview_card(pending("demo", op), TZ))[0]
+        confirm = buttons(blocks.preview_card(pending("demo", op), WORDS))[0]
         assert confirm["style"] == "danger"
         assert confirm["confirm"]["confirm"]["text"] and confirm["confirm"]["deny"]["text"]
 
 
 def test_a_peer_request_offers_no_confirm_to_the_requester() -> None:
-    card = blocks.preview_card(pending("demo", peer=True), TZ)
+    card = blocks.preview_card(pending("demo", peer=True), WORDS)
     assert [b["action_id"] for b in buttons(card)] == ["plan_cancel"]
     assert "approval" in "\n".join(walk_texts(card))
 
@@ -122,7 +146,7 @@ def test_a_peer_request_offers_no_confirm_to_the_requester() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=400))
 def test_any_app_name_stays_escaped_and_within_limits(name: str) -> None:
-    card = blocks.preview_card(pending(name), TZ)
+    card = blocks.preview_card(pending(name), WORDS)
     assert_within_limits(card)
     mrkdwn = [t for b in card["blocks"] if b["type"] != "header" for t in walk_texts(b)] + [
         card["text"]
@@ -145,12 +169,11 @@ def test_outcome_card_replaces_the_original() -> None:
         operation=Operation.UPGRADE,
         app_id="1",
         app_name="<!here>",
-        message="<!here> (1) upgraded.",
         actor=Actor("U1", "ada"),
-        changes=(FieldChange("Plan", "developer", "premium"),),
-        cost_text="+$1.00",
+        changes=(PLAN_CHANGE,),
+        cost=COST,
     )
-    card = blocks.outcome_card(outcome, TZ, NOW)
+    card = blocks.outcome_card(outcome, WORDS, NOW)
     assert card["replace_original"] is True
     assert "<!here>" not in str(card)
 
@@ -171,31 +194,3 @@ def test_list_of_a_full_page_stays_within_fifty_blocks() -> None:
     assert_within_limits(message)
     assert "page 1 of 2500" in "\n".join(walk_texts(message))
     assert "page=2" in "\n".join(walk_texts(message))
-
-
-def test_bill_shows_every_day_and_the_total() -> None:
-    days = tuple(
-        DayCharge(
-            day=(NOW + timedelta(days=i)).date(),
-            label="premium",
-            rate=Decimal(699) / 30,
-            amount=Decimal("23.30"),
-            projected=i > 0,
-        )
-        for i in range(5)
-    )
-    app = AppState(
-        app_id="1",
-        name="demo",
-        plan=Plan.PREMIUM,
-        billing_mode=BillingMode.CURRENT,
-        status=Status.ACTIVE,
-        created_at=NOW,
-    )
-    message = blocks.bill_message(app, Statement(2026, 11, "USD", days))
-    text = "\n".join(walk_texts(message))
-    table = message["blocks"][1]["text"]["text"]
-    assert table.count("$23.30") == 5 and table.count("(projected)") == 4
-    assert "Total for 2026-11: $116.50" in text
-    assert "$23.30" in text and "projected" in text
-    assert_within_limits(message)

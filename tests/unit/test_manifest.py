@@ -33,14 +33,14 @@ def manifest_list(key: str) -> list[str]:
 
 def test_slash_commands_match_the_registered_ones() -> None:
     in_manifest = set(re.findall(r"-\s*command:\s*(/\S+)", MANIFEST))
-    source = "\n".join(p.read_text() for p in (ROOT / "bot").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
     registered = set(re.findall(r"\.command\(\"(/[a-z-]+)\"\)", source))
     assert registered == {"/plan"}
     assert in_manifest == registered
 
 
 def test_bot_scopes_are_exactly_the_ones_the_code_uses() -> None:
-    source = "\n".join(p.read_text() for p in (ROOT / "bot").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
     called = set(
         re.findall(r"client\.((?:chat|users|usergroups|conversations|auth)_\w+)\(", source)
     )

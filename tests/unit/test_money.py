@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +18,7 @@ from core.domain import BillingMode, Plan, Status
 from core.money import (
     Catalog,
     RateSegment,
+    bill_month,
     billing_window,
     cents,
     cost_impact,
@@ -34,6 +37,7 @@ def seg(
     status: Status = Status.ACTIVE,
     mode: BillingMode = BillingMode.CURRENT,
     monthly: Decimal | None = None,
+    config: tuple[tuple[str, str], ...] = (),
 ) -> RateSegment:
     return RateSegment(
         start=start,
@@ -41,6 +45,7 @@ def seg(
         status=status,
         billing_mode=mode,
         monthly=PRICES[plan] if monthly is None else monthly,
+        config=config,
     )
 
 
@@ -69,7 +74,8 @@ def test_default_addon_prices(catalog: Catalog) -> None:
         "3000": Decimal(99),
         "6000": Decimal(199),
     }
-    assert options["mau_pack"]["100k"] == Decimal(280)
+    # the provider has no "MAU pack": it bills extra monthly active users after the month
+    assert set(options) == {"history_retention", "group_members"}
     assert all(
         a.default in a.options and a.options[a.default] == 0 for a in catalog.addons.values()
     )
@@ -202,9 +208,122 @@ def test_a_day_in_february_of_a_leap_year_costs_a_29th() -> None:
     )
     assert len(bill.days) == 29
     assert all(d.rate == Decimal(399) / 29 for d in bill.days)
-    assert bill.days[0].amount == Decimal("13.76")
-    assert bill.total == 29 * Decimal("13.76")
+    # 399/29 = 13.7586...: rounding each day would make 29 x 13.76 = 399.04; the month is 399.00,
+    # shared out as 25 days of 13.76 and 4 of 13.75.
+    assert bill.total == Decimal("399.00")
+    assert sorted({d.amount for d in bill.days}) == [Decimal("13.75"), Decimal("13.76")]
+    assert sum(d.amount for d in bill.days) == bill.total
     assert not bill.projected
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "plan", "monthly"),
+    [
+        (2027, 3, Plan.PREMIUM, Decimal(699)),  # 699/31 a day, each rounded: $699.05
+        (2026, 10, Plan.STANDARD, Decimal(399)),  # 399/31 a day, each rounded: $398.97
+        (2028, 2, Plan.PREMIUM, Decimal(699 + 99 + 199)),  # with add-ons, in 29 days
+        (2027, 2, Plan.STANDARD, Decimal("997.5")),
+    ],
+)
+def test_a_plan_held_all_month_costs_exactly_its_monthly_price(
+    year: int, month: int, plan: Plan, monthly: Decimal
+) -> None:
+    history = [seg(local(2025, 1, 1), plan, monthly=monthly)]
+    bill = statement(history, year=year, month=month, tz=SHANGHAI, now=local(2029, 1, 1))
+    assert bill.total == monthly
+    assert [(r.first.day, r.days, r.amount) for r in bill.runs] == [
+        (1, calendar.monthrange(year, month)[1], monthly)
+    ]
+
+
+def test_consecutive_days_charged_alike_are_one_line_and_the_lines_add_up() -> None:
+    # Standard until 15 October (noon), premium with 90-day retention from then; today is the 20th.
+    history = [
+        seg(local(2026, 1, 1), Plan.STANDARD),
+        seg(
+            local(2026, 10, 15, 12),
+            Plan.PREMIUM,
+            monthly=Decimal(699 + 99),
+            config=(("group_members", "plan"), ("history_retention", "90d")),
+        ),
+    ]
+    catalog = load_catalog()
+    bill = statement(
+        history, year=2026, month=10, tz=SHANGHAI, now=local(2026, 10, 20, 9), catalog=catalog
+    )
+    lines = [(r.first.day, r.last.day, r.days, r.label, r.addons, r.projected) for r in bill.runs]
+    assert lines == [
+        (1, 14, 14, "standard", (), False),
+        (15, 20, 6, "premium", ("Message history retention: 90d",), False),
+        (21, 31, 11, "premium", ("Message history retention: 90d",), True),
+    ]
+    # exact: 399x14/31 + 798x17/31 = 617.806...: rounded once to 617.81; the floors (180.19,
+    # 154.45, 283.16) leave one cent, which goes to the largest remainder (180.1935...).
+    assert [r.amount for r in bill.runs] == [
+        Decimal("180.20"),
+        Decimal("154.45"),
+        Decimal("283.16"),
+    ]
+    assert bill.total == Decimal("617.81") == sum(r.amount for r in bill.runs)
+    assert bill.to_date == Decimal("334.65")
+    assert sum(d.amount for d in bill.days) == bill.total
+
+
+def test_add_ons_are_named_only_when_charged() -> None:
+    config = (("history_retention", "365d"),)
+    history = [
+        seg(local(2026, 1, 1), Plan.STANDARD, monthly=Decimal(399 + 299), config=config),
+        seg(local(2026, 11, 10, 8), Plan.STANDARD, Status.DISABLED, config=config),
+    ]
+    bill = statement(
+        history, year=2026, month=11, tz=SHANGHAI, now=local(2026, 12, 2), catalog=load_catalog()
+    )
+    assert [(r.label, r.addons) for r in bill.runs] == [
+        ("standard", ("Message history retention: 365d",)),
+        ("standard (disabled)", ()),
+    ]
+    # without a catalog the lines carry no add-on names; the amounts are the same
+    plain = statement(history, year=2026, month=11, tz=SHANGHAI, now=local(2026, 12, 2))
+    assert {r.addons for r in plain.runs} == {()}
+    assert plain.total == bill.total == Decimal("232.67")  # 698 x 10/30 = 232.666...
+
+
+def test_a_month_before_the_app_or_still_to_come_is_marked() -> None:
+    history = [seg(local(2026, 11, 21, 15), Plan.STANDARD)]
+    before = statement(
+        [], year=2026, month=10, tz=SHANGHAI, now=local(2026, 12, 2), created=local(2026, 11, 21)
+    )
+    assert before.before_app and not before.not_started and before.runs == ()
+    first = statement(
+        history,
+        year=2026,
+        month=11,
+        tz=SHANGHAI,
+        now=local(2026, 12, 2),
+        created=local(2026, 11, 21, 15),
+    )
+    assert not first.before_app and first.created_on == date(2026, 11, 21)
+    later = statement(history, year=2027, month=1, tz=SHANGHAI, now=local(2026, 12, 2))
+    assert later.not_started and not later.before_app
+    assert later.total == Decimal("399.00") and all(r.projected for r in later.runs)
+
+
+def test_a_bill_month_is_refused_when_no_bill_can_exist() -> None:
+    now = local(2026, 11, 5)
+    assert bill_month(None, None, now=now, tz=SHANGHAI) == (2026, 11)
+    assert bill_month(2020, 1, now=now, tz=SHANGHAI) == (2020, 1)  # before the app: not refused
+    assert bill_month(2027, 11, now=now, tz=SHANGHAI) == (2027, 11)  # a year ahead
+    for year, month, reason in [
+        (9999, 12, "more than 12 months ahead (2027-11 at the latest)"),
+        (2027, 12, "more than 12 months ahead"),
+        (2026, 13, "a month is 01 to 12"),
+        (2026, 0, "a month is 01 to 12"),
+        (1969, 12, "bills start in 1970"),
+    ]:
+        with pytest.raises(errors.InvalidBillMonth) as refused:
+            bill_month(year, month, now=now, tz=SHANGHAI)
+        assert f"There is no bill for {year:04d}-{month:02d}: " in refused.value.message
+        assert reason in refused.value.message
 
 
 def test_the_day_boundary_is_midnight_in_the_billing_zone() -> None:
@@ -317,14 +436,30 @@ def test_cost_of_a_disable_saves_the_days_after_today() -> None:
     now = local(2026, 11, 10, 12)
     history = [seg(local(2026, 10, 1), Plan.STANDARD)]
     impact = cost_impact(history, seg(now, Plan.STANDARD, Status.DISABLED), tz=SHANGHAI, now=now)
-    assert impact.delta == -20 * Decimal("13.30")
+    assert impact.before_month_total == Decimal("399.00")
+    assert impact.after_month_total == Decimal("133.00")  # 399 x 10/30, exactly
+    assert impact.delta == Decimal("-266.00")
     assert impact.monthly_after == 0
+
+
+def test_the_preview_of_an_upgrade_is_what_the_bill_then_says() -> None:
+    # Upgraded on 5 March from standard (rounding each day would make 27 x 9.68 = 261.36).
+    now = local(2027, 3, 5, 10)
+    history = [seg(local(2027, 1, 1), Plan.STANDARD)]
+    change = seg(now, Plan.PREMIUM)
+    impact = cost_impact(history, change, tz=SHANGHAI, now=now)
+    after = statement([*history, change], year=2027, month=3, tz=SHANGHAI, now=local(2027, 4, 1))
+    assert impact.before_month_total == Decimal("399.00")
+    assert impact.after_month_total == after.total == Decimal("660.29")  # (4x399 + 27x699)/31
+    assert impact.delta == Decimal("261.29")
 
 
 # --- properties ------------------------------------------------------------------------------
 
 MONTHS = st.tuples(st.integers(2024, 2030), st.integers(1, 12))
 MONTHLY = st.sampled_from([Decimal(0), Decimal(399), Decimal(699), Decimal(798), Decimal("997.5")])
+#: billing zones on both sides of UTC, one with a half hour, one with daylight saving time
+ZONES = [SHANGHAI, ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]
 SEGMENT_KIND = st.tuples(
     st.sampled_from(list(Plan)),
     st.sampled_from(list(Status)),
@@ -349,55 +484,110 @@ def histories(draw: st.DrawFn) -> tuple[int, int, list[RateSegment]]:
     return year, month, segments
 
 
-def oracle_days(segments: list[RateSegment], year: int, month: int) -> dict[date, Decimal]:
-    """Each day's rate: the highest of the segments in force at any moment of it."""
+def oracle_days(segments: list[RateSegment], year: int, month: int) -> dict[date, Fraction]:
+    """Each day's exact cost: the highest monthly charge in force at any moment of it, over the
+    days of the month (a fraction: no rounding at all)."""
     days_in_month = calendar.monthrange(year, month)[1]
-    rates: dict[date, Decimal] = {}
+    costs: dict[date, Fraction] = {}
     for day in range(1, days_in_month + 1):
         start = datetime(year, month, day, tzinfo=SHANGHAI)
         end = start + timedelta(days=1)
         in_force = [
-            s.daily_rate(days_in_month)
+            Fraction(s.monthly if s.billable else 0)
             for i, s in enumerate(segments)
             if s.start < end and (i + 1 == len(segments) or segments[i + 1].start > start)
         ]
         if in_force:
-            rates[start.date()] = max(in_force)
-    return rates
+            costs[start.date()] = max(in_force) / days_in_month
+    return costs
 
 
-@settings(max_examples=200, deadline=None)
+def cents_of(exact: Fraction) -> Decimal:
+    """Half-up to the cent, by integer arithmetic (independent of the code under test)."""
+    hundredths = exact * 100
+    whole, rest = divmod(hundredths.numerator, hundredths.denominator)
+    return Decimal(whole + (1 if 2 * rest >= hundredths.denominator else 0)) / 100
+
+
+@settings(max_examples=300, deadline=None)
 @given(histories(), st.integers(0, 60 * 24))
-def test_a_statement_is_the_sum_of_its_days_each_at_the_highest_rate_in_force(
+def test_a_statement_is_its_exact_days_rounded_once_and_its_lines_add_up_to_it(
     history: tuple[int, int, list[RateSegment]], hours_into_month: int
 ) -> None:
     year, month, segments = history
     now = datetime(year, month, 1, tzinfo=SHANGHAI) + timedelta(hours=hours_into_month)
+    today = now.date()
     bill = statement(segments, year=year, month=month, tz=SHANGHAI, now=now)
-    expected = oracle_days(segments, year, month)
-    assert {d.day: d.rate for d in bill.days} == expected
-    assert [d.day for d in bill.days] == sorted(expected)  # in order, each day once
-    assert bill.total == sum((cents(r) for r in expected.values()), Decimal(0))
-    assert bill.total == sum((d.amount for d in bill.days), Decimal(0))
-    assert bill.to_date + sum(d.amount for d in bill.days if d.projected) == bill.total
-    assert all(d.amount == cents(d.rate) for d in bill.days)
-    assert all(d.rate >= 0 for d in bill.days)
+    exact = oracle_days(segments, year, month)
+    days_in_month = calendar.monthrange(year, month)[1]
+    # each day once, in order, at the highest rate in force at any moment of it
+    assert [d.day for d in bill.days] == sorted(exact)
+    assert all(abs(Fraction(d.rate) - exact[d.day]) < Fraction(1, 10**20) for d in bill.days)
+    # the total is the exact sum rounded once; lines and days add up to it exactly
+    assert bill.total == cents_of(sum(exact.values(), Fraction(0)))
+    assert sum(r.amount for r in bill.runs) == bill.total
+    assert sum(d.amount for d in bill.days) == bill.total
+    assert bill.to_date == sum((r.amount for r in bill.runs if not r.projected), Decimal(0))
+    assert all(r.amount >= 0 and r.amount == cents(r.amount) for r in bill.runs)
+    for run in bill.runs:
+        # a line is within a cent of its exact amount (largest remainder gives floor or ceil)
+        share = sum(
+            (exact[d.day] for d in bill.days if run.first <= d.day <= run.last), Fraction(0)
+        )
+        assert abs(Fraction(run.amount) - share) < Fraction(1, 100)
+        # all charged (today included) or all projected
+        assert run.projected == (run.first > today) and (run.projected or run.last <= today)
+    for earlier, later in zip(bill.runs, bill.runs[1:], strict=False):
+        assert earlier.last < later.first
+        alike = (earlier.label, earlier.rate, earlier.projected) == (
+            later.label,
+            later.rate,
+            later.projected,
+        )
+        assert not (alike and earlier.last + timedelta(days=1) == later.first)  # one line a run
+    if len(bill.days) == days_in_month and len({d.rate for d in bill.days}) == 1:
+        assert bill.total == cents(bill.days[0].rate * days_in_month)  # a whole month: the price
 
 
-@settings(max_examples=200, deadline=None)
-@given(histories(), SEGMENT_KIND, st.integers(0, 27 * 24 * 60))
-def test_cost_impact_delta_is_the_bill_with_the_change_minus_the_bill_without(
+MONTHLY_PRICES = st.decimals(
+    min_value=0, max_value=100_000, places=2, allow_nan=False, allow_infinity=False
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MONTHS, MONTHLY_PRICES, st.sampled_from([Plan.STANDARD, Plan.PREMIUM]), st.integers(0, 45))
+def test_any_price_held_all_month_costs_exactly_that_price(
+    month: tuple[int, int], monthly: Decimal, plan: Plan, days_into_month: int
+) -> None:
+    year, number = month
+    history = [
+        seg(datetime(year, number, 1, tzinfo=SHANGHAI) - timedelta(days=1), plan, monthly=monthly)
+    ]
+    now = datetime(year, number, 1, 12, tzinfo=SHANGHAI) + timedelta(days=days_into_month)
+    bill = statement(history, year=year, month=number, tz=SHANGHAI, now=now)
+    assert bill.total == monthly
+    assert sum(r.amount for r in bill.runs) == monthly
+    assert len(bill.runs) == (2 if bill.projected else 1)  # charged so far, and the rest
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), SEGMENT_KIND, st.integers(0, 27 * 24 * 60), st.sampled_from(ZONES))
+def test_a_preview_costs_the_bill_after_the_change_minus_the_bill_before(
     history: tuple[int, int, list[RateSegment]],
     kind: tuple[Plan, Status, BillingMode, Decimal],
     minutes_into_month: int,
+    zone: ZoneInfo,
 ) -> None:
     year, month, segments = history
-    now = datetime(year, month, 1, tzinfo=SHANGHAI) + timedelta(minutes=minutes_into_month)
+    now = datetime(year, month, 1, tzinfo=zone) + timedelta(minutes=minutes_into_month)
+    local = now.astimezone(zone)
     past = [s for s in segments if s.start < now]
     change = seg(now, *kind)
-    impact = cost_impact(past, change, tz=SHANGHAI, now=now)
-    before = sum((cents(r) for r in oracle_days(past, year, month).values()), Decimal(0))
-    after = sum((cents(r) for r in oracle_days([*past, change], year, month).values()), Decimal(0))
-    assert (impact.before_month_total, impact.after_month_total) == (before, after)
-    assert impact.delta == after - before
+    impact = cost_impact(past, change, tz=zone, now=now)
+    # the bills of that month, asked for at the month's end (nothing projected any more)
+    end = datetime(local.year, local.month, 1, tzinfo=zone) + timedelta(days=40)
+    before = statement(past, year=local.year, month=local.month, tz=zone, now=end)
+    after = statement([*past, change], year=local.year, month=local.month, tz=zone, now=end)
+    assert (impact.before_month_total, impact.after_month_total) == (before.total, after.total)
+    assert impact.delta == after.total - before.total
     assert impact.monthly_after == (change.monthly if change.billable else 0)

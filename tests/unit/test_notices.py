@@ -1,9 +1,9 @@
-"""The lifecycle notices as Slack messages: content, buttons, escaping and Slack's limits."""
+"""Channel messages: the outbox's typed messages rendered for Slack, escaped, within its limits."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,72 +11,79 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.notices import (
-    ENABLE_ACTION,
-    EXTEND_ACTION,
-    MAX_BLOCKS,
-    MAX_SECTION_TEXT,
-    escape,
-    notice_message,
+from bot.kit import MAX_BLOCKS, MAX_SECTION, escape
+from bot.notices import ENABLE_ACTION, EXTEND_ACTION, render, statement_message
+from bot.words import Words
+from core import (
+    Actor,
+    AppCharges,
+    ApprovalCardUpdate,
+    BillingMode,
+    DevExpiryReminder,
+    Message,
+    Operation,
+    Plan,
+    PurgeWarning,
+    StatementIssued,
+    Status,
+    TeamStatement,
+    dump_message,
+    load_catalog,
+    load_message,
 )
-from core.domain import BillingMode, Plan, Status
-from core.lifecycle import AppCharges, TeamStatement, statement_payload
 from core.money import RateSegment, statement
 from tests.conftest import SHANGHAI
 
 NASTY = "<!channel> & <@U123|boss> `code` *bold*"
+WORDS = Words(load_catalog(), SHANGHAI)
+EXPIRES = datetime(2028, 1, 30, 16, tzinfo=UTC)
 
 
-def reminder(**overrides: Any) -> dict[str, Any]:
-    payload = {
-        "type": "dev_expiry_reminder",
+def reminder(*, left: timedelta = timedelta(days=7), **overrides: Any) -> DevExpiryReminder:
+    values: dict[str, Any] = {
         "app_id": "1400000001",
         "app_name": "dev-chat",
-        "billing_mode": "current",
-        "reminder": "7d",
-        "expires_at": "2028-01-30T16:00:00+00:00",
-        "expires_local": "2028-01-31 00:00 (Asia/Shanghai)",
-        "days_left": 7,
-        "hours_left": 168,
+        "billing_mode": BillingMode.CURRENT,
+        "notice_days": 7,
+        "expires_at": EXPIRES,
+        "at": EXPIRES - left,
     }
-    return {**payload, **overrides}
+    return DevExpiryReminder(**{**values, **overrides})
 
 
-def warning(**overrides: Any) -> dict[str, Any]:
-    payload = {
-        "type": "purge_warning",
+def warning(*, left: timedelta = timedelta(days=30), **overrides: Any) -> PurgeWarning:
+    purge = datetime(2028, 3, 31, tzinfo=UTC)
+    values: dict[str, Any] = {
         "app_id": "1400000003",
         "app_name": "off-chat",
-        "warning": "30d",
-        "disabled_at": "2028-01-01T00:00:00+00:00",
-        "disabled_local": "2028-01-01 08:00 (Asia/Shanghai)",
-        "purge_at": "2028-03-31T00:00:00+00:00",
-        "purge_local": "2028-03-31 08:00 (Asia/Shanghai)",
-        "days_left": 30,
-        "hours_left": 720,
+        "plan": Plan.PREMIUM,
+        "notice_days": 30,
+        "disabled_at": datetime(2028, 1, 1, tzinfo=UTC),
+        "purge_at": purge,
+        "at": purge - left,
     }
-    return {**payload, **overrides}
+    return PurgeWarning(**{**values, **overrides})
 
 
-def expired_card(**overrides: Any) -> dict[str, Any]:
-    payload = {
-        "type": "approval_expired",
+def expired_card(**overrides: Any) -> ApprovalCardUpdate:
+    values: dict[str, Any] = {
         "update_of": 17,
         "request_id": "abc123",
-        "operation": "disable",
+        "state": "expired",
+        "operation": Operation.DISABLE,
         "app_id": "1400000002",
         "app_name": "std-chat",
-        "summary": "Disable std-chat (1400000002)",
-        "requester_id": "UADA",
-        "requester_name": "Ada",
-        "expired_at": "2028-05-11T04:00:00+00:00",
-        "expired_local": "2028-05-11 12:00 (Asia/Shanghai)",
+        "requester": Actor("UADA", "Ada"),
+        "at": datetime(2028, 5, 11, 4, 1, tzinfo=UTC),
+        "expired_at": datetime(2028, 5, 11, 4, tzinfo=UTC),
     }
-    return {**payload, **overrides}
+    return ApprovalCardUpdate(**{**values, **overrides})
 
 
-def team_statement(apps: int, *, name: str = "chat", upgraded: bool = False) -> dict[str, Any]:
-    """The payload the sweep would post for `apps` such apps in February 2028."""
+def team_statement(
+    apps: int, *, name: str = "chat", upgraded: bool = False, issued: date = date(2028, 3, 1)
+) -> StatementIssued:
+    """What the sweep would post for `apps` such apps in February 2028."""
     start = datetime(2027, 1, 1, tzinfo=UTC)
     if upgraded:  # developer until 20 February, premium from then
         segments = [
@@ -107,7 +114,13 @@ def team_statement(apps: int, *, name: str = "chat", upgraded: bool = False) -> 
         for i in range(apps)
     )
     team = TeamStatement("CTEAM", 2028, 2, "USD", charges)
-    return statement_payload(team, now=datetime(2028, 3, 1, 1, tzinfo=UTC), tz=SHANGHAI)
+    return StatementIssued(
+        statement=team,
+        total=team.total,
+        to_date=team.to_date,
+        issued_on=issued,
+        billing_tz="Asia/Shanghai",
+    )
 
 
 def texts(message: dict[str, Any]) -> list[str]:
@@ -129,8 +142,8 @@ def within_limits(message: dict[str, Any]) -> None:
     assert isinstance(message["text"], str) and message["text"]
     assert 1 <= len(message["blocks"]) <= MAX_BLOCKS
     for block in message["blocks"]:
-        if block["type"] == "section":
-            assert len(block["text"]["text"]) <= MAX_SECTION_TEXT
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= MAX_SECTION
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
         for element in block.get("elements", []):
@@ -139,12 +152,16 @@ def within_limits(message: dict[str, Any]) -> None:
                 assert len(element["text"]["text"]) <= 75
 
 
+def delivered(message: Message) -> dict[str, Any]:
+    """Rendered as the delivery worker does: from the stored payload."""
+    return render(load_message(json.loads(json.dumps(dump_message(message)))), WORDS)
+
+
 # --- reminders and warnings --------------------------------------------------------------------
 
 
 def test_reminder_says_when_and_offers_extend() -> None:
-    message = notice_message(reminder())
-    assert message is not None
+    message = delivered(reminder())
     within_limits(message)
     assert "expires in 7 days" in message["text"]
     assert "2028-01-31 00:00 (Asia/Shanghai)" in message["text"]
@@ -156,24 +173,25 @@ def test_reminder_says_when_and_offers_extend() -> None:
 
 
 @pytest.mark.parametrize(
-    ("days", "hours", "words"),
-    [(2, 50, "in 2 days"), (1, 30, "in 1 day"), (0, 12, "in 12 hours"), (0, 0, "within the hour")],
+    ("left", "said"),
+    [
+        (timedelta(hours=50), "in 2 days"),
+        (timedelta(hours=30), "in 1 day"),
+        (timedelta(hours=12, minutes=5), "in 12 hours"),
+        (timedelta(minutes=20), "within the hour"),
+    ],
 )
-def test_reminder_says_what_is_true_now(days: int, hours: int, words: str) -> None:
-    message = notice_message(reminder(days_left=days, hours_left=hours, reminder="7d"))
-    assert message is not None
-    assert f"expires {words}" in message["text"]
+def test_reminder_says_what_is_true_now(left: timedelta, said: str) -> None:
+    assert f"expires {said}" in delivered(reminder(left=left))["text"]
 
 
 def test_reminder_for_a_legacy_app_points_to_migration() -> None:
-    message = notice_message(reminder(billing_mode="legacy"))
-    assert message is not None
+    message = delivered(reminder(billing_mode=BillingMode.LEGACY))
     assert "/plan migrate 1400000001" in "\n".join(texts(message))
 
 
 def test_purge_warning_offers_enable_and_says_only_admins_can() -> None:
-    message = notice_message(warning(days_left=7, hours_left=170))
-    assert message is not None
+    message = delivered(warning(left=timedelta(days=7, hours=2)))
     within_limits(message)
     assert "purged in 7 days" in message["text"]
     [enable] = buttons(message)
@@ -187,26 +205,22 @@ def test_purge_warning_offers_enable_and_says_only_admins_can() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload",
+    "notice",
     [
         reminder(app_name=NASTY),
         warning(app_name=NASTY),
-        expired_card(summary=NASTY, requester_id="not-a-user", requester_name=NASTY),
+        expired_card(app_name=NASTY, requester=Actor("U0ADA", NASTY)),
     ],
     ids=["reminder", "warning", "approval_expired"],
 )
-def test_user_text_is_escaped(payload: dict[str, Any]) -> None:
-    message = notice_message(payload)
-    assert message is not None
-    dumped = json.dumps(message)
+def test_user_text_is_escaped(notice: Message) -> None:
+    dumped = json.dumps(delivered(notice))
     assert "<!channel>" not in dumped and "<@U123" not in dumped
     assert escape("<!channel> & <@U123|boss>") in dumped
 
 
 def test_statement_names_are_escaped_and_cannot_close_the_code_block() -> None:
-    payload = team_statement(2, name="```<!channel> & co")
-    message = notice_message(payload)
-    assert message is not None
+    message = delivered(team_statement(2, name="```<!channel> & co"))
     tables = [t for t in texts(message) if t.startswith("```")]
     assert tables
     for table in tables:
@@ -219,41 +233,60 @@ def test_statement_names_are_escaped_and_cannot_close_the_code_block() -> None:
 
 
 def test_statement_lists_each_app_with_plan_days_and_total() -> None:
-    payload = team_statement(2, upgraded=True)
-    message = notice_message(payload)
-    assert message is not None
+    notice = team_statement(2, upgraded=True)
+    message = delivered(notice)
     within_limits(message)
     body = "\n".join(texts(message))
+    total = WORDS.money(notice.total)
     assert "Statement for February 2028" in body
-    assert f"*Total: {payload['total_text']}* for 2 apps" in body
+    assert f"*Total: {total}* for 2 apps" in body
     assert "billed on 2028-03-01 to 2028-03-03" in body
     assert "developer" in body and "premium" in body
     assert "Feb 01–19" in body and "Feb 20–29" in body
-    for app in payload["apps"]:
-        assert app["total_text"] in body
+    for app in notice.statement.apps:
+        assert WORDS.money(app.total) in body
     assert "late" not in message["text"]
 
 
 def test_a_late_statement_says_so() -> None:
-    payload = {**team_statement(1), "late": True, "issued_on": "2028-03-05"}
-    message = notice_message(payload)
-    assert message is not None
+    message = delivered(team_statement(1, issued=date(2028, 3, 5)))
     assert "(late)" in message["text"]
     assert "This statement is late: it was due on 2028-03-01" in "\n".join(texts(message))
 
 
 def test_a_month_in_progress_says_what_is_projected() -> None:
-    payload = {**team_statement(1), "projected": True, "to_date_text": "$100.00"}
-    message = notice_message(payload)
-    assert message is not None
-    assert "$100.00 so far" in "\n".join(texts(message))
+    bill = statement(
+        [
+            RateSegment(
+                datetime(2027, 1, 1, tzinfo=UTC),
+                Plan.STANDARD,
+                Status.ACTIVE,
+                BillingMode.CURRENT,
+                Decimal(399),
+            )
+        ],
+        year=2028,
+        month=2,
+        tz=SHANGHAI,
+        now=datetime(2028, 2, 10, tzinfo=UTC),
+    )
+    app = AppCharges.of(
+        app_id="1", name="x", plan=Plan.STANDARD, status=Status.ACTIVE, statement=bill
+    )
+    team = TeamStatement("CTEAM", 2028, 2, "USD", (app,))
+    notice = StatementIssued(
+        statement=team,
+        total=team.total,
+        to_date=team.to_date,
+        issued_on=date(2028, 2, 10),
+        billing_tz="Asia/Shanghai",
+    )
+    assert f"{WORDS.money(team.to_date)} so far" in "\n".join(texts(delivered(notice)))
 
 
 @pytest.mark.parametrize("apps", [1, 40, 300, 2000])
 def test_big_statements_stay_within_slack_limits(apps: int) -> None:
-    payload = team_statement(apps, upgraded=True)
-    message = notice_message(payload)
-    assert message is not None
+    message = delivered(team_statement(apps, upgraded=True))
     within_limits(message)
     tables = [t for t in texts(message) if t.startswith("```")]
     rows = [row for t in tables for row in t.split("\n")[1:-1]]
@@ -272,9 +305,7 @@ def test_an_app_with_very_many_periods_is_cut_with_a_mark() -> None:
         {"label": f"plan-{i}", "first": "2028-02-01", "last": "2028-02-01", "days": 1}
         for i in range(400)
     ]
-    payload = {"type": "statement", "apps": [{"app_id": "1", "name": "x", "periods": periods}]}
-    message = notice_message(payload)
-    assert message is not None
+    message = statement_message({"apps": [{"app_id": "1", "name": "x", "periods": periods}]})
     within_limits(message)
     assert "  …" in "\n".join(texts(message))
 
@@ -283,8 +314,7 @@ def test_an_app_with_very_many_periods_is_cut_with_a_mark() -> None:
 
 
 def test_approval_expired_replaces_the_card_without_buttons() -> None:
-    message = notice_message(expired_card())
-    assert message is not None
+    message = delivered(expired_card())
     within_limits(message)
     assert buttons(message) == []
     body = "\n".join(texts(message))
@@ -294,51 +324,22 @@ def test_approval_expired_replaces_the_card_without_buttons() -> None:
     assert message["text"].startswith("Expired:")
 
 
-# --- only its own types, and never a crash -----------------------------------------------------
+# --- every kind renders, whatever it holds -----------------------------------------------------
 
-
-@pytest.mark.parametrize("kind", ["change", "approval", "refusal", "", None, 3])
-def test_other_payloads_are_not_notices(kind: Any) -> None:
-    assert notice_message({"type": kind, "app_id": "1"}) is None
-    assert notice_message({}) is None
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner),
-    max_leaves=20,
+names = st.text(max_size=120)
+moments = st.datetimes(
+    min_value=datetime(2023, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)
 )
-FIELDS = [
-    "app_id",
-    "app_name",
-    "days_left",
-    "hours_left",
-    "expires_at",
-    "expires_local",
-    "purge_at",
-    "disabled_at",
-    "apps",
-    "app_count",
-    "bill_window",
-    "late",
-    "projected",
-    "summary",
-    "requester_id",
-    "expired_at",
-    "operation",
-    "total_text",
-    "month_name",
-]
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    kind=st.sampled_from(["dev_expiry_reminder", "purge_warning", "statement", "approval_expired"]),
-    fields=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=8),
+    notice=st.one_of(
+        st.builds(reminder, app_name=names, at=moments, notice_days=st.sampled_from([7, 1])),
+        st.builds(warning, app_name=names, at=moments),
+        st.builds(expired_card, app_name=names, at=moments),
+        st.builds(team_statement, apps=st.integers(1, 60), name=names),
+    )
 )
-def test_any_payload_of_a_known_type_renders_within_limits(
-    kind: str, fields: dict[str, Any]
-) -> None:
-    message = notice_message({**fields, "type": kind})
-    assert message is not None
-    within_limits(message)
+def test_any_notice_renders_within_limits(notice: Message) -> None:
+    within_limits(delivered(notice))

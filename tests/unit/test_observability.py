@@ -8,15 +8,20 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import grammar, metricsdir, observe
+from bot.listeners import actions
 from bot.metrics import Exporter, authorized
 from bot.observe import JsonFormatter, configure_logging
-from core import make_engine
+from core import utcnow
+from core.store.ports import OutboxEntry
+from tests.support.fake_store import FakeStore
 
 
 def concrete_commands() -> list[type]:
@@ -37,13 +42,9 @@ def test_every_command_and_button_has_a_kind_of_its_own() -> None:
     for command in commands:
         kind = observe.command_kind(command.__new__(command))
         assert kind in observe.KINDS and kind != "command:other", command
-    source = (Path(observe.__file__).parent / "listeners.py").read_text()
-    action_ids = set(re.findall(r"app\.action\(\"(\w+)\"\)", source)) | {
-        "plan_confirm",
-        "plan_cancel",
-        "plan_approve",
-        "plan_reject",
-    }
+    source = Path(actions.__file__).read_text()
+    action_ids = set(re.findall(r"app\.action\(\"(\w+)\"\)", source)) | set(actions.CLICKS)
+    assert len(action_ids) == 6
     for action_id in action_ids:
         kind = observe.action_kind(action_id)
         assert kind in observe.KINDS and kind != "action:other", action_id
@@ -183,16 +184,46 @@ def test_the_metrics_token_is_a_bearer_token_compared_whole() -> None:
     assert not authorized("Bearer sécret", "s3cret")
 
 
-def test_a_scrape_says_the_database_is_down_rather_than_failing(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")  # no outbox table
-    try:
-        families = {
-            f.name: f for f in text_string_to_metric_families(Exporter(engine).render().decode())
-        }
-    finally:
-        engine.dispose()
+class _Unreachable(FakeStore):
+    """A store whose database does not answer."""
+
+    def unit_of_work(self, **_: Any) -> Any:
+        raise ConnectionRefusedError("connection to 10.0.0.5:5432 refused")
+
+
+def scrape(store: FakeStore) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(Exporter(store).render().decode())}
+
+
+def test_a_scrape_says_the_database_is_down_rather_than_failing() -> None:
+    families = scrape(_Unreachable())
     assert families["planbot_database_up"].samples[0].value == 0
     assert "planbot_outbox_pending" not in families
+
+
+def test_a_scrape_shows_what_waits_in_the_outbox_and_since_when() -> None:
+    store = FakeStore()
+    written = utcnow() - timedelta(minutes=2)
+    with store.unit_of_work() as uow:
+        for destination in ("C1", "C2", "C3", "C4"):
+            uow.outbox.add(
+                OutboxEntry(
+                    kind="message",
+                    topic="audit",
+                    destination=destination,
+                    app_id=None,
+                    payload={},
+                    created_at=written,
+                )
+            )
+        uow.outbox.update(3, {"status": "dead"})  # given up
+        uow.outbox.update(4, {"status": "delivered"})
+        uow.commit()
+    families = scrape(store)
+    assert families["planbot_database_up"].samples[0].value == 1
+    assert families["planbot_outbox_pending"].samples[0].value == 2
+    assert families["planbot_outbox_dead"].samples[0].value == 1
+    assert 120 <= families["planbot_outbox_oldest_seconds"].samples[0].value < 600
 
 
 def test_a_run_without_a_metrics_directory_gets_one_and_removes_it(

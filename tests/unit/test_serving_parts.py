@@ -15,7 +15,7 @@ import pytest
 
 from bot.cli import _workers
 from bot.delivery import GroupDirectory
-from core.store.uow import WriterQueue
+from core.store.writers import WriterQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_without_a_bot_token_nobody_is_in_any_group() -> None:
 
 HOLD = """
 import sys, time
-from core.store.uow import WriterQueue
+from core.store.writers import WriterQueue
 queue = WriterQueue(sys.argv[1])
 queue.acquire()
 print("held", flush=True)

@@ -14,7 +14,7 @@ embedded default database, and stands in for Slack around them:
   the Web API URL points at a closed loopback port, so nothing ever reaches Slack; the provisioning
   webhook is left out too.
 
-Every message is drawn with `bot.textblocks.render_message`; buttons are numbered across the
+Every message is drawn with `bot.shell.render.render_message`; buttons are numbered across the
 session, so a number on screen names one button, and typing it presses that button. A button with
 a Slack `confirm` dialog asks it as a yes/no question first.
 
@@ -47,7 +47,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
@@ -57,9 +56,11 @@ from slack_sdk.signature import SignatureVerifier
 from bot import blocks, grammar
 from bot.app import Planbot, build
 from bot.delivery import SlackNotifier
+from bot.kit import escape
 from bot.settings import Settings
-from bot.textblocks import Button, confirm_prompt, render_message
-from core import Actor, PlanError, UnitOfWork, import_apps, utcnow
+from bot.shell.render import Button, confirm_prompt, render_message
+from bot.words import Words
+from core import Actor, PlanError, utcnow
 
 __all__ = [
     "DEMO_APPS",
@@ -178,25 +179,16 @@ def demo_csv(now: datetime, owner_channel: str) -> str:
 def seed_demo_apps(planbot: Planbot, *, owner_channel: str = SHELL_CHANNEL) -> int:
     """Import the demo apps when the database has no app yet; returns how many were added.
 
-    Seeding goes through `core.import_apps`, so the demo apps pass the same checks as any import.
+    Seeding goes through the core's import, so the demo apps pass the same checks as any import.
     """
     service = planbot.service
-    with UnitOfWork(service.engine, write=False) as uow:
+    with service.store.unit_of_work(write=False) as uow:
         _, total = uow.apps.page(contains=None, channels=None, offset=0, limit=1)
     if total:
         return 0
     now = utcnow()
     try:
-        with UnitOfWork(service.engine) as uow:
-            result = import_apps(
-                uow,
-                demo_csv(now, owner_channel),
-                catalog=service.config.catalog,
-                tz=service.config.billing_tz,
-                actor=SHELL_ACTOR,
-                now=now,
-            )
-            uow.commit()
+        result = service.imports.from_csv(demo_csv(now, owner_channel), actor=SHELL_ACTOR, now=now)
     except PlanError:  # another shell seeded the same database a moment ago
         log.info("demo apps already seeded")
         return 0
@@ -226,15 +218,20 @@ class ShellNotifier:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
 
-    def send(self, destination: str, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def send(
+        self,
+        destination: str,
+        payload: Mapping[str, Any],
+        *,
+        replaces: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, Any] | None:
         """Keep the rendered message; return a receipt shaped like `chat.postMessage`'s."""
         message = self.renderer.render(payload)
-        receipt = payload.get("receipt")
         with self._lock:
-            if payload.get("update_of") and isinstance(receipt, Mapping) and receipt.get("ts"):
+            if replaces and replaces.get("ts"):
                 channel, ts, updated = (
-                    str(receipt.get("channel") or destination),
-                    receipt["ts"],
+                    str(replaces.get("channel") or destination),
+                    replaces["ts"],
                     True,
                 )
             else:
@@ -301,7 +298,7 @@ def wire_text(typed: str) -> str:
     `&`, `<` and `>` arrive as entities; `@U123` and `#C123` stand for people and channels picked
     from Slack's autocomplete, which arrive as `<@U123>` and `<#C123>`.
     """
-    text = grammar.escape_mrkdwn(typed.strip())
+    text = escape(typed.strip())
     text = _PICKED_USER_RE.sub(r"<@\1>", text)
     return _PICKED_CHANNEL_RE.sub(r"<#\1>", text)
 
@@ -846,7 +843,9 @@ def run_shell(
     secret = secrets.token_hex(32)
     config = shell_settings(settings)
     # The outbox renders as Slack would, then keeps the message for the terminal.
-    renderer = SlackNotifier(WebClient(base_url=SHELL_API_URL), ZoneInfo(config.billing_tz))
+    core_config = config.core_config()
+    words = Words(core_config.catalog, core_config.billing_tz)
+    renderer = SlackNotifier(WebClient(base_url=SHELL_API_URL), words)
     notifier = ShellNotifier(renderer)
     responder = ShellResponder()
     history = _Readline(Path(env.get("HOME") or Path.home()) / HISTORY_FILE)

@@ -12,7 +12,7 @@ connection reset) so tests can simulate a Slack outage::
         client.chat_postMessage(channel="C1", text="hi")
         assert slack.messages("C1")[0]["text"] == "hi"
 
-Run as ``python -m tests.support.fake_slack --port 0`` to serve it on its own; it prints its Web
+Run as ``python -m fakes.slack --port 0`` to serve it on its own; it prints its Web
 API base URL on the first line of standard output, and ``GET /_fake/counts`` answers `counts()`.
 
 Like Slack, every Web API answer carries the token's scopes in an ``x-oauth-scopes`` header

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import textblocks
-from bot.textblocks import Button, Rendered, confirm_prompt, render_message, render_mrkdwn
+from bot.shell import render as textblocks
+from bot.shell.render import Button, Rendered, confirm_prompt, render_message, render_mrkdwn
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 RED, GREEN, BOLD = "\x1b[31m", "\x1b[32m", "\x1b[1m"

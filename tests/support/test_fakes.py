@@ -19,7 +19,8 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from tests.support import FakeSlack, block_action_body, sign, signed_headers, slash_command_body
+from fakes.signing import block_action_body, sign, signed_headers, slash_command_body
+from fakes.slack import FakeSlack
 
 SECRET = "test-signing-secret"
 NO_WAIT = FixedValueRetryIntervalCalculator(0.0)
@@ -202,8 +203,7 @@ def test_bodies_have_slack_shapes() -> None:
 
 
 def test_public_names_are_exported() -> None:
-    import tests.support as support
-    from tests.support import fake_slack, signing
+    from fakes import signing, slack
 
-    for module in (support, fake_slack, signing):
+    for module in (slack, signing):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__

@@ -1,0 +1,25 @@
+"""The Bolt listeners, one module per kind, each with its `register(app, bot)`.
+
+- `commands`: `/plan` (the answer is the ack);
+- `actions`: the buttons of cards and notices;
+- `errors`: the one error handler.
+
+A `PlanError` becomes a refusal the person reads; anything else reaches the error handler, which
+logs it with a reference and tells the person that nothing was changed, without internals.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, errors
+from bot.listeners.context import Bot
+
+__all__ = ["Bot", "register"]
+
+
+def register(app: App, bot: Bot) -> None:
+    """Attach planbot's listeners to a Bolt app."""
+    commands.register(app, bot)
+    actions.register(app, bot)
+    errors.register(app, bot)

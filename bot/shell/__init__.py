@@ -1,0 +1,33 @@
+"""`planbot shell`: the bot in a terminal (`session`), and Block Kit drawn as text (`render`)."""
+
+from bot.shell.session import (
+    DEMO_APPS,
+    DemoApp,
+    Posted,
+    ShellNotifier,
+    ShellResponder,
+    ShellSession,
+    demo_csv,
+    is_refusal,
+    run_shell,
+    seed_demo_apps,
+    shell_settings,
+    split_commands,
+    wire_text,
+)
+
+__all__ = [
+    "DEMO_APPS",
+    "DemoApp",
+    "Posted",
+    "ShellNotifier",
+    "ShellResponder",
+    "ShellSession",
+    "demo_csv",
+    "is_refusal",
+    "run_shell",
+    "seed_demo_apps",
+    "shell_settings",
+    "split_commands",
+    "wire_text",
+]
