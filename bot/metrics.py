@@ -18,7 +18,9 @@ No label carries user data: kinds, outcomes, destinations and results are fixed 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import hmac
 import logging
 import os
@@ -247,6 +249,26 @@ class BacklogCollector:
         )
 
 
+class _EveryProcess:
+    """Every process's figures, from the files of the metrics directory.
+
+    A process creates its file when it first counts something of a type, and the file is empty
+    for an instant before it is sized: read then, prometheus-client's own collector fails the
+    whole scrape. An empty file holds nothing yet, so it is left out.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        files = []
+        for path in glob.glob(os.path.join(self.directory, "*.db")):
+            with contextlib.suppress(FileNotFoundError):  # a dead process's live gauges, gone
+                if os.path.getsize(path) > 0:
+                    files.append(path)
+        return iter(MultiProcessCollector.merge(files, accumulate=True))
+
+
 class _ThisProcess:
     """The default registry's metrics (this process alone), when not in multiprocess mode."""
 
@@ -259,8 +281,9 @@ class Exporter:
 
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
-        if os.environ.get(VARIABLE):
-            MultiProcessCollector(self.registry)
+        directory = os.environ.get(VARIABLE)
+        if directory:
+            self.registry.register(_EveryProcess(directory))
         else:
             self.registry.register(_ThisProcess())
         self.registry.register(BacklogCollector(store))

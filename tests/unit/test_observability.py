@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import grammar, metricsdir, observe
@@ -251,3 +252,32 @@ def test_a_named_metrics_directory_is_emptied_of_its_counts_when_a_run_starts(
     clean_up = metricsdir.prepare(starts_run=True)
     clean_up()  # the operator's directory stays
     assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
+
+
+def test_a_scrape_adds_up_every_process_even_while_one_creates_its_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(metricsdir.VARIABLE, str(tmp_path))
+    for pid, count in ((101, 2.0), (102, 3.0)):
+        counts = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        counts.write_value(
+            mmap_key(
+                "planbot_requests",
+                "planbot_requests_total",
+                ["kind", "outcome"],
+                ["command:status", "ok"],
+                "Slack requests answered",
+            ),
+            count,
+            0.0,
+        )
+        counts.close()
+    # a third process is creating its file: it exists, still empty
+    (tmp_path / "counter_103.db").touch()
+    families = scrape(FakeStore())
+    (sample,) = [
+        s for s in families["planbot_requests"].samples if s.name == "planbot_requests_total"
+    ]
+    assert sample.labels == {"kind": "command:status", "outcome": "ok"}
+    assert sample.value == 5.0
+    assert families["planbot_database_up"].samples[0].value == 1
