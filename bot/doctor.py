@@ -8,9 +8,10 @@ Each check says what it found and, when it fails, what to do about it:
 The checks: the settings parse; the database answers and its schema is at the newest revision;
 Slack takes the bot token (`auth.test`) and granted every bot scope of `manifest.yml` (Slack
 lists them in the `x-oauth-scopes` header); the bot is a member of the audit and approvals
-channels (`conversations.info`); how many owner channels it cannot post in; the provider's
-credentials, when set, are complete. Nothing is changed anywhere: no migration is run and no
-message is posted. The exit status is 0 when every check passed, 1 otherwise.
+channels (`conversations.info`); how many owner channels it cannot post in; the provider's API
+takes its credentials, when they are set (it reads the account's SDKAppIDs), and the IM keys
+file reads. Nothing is changed anywhere: no migration is run and no message is posted. The exit
+status is 0 when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.settings import Settings, SettingsError
 from core import (
+    ProviderConfig,
+    ProviderError,
     SqlStore,
+    TencentCloudAccount,
     current_revision,
     head_revision,
     make_engine,
@@ -40,13 +44,10 @@ from core import (
 __all__ = [
     "Check",
     "manifest_bot_scopes",
-    "provider_api_check",
-    "provider_credentials_check",
+    "provider_check",
     "run_doctor",
 ]
 
-#: the provider's API credentials: both set, or neither
-PROVIDER_VARIABLES = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY")
 #: Slack's answers to a token it will not take
 REFUSED_TOKEN = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
@@ -365,29 +366,53 @@ def owner_channels_check(client: WebClient, engine: Engine, *, bot: str) -> Chec
 # --- the provider ------------------------------------------------------------------------------
 
 
-def provider_credentials_check(env: Mapping[str, str]) -> Check:
-    """The provider's credentials are both set or both absent (and pass `provider_api_check`)."""
+def provider_check(
+    settings: Settings, account_for: Callable[[ProviderConfig], Any] | None = None
+) -> Check:
+    """The provider's API takes the credentials, when they are set (one read: the account's
+    SDKAppIDs), and the IM keys file reads."""
     name = "provider credentials"
-    present = [v for v in PROVIDER_VARIABLES if env.get(v, "").strip()]
-    if not present:
-        return _ok(name, "not set: the provider's API is not called")
-    if len(present) < len(PROVIDER_VARIABLES):
-        (missing,) = [v for v in PROVIDER_VARIABLES if v not in present]
+    try:
+        connector = settings.provider_config()
+    except SettingsError as err:
         return _fail(
             name,
-            f"{present[0]} is set but {missing} is not",
-            f"set both {' and '.join(PROVIDER_VARIABLES)}, or neither",
+            str(err),
+            "correct the file PLANBOT_IM_KEYS names (README, the provider connector)",
         )
-    return provider_api_check(env) or _ok(name, "both set (not tried against the provider's API)")
-
-
-def provider_api_check(env: Mapping[str, str]) -> Check | None:
-    """A call to the provider's API with the credentials set, or None when none is made.
-
-    The place for a deeper check (one cheap authenticated call, whose refusal names the fix)
-    once planbot calls the provider's API itself; until then only their pairing is checked.
-    """
-    return None
+    if not connector.enabled:
+        return _ok(name, "not set: the provider connector is off")
+    account_for = account_for or (lambda config: TencentCloudAccount(config, attempts=1))
+    try:
+        ids = account_for(connector).app_ids()
+    except ProviderError as err:
+        if err.kind == "auth":
+            return _fail(
+                name,
+                f"the provider refused them ({err.code})",
+                "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, and that the key's "
+                "policy allows cim:DescribeSdkAppid and billing:DescribeBillResourceSummary "
+                "(README, the provider connector)",
+            )
+        if err.retryable:
+            return _fail(
+                name,
+                f"the provider's API did not answer ({err.code})",
+                "try again later; check this host's network access to the provider (and "
+                "PLANBOT_TENCENT_ENDPOINT, if set)",
+            )
+        return _fail(
+            name,
+            f"the provider's API answered {err.code}: {err.message}",
+            "check TENCENTCLOUD_REGION and PLANBOT_TENCENT_ENDPOINT (README, the provider "
+            "connector)",
+        )
+    keyed = len(set(connector.im_keys) & ids)
+    return _ok(
+        name,
+        f"the provider's API takes them: {len(ids)} SDKAppIDs in the account, IM keys for "
+        f"{keyed} of them",
+    )
 
 
 # --- the whole run -----------------------------------------------------------------------------
@@ -399,9 +424,8 @@ def _checks(
     check, settings = settings_check(env)
     yield check
     if settings is None:
-        for name in CHECK_NAMES[1:-1]:
+        for name in CHECK_NAMES[1:]:
             yield _skip(name, "needs the settings")
-        yield provider_credentials_check(env)
         return
     check, engine = database_check(settings)
     yield check
@@ -410,7 +434,7 @@ def _checks(
     finally:
         if engine is not None:
             engine.dispose()
-    yield provider_credentials_check(env)
+    yield provider_check(settings)
 
 
 def _slack_checks(

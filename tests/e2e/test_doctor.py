@@ -12,6 +12,7 @@ import pytest
 from bot.doctor import manifest_bot_scopes, run_doctor
 from fakes.slack import DEFAULT_SCOPES, FakeSlack
 from tests.e2e.conftest import AUDIT, PLANBOT, TEAM, planbot_env, seed_csv
+from tests.support.fake_tencent import FakeTencentCloud
 
 pytestmark = [pytest.mark.e2e]
 
@@ -198,21 +199,95 @@ def test_a_setting_that_does_not_parse_fails_first_and_names_itself(
         "FAIL settings: PLANBOT_BILLING_TZ: 'Mars/Olympus' is not a time zone name; "
         "fix: correct PLANBOT_BILLING_TZ (README, Configuration)"
     )
-    assert all(lines[name].startswith("skip") for name in CHECKS[1:-1])
-    assert lines[""] == f"1 of {len(CHECKS)} checks failed, {len(CHECKS) - 2} skipped"
+    assert all(lines[name].startswith("skip") for name in CHECKS[1:])
+    assert lines[""] == f"1 of {len(CHECKS)} checks failed, {len(CHECKS) - 1} skipped"
 
 
-def test_provider_credentials_must_come_in_pairs(slack: FakeSlack, database: str) -> None:
+def test_provider_credentials_out_of_pairs_fail_the_settings(
+    slack: FakeSlack, database: str
+) -> None:
     code, lines = doctor(
         slack, database, TENCENTCLOUD_SECRET_ID="AKIDexample", TENCENTCLOUD_SECRET_KEY=""
     )
     assert code == 1
+    assert lines["settings"] == (
+        "FAIL settings: TENCENTCLOUD_SECRET_KEY: required when TENCENTCLOUD_SECRET_ID is set; "
+        "fix: correct TENCENTCLOUD_SECRET_KEY (README, Configuration)"
+    )
+    assert lines["provider credentials"].startswith("skip")
+
+
+@pytest.fixture
+def cloud() -> Iterator[FakeTencentCloud]:
+    with FakeTencentCloud() as fake:
+        fake.sdk_app_ids = [1400000101, 1400000201, 1400000999]
+        yield fake
+
+
+def provider(cloud: FakeTencentCloud, keys: Path, **changed: str) -> dict[str, str]:
+    keys.write_text(
+        '[apps.1400000101]\nadmin = "administrator"\nkey = "k1"\n\n'
+        '[apps.1400000555]\nadmin = "administrator"\nkey = "k5"\n'
+    )
+    return {
+        "TENCENTCLOUD_SECRET_ID": cloud.secret_id,
+        "TENCENTCLOUD_SECRET_KEY": cloud.secret_key,
+        "PLANBOT_TENCENT_ENDPOINT": cloud.base_url,
+        "PLANBOT_IM_KEYS": str(keys),
+        **changed,
+    }
+
+
+def test_the_provider_credentials_are_tried_against_its_api(
+    slack: FakeSlack, database: str, cloud: FakeTencentCloud, tmp_path: Path
+) -> None:
+    keys = tmp_path / "im-keys.toml"
+    code, lines = doctor(slack, database, **provider(cloud, keys))
+    assert code == 0, lines
     assert lines["provider credentials"] == (
-        "FAIL provider credentials: TENCENTCLOUD_SECRET_ID is set but TENCENTCLOUD_SECRET_KEY "
-        "is not; fix: set both TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or neither"
+        "ok provider credentials: the provider's API takes them: 3 SDKAppIDs in the account, "
+        "IM keys for 1 of them"
     )
+    assert [c.action for c in cloud.calls] == ["DescribeSdkAppid"]  # a read, nothing else
+
     code, lines = doctor(
-        slack, database, TENCENTCLOUD_SECRET_ID="AKIDexample", TENCENTCLOUD_SECRET_KEY="secret"
+        slack, database, **provider(cloud, keys, TENCENTCLOUD_SECRET_KEY="not-the-key")
     )
-    assert code == 0
-    assert lines["provider credentials"].startswith("ok provider credentials: both set")
+    assert code == 1
+    assert lines["provider credentials"].startswith(
+        "FAIL provider credentials: the provider refused them (AuthFailure.SignatureFailure); "
+        "fix: check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+    )
+    assert lines[""] == f"1 of {len(CHECKS)} checks failed"
+
+    cloud.allowed[cloud.secret_id] = {"DescribeBillResourceSummary"}  # a policy without cim
+    code, lines = doctor(slack, database, **provider(cloud, keys))
+    assert code == 1
+    assert "refused them (AuthFailure.UnauthorizedOperation)" in lines["provider credentials"]
+    assert "cim:DescribeSdkAppid" in lines["provider credentials"]
+
+
+def test_a_provider_api_that_does_not_answer_fails_without_waiting_through_retries(
+    slack: FakeSlack, database: str, cloud: FakeTencentCloud, tmp_path: Path
+) -> None:
+    cloud.throttle(1)
+    code, lines = doctor(slack, database, **provider(cloud, tmp_path / "im-keys.toml"))
+    assert code == 1
+    assert lines["provider credentials"].startswith(
+        "FAIL provider credentials: the provider's API did not answer (RequestLimitExceeded); "
+        "fix: try again later"
+    )
+    assert len(cloud.calls) == 1
+
+
+def test_an_im_keys_file_that_does_not_read_fails_naming_it(
+    slack: FakeSlack, database: str, cloud: FakeTencentCloud, tmp_path: Path
+) -> None:
+    keys = tmp_path / "im-keys.toml"
+    env = provider(cloud, keys)
+    keys.write_text("[apps.1400000101\n")
+    code, lines = doctor(slack, database, **env)
+    assert code == 1
+    assert lines["provider credentials"].startswith("FAIL provider credentials: PLANBOT_IM_KEYS: ")
+    assert "fix: correct the file PLANBOT_IM_KEYS names" in lines["provider credentials"]
+    assert not cloud.calls
