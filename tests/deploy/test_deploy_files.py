@@ -34,7 +34,14 @@ KUBERNETES = DEPLOY / "kubernetes"
 #: the oldest Kubernetes the manifests are meant for, and the newest whose schemas are shipped
 K8S_VERSIONS = ("1.28", kubernetes_validate.latest_version())
 #: settings that are secret: never in a ConfigMap or a compose file, always by reference
-SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL", "PLANBOT_METRICS_TOKEN")
+SECRETS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "DATABASE_URL",
+    "PLANBOT_METRICS_TOKEN",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+)
 
 
 def manifests() -> list[tuple[str, dict[str, Any]]]:
