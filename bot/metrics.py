@@ -313,7 +313,8 @@ def _observe_delivery(destination: str, send: Callable[[], Any]) -> Any:
 
 
 class _ObservedNotifier:
-    """A channel notifier, counted by destination kind."""
+    """A channel notifier, counted by destination kind: the audit or approvals channel, another
+    channel, or a person (a requester told how their request ended)."""
 
     def __init__(self, inner: Any, channels: Mapping[str, str]) -> None:
         self.inner = inner
@@ -322,7 +323,9 @@ class _ObservedNotifier:
     def send(
         self, destination: str, payload: Mapping[str, Any], **options: Any
     ) -> Mapping[str, Any] | None:
-        kind = self.channels.get(destination, "channel")
+        kind = self.channels.get(destination) or (
+            "person" if destination[:1] in ("U", "W") else "channel"
+        )
         return _observe_delivery(kind, lambda: self.inner.send(destination, payload, **options))
 
     def __getattr__(self, name: str) -> Any:

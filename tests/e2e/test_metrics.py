@@ -36,7 +36,14 @@ pytestmark = [pytest.mark.e2e]
 
 TOKEN = "e2e-metrics-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DESTINATIONS = {"audit_channel", "approvals_channel", "channel", "response_url", "provisioner"}
+DESTINATIONS = {
+    "audit_channel",
+    "approvals_channel",
+    "channel",
+    "person",
+    "response_url",
+    "provisioner",
+}
 RESULTS = {"delivered", "retry", "dead"}
 
 T = TypeVar("T")

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import grammar, metricsdir, observe
 from bot.listeners import actions
-from bot.metrics import Exporter, authorized
+from bot.metrics import Exporter, _ObservedNotifier, authorized
 from bot.observe import JsonFormatter, configure_logging
 from core import utcnow
 from core.store.ports import OutboxEntry
@@ -281,3 +282,29 @@ def test_a_scrape_adds_up_every_process_even_while_one_creates_its_file(
     assert sample.labels == {"kind": "command:status", "outcome": "ok"}
     assert sample.value == 5.0
     assert families["planbot_database_up"].samples[0].value == 1
+
+
+class _Sender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, destination: str, payload: Any, **options: Any) -> dict[str, Any]:
+        self.sent.append((destination, options))
+        return {"ts": "1.0"}
+
+
+def delivered(destination: str) -> float:
+    labels = {"destination": destination, "result": "delivered"}
+    return REGISTRY.get_sample_value("planbot_deliveries_total", labels) or 0.0
+
+
+def test_deliveries_are_counted_by_the_kind_of_destination_never_its_id() -> None:
+    sender = _Sender()
+    notifier = _ObservedNotifier(sender, {"C0AUDIT": "audit_channel"})
+    kinds = ("audit_channel", "channel", "person")
+    before = {kind: delivered(kind) for kind in kinds}
+    for destination in ("C0AUDIT", "C0TEAM", "U0REQUESTER"):
+        notifier.send(destination, {"text": "x"}, replaces={"ts": "0.5"})
+    assert {kind: delivered(kind) - before[kind] for kind in kinds} == dict.fromkeys(kinds, 1.0)
+    # what the dispatcher asked for reaches Slack's notifier unchanged
+    assert sender.sent[-1] == ("U0REQUESTER", {"replaces": {"ts": "0.5"}})
