@@ -55,12 +55,11 @@ from core.messages import (
     Message,
     PurgeWarning,
     StatementIssued,
-    dump,
     person,
 )
 from core.money import bill_month
 from core.money import statement as compute_statement
-from core.records import record_change
+from core.records import message_entry, record_change
 from core.requests import Request, RequestState
 from core.roles import Roles
 from core.statements import AppCharges, TeamStatement
@@ -619,13 +618,12 @@ class Lifecycle:
                                 expired_at=request.expires_at,
                             )
                             entries.append(
-                                OutboxEntry(
-                                    kind="message",
-                                    topic="approval",
+                                message_entry(
+                                    update,
                                     destination=card.destination,
                                     app_id=card.app_id,
-                                    payload=dump(update),
-                                    created_at=now,
+                                    now=now,
+                                    topic="approval",
                                     key=f"approval-expired:{request.id}",
                                 )
                             )
@@ -647,14 +645,8 @@ class Lifecycle:
         destination = destination or self.config.audit_channel
         if not destination:
             return None
-        return OutboxEntry(
-            kind="message",
-            topic=topic,
-            destination=destination,
-            app_id=app_id,
-            payload=dump(message),
-            created_at=now,
-            key=key,
+        return message_entry(
+            message, destination=destination, app_id=app_id, now=now, topic=topic, key=key
         )
 
     def _add_once(self, uow: UnitOfWork, entries: Sequence[OutboxEntry | None]) -> int:
