@@ -548,7 +548,8 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
     assert pending.approval.approvers == 2
 
     first = peer.approve(pending.id, actor=BOB)
-    assert first.state == "approved" and "1 more approval(s) needed" in said(first, WORDS)
+    assert first.state == "approved"
+    assert said(first, WORDS) == "Approved by <@UBOB>; 1 of 2 approvals: <@UBOB>."
     assert app(store, OLD).billing_mode == "legacy"
     with pytest.raises(errors.AlreadyApproved, match="still waits for 1 more"):
         peer.approve(pending.id, actor=BOB)  # the same person twice is not two approvals
@@ -564,7 +565,8 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
 def test_a_peer_rejects_and_nothing_is_applied(peer: PlanService, store: FakeStore) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer.reject(pending.id, actor=BOB)
-    assert outcome.state == "rejected" and said(outcome, WORDS) == "Rejected by Bob."
+    assert outcome.state == "rejected"
+    assert said(outcome, WORDS) == "Rejected by <@UBOB>; nothing was changed."
     assert state_of(store, pending.id) == "rejected"
     with pytest.raises(errors.RequestAlreadyDecided) as late:
         peer.approve(pending.id, actor=CY)
