@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.channels import ChannelDirectory
 from bot.delivery import GroupDirectory, Responder
 from bot.words import Words
 from core import Actor, PlanService
@@ -20,6 +21,7 @@ class Bot:
     responder: Responder
     groups: GroupDirectory
     words: Words
+    channels: ChannelDirectory = field(default_factory=lambda: ChannelDirectory(None))
 
     @property
     def tz(self) -> ZoneInfo:
