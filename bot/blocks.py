@@ -294,12 +294,12 @@ def outcome_card(outcome: Outcome, words: Words, now: datetime) -> Message:
         if outcome.cost is not None:
             blocks.append(section(f"*Cost*\n{escape(words.cost(outcome.cost))}"))
     footer = {
-        "applied": "Applied by {who} {at}",
-        "cancelled": "Cancelled by {who} {at}",
-        "rejected": "Rejected by {who} {at}",
-        "approved": "Approved by {who} {at}",
-        "refused": "Refused {at}",
-        "expired": "Expired {at}",
+        "applied": "Applied by {who} · {at}",
+        "cancelled": "Cancelled by {who} · {at}",
+        "rejected": "Rejected by {who} · {at}",
+        "approved": "Approved by {who} · {at}",
+        "refused": "Refused · {at}",
+        "expired": "Expired · {at}",
     }.get(outcome.state, "{at}")
     text = footer.format(who=mention(outcome.actor), at=words.moment(now))
     if outcome.approvals and outcome.state != "approved":

@@ -286,26 +286,26 @@ def approval_card_update(notice: ApprovalCardUpdate, words: Words) -> Message:
         expired = words.moment(notice.expired_at or notice.at)
         text = (
             f":hourglass: *Expired:* {title}, requested by {requester}.\n"
-            f"The request expired {expired} without the approvals it needed ({progress}), so "
+            f"The request expired on {expired} without the approvals it needed ({progress}), so "
             f"nothing was changed.{again}"
         )
         plain = f"Expired: {title}. Nothing was changed."
     elif notice.state == "withdrawn":
         text = (
-            f":heavy_multiplication_x: *Withdrawn:* {title}.\nWithdrawn by {by} "
+            f":heavy_multiplication_x: *Withdrawn:* {title}.\nWithdrawn by {by} on "
             f"{words.moment(notice.at)}; nothing was changed and there is nothing to approve."
         )
         plain = f"Withdrawn: {title}. Nothing to approve."
     elif notice.state == "rejected":
         text = (
             f":no_entry_sign: *Rejected:* {title}, requested by {requester}.\nRejected by {by} "
-            f"{words.moment(notice.at)}; nothing was changed."
+            f"on {words.moment(notice.at)}; nothing was changed."
         )
         plain = f"Rejected: {title}."
     elif notice.state == "applied":
         text = (
             f":white_check_mark: *Applied:* {title}, requested by {requester}.\n"
-            f"Applied {words.moment(notice.at)} with the approval of "
+            f"Applied on {words.moment(notice.at)} with the approval of "
             f"{mentions(notice.approvals) or by}."
         )
         plain = f"Applied: {title}."

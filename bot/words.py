@@ -280,7 +280,7 @@ class Words:
         if code == RequestExpired.__name__ and params.get("expired_at"):
             at = _moment(params["expired_at"])
             return (
-                f"This request expired {self.moment(at)}, so nothing was changed. Run the "
+                f"This request expired on {self.moment(at)}, so nothing was changed. Run the "
                 "`/plan` command again for a fresh preview."
             )
         if code == ConfigChangeLimitReached.__name__ and params.get("next_allowed"):

@@ -597,7 +597,7 @@ def test_an_approval_after_expiry_is_refused(expiring: tuple[Served, Path]) -> N
     approval_card(served, request_id)
     time.sleep(1.2)
     answer = press(served, "plan_approve", request_id, user=BOB, response="late")
-    assert "This request expired <!date^" in card_text(answer)
+    assert "This request expired on <!date^" in card_text(answer)
     assert "nothing was changed" in card_text(answer)
     assert served.app("1400000101").status == "active"
     assert request_state(served, request_id) == "expired"

@@ -740,3 +740,22 @@ def test_a_sweep_with_nothing_due_never_scans_the_app_table(
             plan = [str(row[-1]) for row in connection.exec_driver_sql(explain + sql, params)]
             assert not [line for line in plan if re.search(full_scan, line)], (sql, plan)
     assert len(recorder.seen) < 40
+
+
+def test_no_statement_for_a_month_that_ended_before_planbot_knew_the_app(
+    engine: Engine,
+    lifecycle: Lifecycle,
+    service: PlanService,
+    clock: Clock,
+    seed: Callable[..., int],
+) -> None:
+    clock.set(utc(2028, 2, 20, 4))
+    seed(csv("1400000002,std-chat,standard,2027-06-01,,active,CTEAM,,"))  # imported today
+    assert lifecycle.sweep().statements == 0, "January ended before planbot knew the app"
+    assert notices(engine, StatementIssued) == []
+    _, january = service.statement("1400000002", actor=ADA, year=2028, month=1)
+    assert january.total == Decimal("399.00"), "a person may still ask for it"
+    clock.set(utc(2028, 2, 29, 16))  # midnight, 1 March in UTC+8
+    assert lifecycle.sweep().statements == 1, "February ended after: its statement is posted"
+    [february] = notices(engine, StatementIssued)
+    assert period(february) == "2028-02"
