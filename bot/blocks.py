@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot import tables
 from bot.kit import (
@@ -68,20 +67,12 @@ __all__ = [
     "status_message",
     "text_message",
     "waiting_card",
-    "when",
 ]
 
 CONFIRM = "plan_confirm"
 CANCEL = "plan_cancel"
 APPROVE = "plan_approve"
 REJECT = "plan_reject"
-
-
-def when(moment: datetime | None, tz: ZoneInfo) -> str:
-    """'2026-12-01': the day in `tz` (plain text); '-' for none."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(tz).strftime("%Y-%m-%d")
 
 
 def app_label(name: str, app_id: str | None) -> str:

@@ -493,7 +493,8 @@ class CsvImportError(PlanError):
         shown = list(problems[:50])
         more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} problem(s) found.\n" + "\n".join(shown) + more,
+            f"Nothing was imported: {len(problems)} "
+            f"{'problem' if len(problems) == 1 else 'problems'} found.\n" + "\n".join(shown) + more,
             problems=list(problems),
         )
         self.problems = tuple(problems)

@@ -335,3 +335,12 @@ def test_the_shell_prints_date_tokens_by_their_fallback(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "<!date" not in done.stdout
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} \(Asia/Shanghai\)", done.stdout)
+
+
+def test_text_limits_are_counted_as_slack_counts_them(week: tuple[Served, Path]) -> None:
+    served, _ = week
+    card = say(served, "create " + "😀" * 70)  # 70 characters, 140 UTF-16 code units
+    title = card["blocks"][0]["text"]["text"]
+    assert title.startswith("Create developer app 😀") and title.endswith("…")
+    assert len(title.encode("utf-16-le")) // 2 <= 150, "Slack's header limit, in code units"
+    assert "\ud83d" not in title.replace("😀", ""), "no emoji cut in half"
