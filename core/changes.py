@@ -340,7 +340,7 @@ class Changes:
         """Write what the decision says; the outcome (raises the refusal's error, once its
         records are committed)."""
         if isinstance(decision, Refused):
-            self._refuse(uow, click, decision, request, actor, now)
+            self._refuse(uow, decision, request, actor, now)
             raise decision.error
         # the requester's card is the clicker's own when they confirm or withdraw from it
         from_requester_card = click in (Click.CONFIRM, Click.WITHDRAW)
@@ -430,13 +430,7 @@ class Changes:
         return done
 
     def _refuse(
-        self,
-        uow: UnitOfWork,
-        click: Click,
-        refused: Refused,
-        request: Request,
-        actor: Actor,
-        now: datetime,
+        self, uow: UnitOfWork, refused: Refused, request: Request, actor: Actor, now: datetime
     ) -> None:
         """Record a refused click: the request's new state, the audit of one that matters (and
         the audit channel's message of one about who acted), and, when it ended a request that
