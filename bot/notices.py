@@ -38,7 +38,7 @@ from bot.kit import (
     units,
 )
 from bot.tables import LINE_WIDTH, cell, charge_rows, fit, pad, width
-from bot.words import VERBS, Words, mention, mentions, plural
+from bot.words import VERBS, Words, mention, mentions
 from core import (
     AccessChanged,
     ApprovalCardPosted,
@@ -224,9 +224,8 @@ def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
     group = f" {'<!subteam^' + notice.approver_group + '>'}" if notice.approver_group else ""
     asks = (
         f"{mention(notice.requester)} asks to {escape(str(preview.operation))} "
-        f"{blocks.app_label(preview.app_name, preview.app_id)}. It needs "
-        f"{plural(needed, 'approval', 'approvals')} from {who} with the "
-        f"*{escape(notice.role)}* role.{group}"
+        f"{blocks.app_label(preview.app_name, preview.app_id)}. It needs the approval of {who} "
+        f"with the *{escape(notice.role)}* role.{group}"
     )
     parts: list[dict[str, Any]] = [
         header(f"Approval needed: {summary}"),
@@ -297,9 +296,10 @@ def approval_card_update(notice: ApprovalCardUpdate, words: Words) -> Message:
         )
         plain = f"Withdrawn: {title}. Nothing to approve."
     elif notice.state == "rejected":
+        before = f" (after {progress})" if notice.approvals else ""
         text = (
             f":no_entry_sign: *Rejected:* {title}, requested by {requester}.\nRejected by {by} "
-            f"on {words.moment(notice.at)}; nothing was changed."
+            f"on {words.moment(notice.at)}{before}; nothing was changed."
         )
         plain = f"Rejected: {title}."
     elif notice.state == "applied":

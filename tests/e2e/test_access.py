@@ -176,12 +176,18 @@ def request_state(served: Served, request_id: str) -> str:
 
 
 def receipt(served: Served, key: str) -> dict[str, Any]:
-    """Where the outbox entry with that key was posted (channel and ts)."""
+    """Where the outbox entry with that key was posted (channel and ts), once it is marked
+    delivered (a moment after Slack took it)."""
     engine = make_engine(served.database_url)
+    deadline = time.monotonic() + 10
     try:
-        with engine.connect() as connection:
-            query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
-            return dict(connection.execute(query).scalar_one())
+        while True:
+            with engine.connect() as connection:
+                query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
+                found = dict(connection.execute(query).scalar_one())
+            if found.get("ts") or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
     finally:
         engine.dispose()
 
@@ -355,7 +361,7 @@ def test_a_peer_request_waits_and_the_requester_cannot_approve_it(peer: Served) 
     assert card["channel"] == APPROVALS
     assert buttons(card) == {"plan_approve": request_id, "plan_reject": request_id}
     assert f"<@{ADMIN}> asks to disable" in card_text(card)
-    assert "from someone else with the *admin* role" in card_text(card)
+    assert "needs the approval of someone else with the *admin* role" in card_text(card)
     # the requester's card again, once the approval card is posted: with a link to it
     posted = receipt(peer, f"approval:{request_id}")
     link = f"https://fake.slack.test/archives/{APPROVALS}/p{posted['ts'].replace('.', '')}"
@@ -417,7 +423,7 @@ def test_two_admins_approving_at_once_apply_it_once(peer: Served) -> None:
 
 def test_two_approvers_are_needed_for_a_migration(peer: Served) -> None:
     request_id = buttons(peer.command("migrate e2e-legacy-2").json())["plan_cancel"]
-    assert "needs 2 approvals" in card_text(approval_card(peer, request_id)).lower()
+    assert "needs the approval of 2 other people" in card_text(approval_card(peer, request_id))
 
     assert peer.click("plan_approve", request_id, user=BOB, response="mig-1").status_code == 200
     first = card_update(peer, request_id, "1 of 2 approvals")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -412,3 +413,36 @@ def test_a_lost_delivery_says_where_why_and_the_fix() -> None:
 
 
 NOW = datetime(2028, 5, 11, 4, tzinfo=UTC)
+
+
+def test_the_requester_card_says_where_the_approval_card_is_or_that_it_could_not_be_posted() -> (
+    None
+):
+    from core import ApprovalCardPosted, Preview
+
+    preview = Preview(
+        operation=Operation.DISABLE,
+        app_id="1400000002",
+        app_name="std-chat",
+        plan_before=Plan.STANDARD,
+        plan_after=Plan.STANDARD,
+        changes=(),
+        cost=None,
+        notices=(),
+    )
+    posted = ApprovalCardPosted(
+        request_id="abc123",
+        preview=preview,
+        approvals_needed=1,
+        role="admin",
+        expires_at=NOW,
+        channel="CAPPROVALS",
+        receipt={"channel": "CAPPROVALS", "ts": "1.2"},
+        permalink="https://team.slack.com/archives/CAPPROVALS/p12",
+    )
+    linked = delivered(posted)
+    assert linked["replace_original"] is True
+    assert "<https://team.slack.com/archives/CAPPROVALS/p12|open it>" in "\n".join(texts(linked))
+    assert [b["action_id"] for b in buttons(linked)] == ["plan_cancel"]
+    lost = "\n".join(texts(delivered(replace(posted, receipt=None, permalink=None))))
+    assert "could not be posted in <#CAPPROVALS>" in lost and "`/invite @planbot`" in lost
