@@ -56,7 +56,9 @@ def escape(text: object) -> str:
 
 def units(text: str) -> int:
     """The length of `text` in UTF-16 code units, as Slack counts it."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _cut(text: str, limit: int) -> str:
