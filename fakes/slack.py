@@ -1,8 +1,9 @@
 """A fake Slack Web API and `response_url` receiver on loopback, for end-to-end tests.
 
 `FakeSlack` serves, from a background thread, the Web API methods a bot uses (``auth.test``,
-``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``users.info``,
-``usergroups.users.list``; any other method answers ``{"ok": true}``) and a ``response_url``
+``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``chat.getPermalink``,
+``users.info``, ``usergroups.users.list``, ``conversations.info``, ``users.conversations``;
+any other method answers ``{"ok": true}``) and a ``response_url``
 receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It records every call, and it can be scripted to fail
 (429 with ``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack outage::
 
@@ -113,6 +114,11 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         # user id -> fields overriding the derived users.info user, e.g. {"real_name": "Ann"}
         self.users: dict[str, dict[str, Any]] = {}
+        # channels the bot is a member of, as users.conversations lists them
+        self.joined: set[str] = set()
+        # channels the bot is not in: conversations.info says so, chat.postMessage is refused
+        # with not_in_channel (any other channel counts as one the bot is in)
+        self.outside: set[str] = set()
         # seconds every Web API call waits before it is answered (a slow Slack)
         self.latency = 0.0
         self._lock = threading.Condition()
@@ -413,6 +419,8 @@ class FakeSlack:
                 "bot_id": self.bot_id,
                 "is_enterprise_install": False,
             }
+        if method in ("chat.postMessage", "chat.update") and channel in self.outside:
+            return {"ok": False, "error": "not_in_channel"}
         if method in ("chat.postMessage", "chat.update"):
             ts = self._next_ts() if method == "chat.postMessage" else str(body.get("ts", ""))
             message = {
@@ -429,6 +437,24 @@ class FakeSlack:
             if method == "chat.update":
                 answer["text"] = body.get("text", "")
             return answer
+        if method == "chat.getPermalink":
+            ts = str(body.get("message_ts", "")).replace(".", "")
+            return {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"https://fake.slack.test/archives/{channel}/p{ts}",
+            }
+        if method == "conversations.info":
+            member = channel not in self.outside
+            return {"ok": True, "channel": {"id": channel, "is_member": member}}
+        if method == "users.conversations":
+            with self._lock:
+                joined = sorted(self.joined - self.outside)
+            return {
+                "ok": True,
+                "channels": [{"id": c, "is_member": True} for c in joined],
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "users.info":
@@ -528,7 +554,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         answer = fake._answer(method, body)
-        fake._record(Call(method, body, headers, now, raw, 200))
+        refused = method.startswith("chat.") and answer.get("ok") is False  # e.g. not_in_channel
+        fake._record(Call(method, body, headers, now, raw, 200), failed=refused)
         self._send_json(200, answer)
 
     def _fail(self, failure: _Failure) -> None:

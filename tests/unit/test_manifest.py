@@ -9,13 +9,17 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = (ROOT / "manifest.yml").read_text()
 
 #: the bot scope each Web API method the code calls needs
-SCOPE_OF = {
-    "chat_postMessage": "chat:write",
-    "chat_update": "chat:write",
-    "chat_postEphemeral": "chat:write",
-    "usergroups_users_list": "usergroups:read",
-    "usergroups_list": "usergroups:read",
-    "users_info": "users:read",
+SCOPE_OF: dict[str, tuple[str, ...]] = {
+    "chat_postMessage": ("chat:write",),
+    "chat_update": ("chat:write",),
+    "chat_postEphemeral": ("chat:write",),
+    "chat_getPermalink": (),  # needs no scope
+    "usergroups_users_list": ("usergroups:read",),
+    "usergroups_list": ("usergroups:read",),
+    "users_info": ("users:read",),
+    # whether planbot is in a channel: public ones, and private ones it was invited to
+    "conversations_info": ("channels:read", "groups:read"),
+    "users_conversations": ("channels:read", "groups:read"),
 }
 
 
@@ -42,7 +46,7 @@ def test_bot_scopes_are_exactly_the_ones_the_code_uses() -> None:
     called = set(
         re.findall(r"client\.((?:chat|users|usergroups|conversations|auth)_\w+)\(", source)
     )
-    needed = {SCOPE_OF[m] for m in called} | {"commands"}
+    needed = {scope for m in called for scope in SCOPE_OF[m]} | {"commands"}
     assert set(manifest_list("bot")) == needed
 
 
