@@ -10,6 +10,7 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
+from bot.channels import ChannelDirectory
 from bot.delivery import (
     GroupDirectory,
     OutboxResponder,
@@ -31,6 +32,7 @@ from core import (
     ProviderView,
     Provisioner,
     RecordingProvisioner,
+    Replier,
     SqlStore,
     WebhookProvisioner,
     make_engine,
@@ -61,6 +63,7 @@ class Planbot:
         """Start the background work: group lookups, and (in this process) outbox delivery with
         SQLite's checkpoints, and the lifecycle sweep on its timer."""
         self.bot.groups.warm()
+        self.bot.channels.warm()
         if deliver:
             self.dispatcher.start()
             self.checkpointer.start()
@@ -74,6 +77,7 @@ class Planbot:
         self.checkpointer.stop()
         self.bot.responder.close()
         self.bot.groups.close()
+        self.bot.channels.close()
         self.service.close()
 
 
@@ -105,18 +109,20 @@ def build(
     token: str | None = None,
     notifier: Notifier | None = None,
     responder: Responder | None = None,
+    replier: Replier | None = None,
     verified_upstream: bool = False,
 ) -> Planbot:
     """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
 
-    `notifier` and `responder` replace the Slack channel and response_url delivery (the local
-    shell draws them in the terminal instead). `verified_upstream`: the HTTP server has checked
+    `notifier`, `responder` and `replier` replace the Slack channel and response_url delivery
+    (the local shell draws them in the terminal instead). `verified_upstream`: the HTTP server has checked
     each request's Slack signature before Bolt sees it, so Bolt does not check it a second time.
     """
     config = settings.core_config()
     engine = make_engine(settings.database_url)
     upgrade_schema(engine)
-    client = make_client(token or settings.bot_token, settings.api_url)
+    bot_token = token or settings.bot_token
+    client = make_client(bot_token, settings.api_url)
     store = SqlStore(engine)
     service = PlanService(engine=engine, store=store, config=config)
     words = Words(config.catalog, config.billing_tz)
@@ -124,11 +130,11 @@ def build(
         store=store,
         notifier=notifier or SlackNotifier(client, words),
         provisioner=_provisioner(settings),
-        replier=SlackReplier(words),
+        replier=replier or SlackReplier(words, client if bot_token else None),
         lease=timedelta(seconds=settings.outbox_lease),
+        audit_channel=settings.audit_channel,
     )
     service.on_outbox = dispatcher.wake
-    bot_token = token or settings.bot_token
 
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         # One workspace, one token: no auth.test round trip to Slack on the ack path.
@@ -158,6 +164,7 @@ def build(
         groups=groups,
         words=words,
         provider=ProviderView(store=store, provider=connector),
+        channels=ChannelDirectory(lookups if bot_token else None),
     )
     register(app, bot)
     provider = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot import tables
 from bot.kit import (
@@ -29,7 +28,7 @@ from bot.kit import (
     section,
     text_message,
 )
-from bot.words import Words
+from bot.words import Words, mention, plural
 from core import (
     AppPage,
     AppState,
@@ -38,10 +37,12 @@ from core import (
     FieldChange,
     Grant,
     HistoryEntry,
+    NoApproverAvailable,
     Outcome,
     PendingRequest,
     PermissionDenied,
     PlanError,
+    Preview,
     Statement,
     format_money,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "app_label",
     "bill_message",
     "change_lines",
+    "channel_refusal",
     "failure_message",
     "help_message",
     "history_message",
@@ -64,27 +66,13 @@ __all__ = [
     "refusal",
     "status_message",
     "text_message",
-    "when",
+    "waiting_card",
 ]
 
 CONFIRM = "plan_confirm"
 CANCEL = "plan_cancel"
 APPROVE = "plan_approve"
 REJECT = "plan_reject"
-
-
-def _danger_dialog(
-    title: str, text: str, *, yes: str = "Approve", no: str = "Not yet"
-) -> dict[str, Any]:
-    return danger_dialog(title, text, yes=yes, no=no)
-
-
-def when(moment: datetime | None, tz: ZoneInfo, *, time: bool = False) -> str:
-    """'2026-12-01' (or '2026-12-01 19:32 CST' with `time`) in `tz`; '-' for none."""
-    if moment is None:
-        return "-"
-    local = moment.astimezone(tz)
-    return local.strftime("%Y-%m-%d %H:%M %Z" if time else "%Y-%m-%d")
 
 
 def app_label(name: str, app_id: str | None) -> str:
@@ -95,14 +83,46 @@ def app_label(name: str, app_id: str | None) -> str:
 # --- refusals --------------------------------------------------------------------------------
 
 
-def refusal(err: PlanError, **extra: Any) -> dict[str, Any]:
-    """A refusal, as the person should read it: what, why, what to do instead."""
-    text = f":no_entry: {escape(err.message)}"
+def refusal(err: PlanError, words: Words | None = None, **extra: Any) -> dict[str, Any]:
+    """A refusal, as the person should read it: what, why, what to do instead (worded by
+    `words` when given: people as mentions, moments as date tokens)."""
+    said = words.refusal(err) if words is not None else escape(err.message)
+    text = f":no_entry: {said}"
     if isinstance(err, PermissionDenied) and err.admins:
         text += "\nAdmins: " + ", ".join(f"<@{a}>" for a in err.admins)
+    if isinstance(err, NoApproverAvailable):
+        holders = ", ".join(mention(h) for h in err.holders) or "nobody"
+        text += f"\nWho has the `{escape(err.role)}` role besides you: {holders}."
     if isinstance(err, ChannelNotAllowed) and err.channels:
         text += "\nAllowed: " + ", ".join(f"<#{c}>" for c in err.channels)
     return text_message(text, **extra)
+
+
+def channel_refusal(reach: str, channel: str, purpose: str) -> dict[str, Any]:
+    """Why an app can't belong to that channel (`purpose` "own": created there; "grant": a
+    team's role), and the fix. `reach`: "direct", "outside" or "unknown" (`bot.channels`)."""
+    where = f"<#{channel}>"
+    if reach == "direct":
+        text = (
+            "An app belongs to a team's channel, where planbot posts its expiry reminders, "
+            "purge warnings and statements, and a direct message is not one. Run this in your "
+            "team's channel (after `/invite @planbot` there)."
+        )
+    elif reach == "outside":
+        text = (
+            f"planbot is not a member of {where}, so the app's expiry reminders, purge warnings "
+            f"and statements could not be posted there. Invite it with `/invite @planbot` in "
+            f"{where}, then try again (if you just did, give it a few seconds)."
+        )
+    else:
+        text = (
+            f"planbot is checking that it can post in {where} (it has not looked at this "
+            "channel before). Try again in a few seconds; if planbot is not in the channel, "
+            "invite it first with `/invite @planbot`."
+        )
+    if purpose == "grant":
+        text = f"A team's role can't be granted for {where} yet. {text}"
+    return text_message(f":no_entry: {text}")
 
 
 def failure_message(reference: str) -> dict[str, Any]:
@@ -127,62 +147,121 @@ def change_lines(changes: Sequence[FieldChange], words: Words) -> str:
     lines = []
     for change in changes:
         label, before, after = words.change(change)
-        lines.append(f"• {escape(label)}: {escape(before)} → *{escape(after)}*")
+        lines.append(f"• {escape(label)}: {before} → *{after}*")
     return "\n".join(lines) or "• nothing visible changes"
+
+
+def _preview_blocks(preview: Preview, words: Words, title: str) -> list[dict[str, Any]]:
+    """The header, the app, the changes, the cost and the notices of a preview."""
+    icon = ":warning:" if preview.danger or preview.irreversible else ":information_source:"
+    return [
+        header(title),
+        section(f"*App:* {app_label(preview.app_name, preview.app_id)}"),
+        section("*Changes*\n" + change_lines(preview.changes, words)),
+        section(f"*Cost*\n{escape(words.cost(preview.cost))}"),
+        *(section(f"{icon} {words.notice(n)}") for n in preview.notices),
+    ]
 
 
 def preview_card(pending: PendingRequest, words: Words) -> Message:
     """The ephemeral card of a previewed change, with Confirm / Cancel (or waiting for approval)."""
     preview = pending.preview
-    summary = words.summary(preview)
-    title = summary + ("?" if not pending.approval.needs_peer else "")
-    warnings = [words.notice(n) for n in preview.notices]
-    blocks: list[dict[str, Any]] = [
-        header(title),
-        section(f"*App:* {app_label(preview.app_name, preview.app_id)}"),
-        section("*Changes*\n" + change_lines(preview.changes, words)),
-        section(f"*Cost*\n{escape(words.cost(preview.cost))}"),
-    ]
-    for warning in warnings:
-        icon = ":warning:" if preview.danger or preview.irreversible else ":information_source:"
-        blocks.append(section(f"{icon} {escape(warning)}"))
-    expires = when(pending.expires_at, words.tz, time=True)
     if pending.approval.needs_peer:
-        n = pending.approval.approvers
-        blocks.append(
-            section(
-                f":hourglass_flowing_sand: This change needs approval by {n} other "
-                f"{'person' if n == 1 else 'people'} with the needed role. An approval card was "
-                "posted for them; planbot will message you the outcome."
+        note = ""
+        known = pending.approvers
+        unsure = known is not None and not known.anyone and bool(known.groups)
+        if known is not None and unsure and len(known.users) < pending.approval.approvers:
+            groups = ", ".join(f"<!subteam^{g}>" for g in known.groups)
+            note = (
+                f"Besides the people planbot knows to have the role, members of {groups} have "
+                "it; planbot can't tell in advance who they are."
             )
+        return waiting_card(
+            preview,
+            words,
+            request_id=pending.id,
+            needed=pending.approval.approvers,
+            role=pending.role,
+            expires_at=pending.expires_at,
+            channel=pending.approval_channel,
+            approver_group=pending.approver_group,
+            note=note,
         )
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "plan_request",
-                "elements": [button("Withdraw request", CANCEL, pending.id)],
-            }
+    summary = words.summary(preview)
+    blocks = _preview_blocks(preview, words, summary + "?")
+    confirm = button(
+        "Confirm", CONFIRM, pending.id, style="danger" if preview.danger else "primary"
+    )
+    if preview.danger:
+        confirm["confirm"] = danger_dialog(
+            "Are you sure?",
+            " ".join(words.notice(n) for n in preview.notices) or "This can't be undone.",
+            yes="Yes, go ahead",
+            no="No, keep it",
         )
-    else:
-        confirm = button(
-            "Confirm", CONFIRM, pending.id, style="danger" if preview.danger else "primary"
-        )
-        if preview.danger:
-            confirm["confirm"] = danger_dialog(
-                "Are you sure?",
-                escape(" ".join(warnings)) or "This can't be undone.",
-                yes="Yes, go ahead",
-                no="No, keep it",
-            )
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "plan_request",
-                "elements": [confirm, button("Cancel", CANCEL, pending.id)],
-            }
-        )
-    blocks.append(context(f"Expires {expires} · request `{pending.id}`"))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "plan_request",
+            "elements": [confirm, button("Cancel", CANCEL, pending.id)],
+        }
+    )
+    blocks.append(context(f"Expires {words.moment(pending.expires_at)} · request `{pending.id}`"))
     return message(f"{escape(summary)}: confirm or cancel", blocks, response_type="ephemeral")
+
+
+def waiting_card(
+    preview: Preview,
+    words: Words,
+    *,
+    request_id: str,
+    needed: int,
+    role: str,
+    expires_at: datetime,
+    channel: str | None,
+    approver_group: str | None = None,
+    permalink: str | None = None,
+    posted: bool | None = None,
+    note: str = "",
+) -> Message:
+    """The requester's card of a change that waits for peers' approval: the preview, who must
+    approve it and where the approval card is (linked once posted), and Withdraw.
+
+    `posted`: None while the approval card is on its way, True once posted (with its
+    `permalink` when known), False when it could not be posted.
+    """
+    summary = words.summary(preview)
+    blocks = _preview_blocks(preview, words, summary)
+    who = "1 other person" if needed == 1 else f"{needed} other people"
+    group = f" ({'<!subteam^' + approver_group + '>'})" if approver_group else ""
+    where = f"<#{channel}>" if channel else "the approvals channel"
+    if posted is None:
+        status = f"An approval card is being posted in {where}."
+    elif posted and permalink:
+        status = f"The approval card is in {where}: <{permalink}|open it>."
+    elif posted:
+        status = f"The approval card is in {where}."
+    else:
+        status = (
+            f"The approval card could not be posted in {where}: planbot may not be in that "
+            "channel (`/invite @planbot` there). The audit channel was told."
+        )
+    lines = [
+        f":hourglass_flowing_sand: This change needs approval by {who} with the *{escape(role)}* "
+        f"role{group}. {status} planbot will message you the outcome.",
+    ]
+    if note:
+        lines.append(note)
+    blocks.append(section("\n".join(lines)))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "plan_request",
+            "elements": [button("Withdraw request", CANCEL, request_id)],
+        }
+    )
+    blocks.append(context(f"Expires {words.moment(expires_at)} · request `{request_id}`"))
+    return message(f"{escape(summary)}: waiting for approval", blocks, response_type="ephemeral")
 
 
 _OUTCOME_ICON = {
@@ -190,46 +269,41 @@ _OUTCOME_ICON = {
     "cancelled": ":heavy_multiplication_x:",
     "rejected": ":no_entry_sign:",
     "approved": ":ballot_box_with_check:",
+    "expired": ":hourglass:",
+    "refused": ":no_entry:",
 }
 
 
 def outcome_card(outcome: Outcome, words: Words, now: datetime) -> Message:
-    """What replaces the preview card once the request is decided."""
+    """What replaces a request's card once it is decided (no buttons: nothing is left to do)."""
     icon = _OUTCOME_ICON.get(outcome.state, ":information_source:")
     said = words.outcome(outcome)
-    blocks = [section(f"{icon} {escape(said)}")]
+    blocks = [section(f"{icon} {said}")]
     if outcome.state == "applied":
         if outcome.changes:
             blocks.append(section("*Changes*\n" + change_lines(outcome.changes, words)))
         if outcome.cost is not None:
             blocks.append(section(f"*Cost*\n{escape(words.cost(outcome.cost))}"))
-    if outcome.state == "approved":  # more approvals needed: the card keeps its buttons
-        danger = outcome.operation.value in ("disable", "migrate")
-        approve = button(
-            "Approve", APPROVE, outcome.request_id, style="danger" if danger else "primary"
-        )
-        if danger:
-            approve["confirm"] = _danger_dialog(
-                "Approve this change?", f"{escape(outcome.app_name)}: {outcome.operation}"
-            )
-        reject = button("Reject", REJECT, outcome.request_id)
-        blocks.append(
-            {"type": "actions", "block_id": "plan_approval", "elements": [approve, reject]}
-        )
-    who = f"<@{outcome.actor.user_id}>"
-    names = ", ".join(a.label for a in outcome.approvals)
-    extra = f" · approved by {escape(names)}" if outcome.approvals else ""
-    blocks.append(
-        context(f"{outcome.state.capitalize()} by {who} at {when(now, words.tz, time=True)}{extra}")
-    )
-    return message(escape(said), blocks, replace_original=True)
+    footer = {
+        "applied": "Applied by {who} · {at}",
+        "cancelled": "Cancelled by {who} · {at}",
+        "rejected": "Rejected by {who} · {at}",
+        "approved": "Approved by {who} · {at}",
+        "refused": "Refused · {at}",
+        "expired": "Expired · {at}",
+    }.get(outcome.state, "{at}")
+    text = footer.format(who=mention(outcome.actor), at=words.moment(now))
+    if outcome.approvals and outcome.state != "approved":
+        text += f" · approved by {', '.join(mention(a) for a in outcome.approvals)}"
+    blocks.append(context(text))
+    return message(said, blocks, replace_original=True)
 
 
 # --- reading ---------------------------------------------------------------------------------
 
 
 def status_message(
-    status: AppStatus, tz: ZoneInfo, *, extra: Sequence[tuple[str, str]] = ()
+    status: AppStatus, words: Words, *, extra: Sequence[tuple[str, str]] = ()
 ) -> dict[str, Any]:
     """An app's status card; `extra` fields (the provider's figures) follow the plan's limits."""
     app = status.app
@@ -239,21 +313,16 @@ def status_message(
         ("Status", str(app.status)),
         ("Billing mode", str(app.billing_mode)),
         ("Owner", f"<#{app.owner_channel}>" if app.owner_channel else "-"),
-        ("Created", when(app.created_at, tz)),
+        ("Created", words.moment(app.created_at)),
     ]
     if app.plan.value == "developer":
-        pairs.append(("Developer validity until", when(app.dev_expires_at, tz)))
+        pairs.append(("Developer validity until", words.moment(app.dev_expires_at)))
     else:
         pairs.append(("Add-ons", escape(status.config_text)))
-        used = (
-            f"used (next change from {when(status.next_config_change, tz)})"
-            if status.config_change_used
-            else "available"
-        )
-        pairs.append(("Configuration change this month", used))
+        pairs.append(("Configuration change this month", _config_change(status, words)))
     if app.disabled_at:
-        pairs.append(("Disabled on", when(app.disabled_at, tz)))
-        pairs.append(("Purged after", when(status.purge_at, tz)))
+        pairs.append(("Disabled on", words.moment(app.disabled_at)))
+        pairs.append(("Purged after", words.moment(status.purge_at)))
     limits = status.limits
     if limits:
         pairs.append(
@@ -273,32 +342,57 @@ def status_message(
     return message(f"{escape(app.name)} ({app.app_id}): {app.plan}, {app.status}", blocks)
 
 
+def _config_change(status: AppStatus, words: Words) -> str:
+    """Whether this month's configuration change can be made: what the rule says now."""
+    blocked = status.config_change_blocked
+    app_id = status.app.app_id
+    if blocked is not None:
+        if blocked.code == "LegacyBillingMode":
+            return f"not possible on legacy billing: migrate it first (`/plan migrate {app_id}`)"
+        if blocked.code == "AppPurged":
+            return "never: the app is purged"
+        if status.app.status.value == "disabled":
+            return f"not possible while disabled: re-enable it first (`/plan enable {app_id}`)"
+        return f"not possible while {escape(status.app.status)}"
+    if status.config_change_used:
+        nxt = status.next_config_change
+        day = words.billing_day(nxt.astimezone(words.tz).date()) if nxt else "-"
+        return f"used (next change from {day})"
+    return "available"
+
+
 def list_message(page: AppPage, *, contains: str | None) -> dict[str, Any]:
     """One page of the app list (at most 40 apps a page keeps within 50 blocks)."""
+    filt = f" matching `{escape(contains)}`" if contains else ""
+    arg = f" {escape(contains)}" if contains else ""
+    if not page.apps and page.total:
+        last = f"`/plan list{arg} page={page.pages}`" if page.pages > 1 else f"`/plan list{arg}`"
+        pages = plural(page.pages, "page", "pages")
+        return text_message(
+            f"Page {page.page} is past the end: {page.total:,} apps{filt} fill {pages}. "
+            f"The last one is {last}."
+        )
     if not page.apps:
-        what = f" matching `{escape(contains)}`" if contains else ""
-        return text_message(f"No apps{what}.")
+        return text_message(f"No apps{filt}.")
     lines = [
         f"`{a.app_id}` *{escape(clip(a.name, 60))}* · {a.plan} · {a.status}"
         + (" · legacy billing" if a.billing_mode.value == "legacy" else "")
         for a in page.apps
     ]
     blocks = [section(chunk) for chunk in chunks("\n".join(lines), MAX_SECTION)]
-    filt = f" matching `{escape(contains)}`" if contains else ""
     more = ""
     if page.page < page.pages:
-        arg = f" {escape(contains)}" if contains else ""
         more = f" · next: `/plan list{arg} page={page.page + 1}`"
     blocks.append(context(f"{page.total:,} apps{filt} · page {page.page} of {page.pages}{more}"))
     return message(f"{page.total} apps", blocks)
 
 
-def history_message(app: AppState, entries: Sequence[HistoryEntry], tz: ZoneInfo) -> dict[str, Any]:
+def history_message(app: AppState, entries: Sequence[HistoryEntry], words: Words) -> dict[str, Any]:
     """An app's plan history, newest first."""
     lines = [
-        f"{when(e.at, tz, time=True)} · *{e.operation}* → {e.plan}, {e.status}"
+        f"{words.moment(e.at)} · *{e.operation}* → {e.plan}, {e.status}"
         f"{', legacy billing' if e.billing_mode == 'legacy' else ''}"
-        f" · {format_money(e.monthly_price)}/month · {escape(e.actor.label)}"
+        f" · {format_money(e.monthly_price)}/month · {mention(e.actor)}"
         for e in entries
     ]
     body = "\n".join(lines) or "No history."
@@ -307,9 +401,11 @@ def history_message(app: AppState, entries: Sequence[HistoryEntry], tz: ZoneInfo
     return message(f"History of {escape(app.name)}", blocks)
 
 
-def bill_message(app: AppState, statement: Statement) -> dict[str, Any]:
+def bill_message(app: AppState, statement: Statement, zone: str | None = None) -> dict[str, Any]:
     """A month's bill: one line per run of days charged alike (dates, days, plan and add-ons,
-    amount), adding up to the total to the cent; or why the month has nothing to bill."""
+    amount), adding up to the total to the cent; or why the month has nothing to bill. `zone`:
+    the billing time zone, named where the billing day matters."""
+    days = f"billing days in {zone}" if zone else "billing days"
     cur = statement.currency
     month = f"{statement.year}-{statement.month:02d}"
     title = header(f"Bill for {clip(app.name, 80)} ({app.app_id}), {month}")
@@ -357,10 +453,10 @@ def bill_message(app: AppState, statement: Statement) -> dict[str, Any]:
         *(section(t) for t in sections[:room]),
         section(total),
         context(
-            f"Billed on {first:%Y-%m-%d}–{last:%d}. A day costs the monthly price / days in the "
-            "month, at the highest rate in force that day; the month's total is rounded once to "
-            "the cent, so a plan held all month costs its monthly price, and the lines add up "
-            "to it."
+            f"Dates are {days}. Billed on {first:%Y-%m-%d}–{last:%d}. A day costs the monthly "
+            "price / days in the month, at the highest rate in force that day; the month's total "
+            "is rounded once to the cent, so a plan held all month costs its monthly price, and "
+            "the lines add up to it."
         ),
     ]
     return message(

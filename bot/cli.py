@@ -119,9 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: options of the shell that, given with no command, mean the shell (`planbot -c "..."`)
+_SHELL_OPTIONS = ("-c", "--as", "--no-color")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `planbot` console script."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = words[0] if words else ""
+    if first.split("=")[0] in _SHELL_OPTIONS or first.startswith("-c"):
+        words = ["shell", *words]  # `planbot -c "/plan status demo-chat"` runs the shell
+    args = _parser().parse_args(words)
     load_dotenv(Path.cwd() / ".env", override=False)
     _configure_logging()
     if args.command == "doctor":

@@ -34,6 +34,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Slack errors that say the destination itself can't be reached (the audit channel is told)
+UNREACHABLE_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+
 #: Slack errors that retrying will not fix
 PERMANENT_ERRORS = frozenset(
     {
@@ -114,7 +117,9 @@ class SlackNotifier:
                 after = err.response.headers.get("Retry-After", "1")
                 raise DeliveryError("rate limited", retry_after=float(after)) from err
             raise DeliveryError(
-                f"Slack answered {status} {code}", permanent=code in PERMANENT_ERRORS
+                f"Slack answered {status} {code}",
+                permanent=code in PERMANENT_ERRORS,
+                unreachable=code if code in UNREACHABLE_ERRORS else None,
             ) from err
         except (SlackRequestError, OSError) as err:
             raise DeliveryError(f"Slack unreachable: {err}") from err
@@ -158,14 +163,19 @@ class OutboxResponder:
 
 
 class SlackReplier:
-    """Posts queued replies to their response_url (the core's Replier port)."""
+    """Posts queued replies to their response_url (the core's Replier port).
 
-    def __init__(self, words: Words) -> None:
+    A reply that tells where a message was posted (the requester's card, once its approval card
+    is in the channel) gets that message's permalink from Slack first, when a client is given.
+    """
+
+    def __init__(self, words: Words, client: WebClient | None = None) -> None:
         self.words = words
+        self.client = client
 
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """POST the message; map Slack's refusals to retryable or permanent failures."""
-        body = rendered(message, self.words)
+        body = rendered(with_permalink(message, self.client), self.words)
         client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
         try:
             response = client.send_dict(body)
@@ -179,6 +189,24 @@ class SlackReplier:
             raise DeliveryError(f"response_url answered {status}")
         if status >= 400:  # expired (30 minutes, five uses) or refused: retrying will not help
             raise DeliveryError(f"response_url refused the reply: {status}", permanent=True)
+
+
+def with_permalink(message: Mapping[str, Any], client: WebClient | None) -> Mapping[str, Any]:
+    """The message with the permalink of the posted message it refers to (its `receipt`), when
+    Slack gives one; unchanged otherwise (the message then names the channel only)."""
+    receipt = message.get("receipt")
+    if client is None or not isinstance(receipt, Mapping) or message.get("permalink"):
+        return message
+    channel, ts = receipt.get("channel"), receipt.get("ts")
+    if not channel or not ts:
+        return message
+    try:
+        answer = client.chat_getPermalink(channel=str(channel), message_ts=str(ts))
+    except Exception as err:  # the card still names the channel
+        log.warning("no permalink for %s %s: %s", channel, ts, err)
+        return message
+    link = answer.get("permalink")
+    return {**message, "permalink": link} if isinstance(link, str) and link else message
 
 
 class GroupDirectory:

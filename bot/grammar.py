@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -41,6 +41,7 @@ __all__ = [
     "AccessGrant",
     "AccessList",
     "AccessRevoke",
+    "AddonHelp",
     "AppUsage",
     "Bill",
     "Command",
@@ -81,6 +82,7 @@ MAX_PAGE = 10_000
 
 _ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 _QUOTES = '"“”'  # straight and Slack's "smart" quotes; any of them opens or closes a quoted part
+_SINGLE_QUOTES = "'‘’"  # around a whole word only: inside a word they are apostrophes
 _HELP_WORDS = frozenset({"help", "--help", "-h", "?"})
 _DEVELOPER_WORDS = frozenset({"developer", "dev", "free", "development"})
 _EDITION_KEYS = frozenset({"edition", "plan"})
@@ -220,8 +222,8 @@ SUBCOMMANDS: dict[str, Usage] = {
             aliases=("configure",),
             example="/plan config demo-chat edition=premium",
             details=(
-                "Give at least one change. Put a value with spaces in double quotes: "
-                '`retention="30 days"`. You see the cost before you confirm.'
+                "Give at least one change: the edition, and any add-on as `name=value` (the "
+                "add-ons and their values are listed below). You see the cost before you confirm."
             ),
         ),
         Usage(
@@ -237,8 +239,11 @@ SUBCOMMANDS: dict[str, Usage] = {
             "Create a new app on the developer plan.",
             Operation.CREATE,
             aliases=("new",),
-            example='/plan create "Support Chat"',
-            details="Put a name with spaces in double quotes. A name can't be only digits.",
+            example="/plan create Support Chat",
+            details=(
+                "The app belongs to the channel you create it in: run it in your team's channel, "
+                "with planbot invited there. A name can't be only digits."
+            ),
         ),
         Usage(
             "disable",
@@ -288,16 +293,32 @@ _ACCESS_ACTIONS = {"list": "list", "ls": "list", "grant": "grant", "add": "grant
 _ACCESS_ACTIONS |= {"revoke": "revoke", "remove": "revoke", "rm": "revoke"}
 
 
+@dataclass(frozen=True)
+class AddonHelp:
+    """An add-on as help lists it: its name, label, default value, and each value's price."""
+
+    name: str
+    label: str
+    default: str
+    options: tuple[tuple[str, str], ...]  # (value, price as shown)
+
+
 def resolve_subcommand(word: str) -> str | None:
     """The canonical subcommand for a word or alias (case-insensitive), or None."""
     return _ALIASES.get(word.strip().lower())
 
 
-def help_text(allowed_roles: set[str] | None = None, topic: str | None = None) -> str:
+def help_text(
+    allowed_roles: set[str] | None = None,
+    topic: str | None = None,
+    *,
+    addons: Sequence[AddonHelp] = (),
+) -> str:
     """Help in mrkdwn: the subcommands those roles allow (all when None), or one topic in detail.
 
     Roles are ranked (`viewer` < `operator` < `admin`): holding a role allows the subcommands of
-    that role and of the roles below it. Unknown role names are ignored.
+    that role and of the roles below it. Unknown role names are ignored. `addons`: the catalog's
+    add-ons, listed with their values and prices by the help of `config`.
     """
     if allowed_roles is None:
         rank = len(ROLES) - 1
@@ -307,15 +328,18 @@ def help_text(allowed_roles: set[str] | None = None, topic: str | None = None) -
         return _overview(rank)
     name = resolve_subcommand(topic)
     if name is not None:
-        return _topic_help(SUBCOMMANDS[name], rank)
+        text = _topic_help(SUBCOMMANDS[name], rank)
+        if name == "config" and addons:
+            text += "\n" + _addon_lines(addons)
+        return text
     near = _nearest(topic, list(_ALIASES))
     did_you_mean = f" Did you mean `{_ALIASES[near]}`?" if near else ""
     return f"There is no subcommand {_show(topic)}.{did_you_mean}\n\n{_overview(rank)}"
 
 
 _APP_NOTE = (
-    "`&lt;app&gt;` is an app id or its exact name, in double quotes if it has spaces: "
-    '`"Support Chat"`.'
+    "`&lt;app&gt;` is an app id or its name (any case), in quotes if it has spaces: "
+    "`\"Support Chat\"` or `'Support Chat'`."
 )
 _SECTIONS = (("viewer", "*See*"), ("operator", "*Change*"), ("admin", "*Administer*"))
 
@@ -342,6 +366,22 @@ def _overview(rank: int) -> str:
         "Every change shows a preview (what changes, what it costs) and waits for your Confirm. "
         "Type `/plan help &lt;subcommand&gt;` for details and an example.",
     ]
+    return "\n".join(lines)
+
+
+def _addon_lines(addons: Sequence[AddonHelp]) -> str:
+    """Each add-on with its values and their prices a month (the default marked)."""
+    lines = ["*Add-ons* (`name=value`, price a month):"]
+    for addon in addons:
+        values = ", ".join(
+            f"`{escape(value)}` {escape(price)}" + (" (default)" if value == addon.default else "")
+            for value, price in addon.options
+        )
+        lines.append(f"• `{escape(addon.name)}` ({escape(addon.label)}): {values}")
+    first = next((a for a in addons if len(a.options) > 1), None)
+    if first is not None:
+        value = next(v for v, _ in first.options if v != first.default)
+        lines.append(f"Example: `/plan config demo-chat {escape(first.name)}={escape(value)}`")
     return "\n".join(lines)
 
 
@@ -680,13 +720,28 @@ class _UnclosedQuoteError(Exception):
     pass
 
 
+def _single_quoted(text: str, i: int) -> int | None:
+    """Where the single-quoted part opening at `i` closes: a single quote followed by a space
+    or the end. None when none does (the quote is then an apostrophe, taken as it is)."""
+    for k in range(i + 1, len(text)):
+        if text[k] in _SINGLE_QUOTES and (k + 1 == len(text) or text[k + 1].isspace()):
+            return k
+    return None
+
+
 def _tokenize(text: str) -> list[_Token]:
-    """Split on whitespace; double quotes (straight or curly) group, `<...>` stays one piece."""
+    """Split on whitespace; double quotes (straight or curly) group, and so do single quotes
+    around a whole word (`'Support Chat'`; an apostrophe inside a word stays one); `<...>`
+    stays one piece."""
     tokens: list[_Token] = []
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
             i += 1
+            continue
+        if text[i] in _SINGLE_QUOTES and (close := _single_quoted(text, i)) is not None:
+            tokens.append(_Token(text[i + 1 : close], True, None))
+            i = close + 1
             continue
         parts: list[str] = []
         length = 0
@@ -939,9 +994,8 @@ def _parse_config(args: list[_Token]) -> Command:
 def _parse_create(args: list[_Token]) -> Command:
     if not args:
         raise _error("create", "`/plan create` needs a name for the new app.")
-    if len(args) > 1:
-        raise _too_many("create", args[1:])
-    name = args[0].text.strip()
+    # the rest of the line is the name, quoted or not: `create Support Chat`
+    name = " ".join(token.text.strip() for token in args).strip()
     if not name:
         raise _error("create", "The name is empty: give the new app a name.")
     if any(unicodedata.category(ch) == "Cc" for ch in name):

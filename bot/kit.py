@@ -2,11 +2,18 @@
 
 Every piece of user-supplied text (app names, display names, what was typed) goes through
 `escape`, so an app named `<!channel>` pings nobody. Slack's limits are kept here: at most 50
-blocks a message, 3000 characters a section, 10 fields of 2000, 150 a header, 75 a button.
+blocks a message, 3000 characters a section, 10 fields of 2000, 150 a header, 75 a button;
+counted, as Slack may count them, in UTF-16 code units (an emoji or a rare CJK character beyond
+the Basic Multilingual Plane takes two), and never cut between the two halves of one.
+
+Times are shown with Slack's date token (`date_token`): each reader sees their own time zone,
+and the fallback text (shown where the token is not rendered, and by the local shell) names the
+zone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,8 +35,10 @@ __all__ = [
     "fields",
     "header",
     "message",
+    "plain_dates",
     "section",
     "text_message",
+    "units",
 ]
 
 Message = dict[str, Any]
@@ -45,9 +54,36 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def units(text: str) -> int:
+    """The length of `text` in UTF-16 code units, as Slack counts it."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _cut(text: str, limit: int) -> str:
+    """The longest start of `text` of at most `limit` UTF-16 code units."""
+    if len(text) * 2 <= limit:
+        return text
+    used = 0
+    for index, ch in enumerate(text):
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > limit:
+            return text[:index]
+    return text
+
+
 def clip(text: str, limit: int) -> str:
-    """The text cut to `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """The text cut to `limit` UTF-16 code units, with an ellipsis when cut."""
+    return text if units(text) <= limit else _cut(text, limit - 1) + "…"
+
+
+_DATE_TOKEN = re.compile(r"<!date\^[0-9]+\^[^|>]*\|([^>]*)>")
+
+
+def plain_dates(text: str) -> str:
+    """The text with each date token replaced by its fallback (for plain-text places)."""
+    return _DATE_TOKEN.sub(lambda match: match.group(1), text)
 
 
 def section(text: str) -> dict[str, Any]:
@@ -91,7 +127,7 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
         "type": "button",
         "text": {"type": "plain_text", "text": clip(text, MAX_BUTTON), "emoji": True},
         "action_id": action_id,
-        "value": value[:2000],
+        "value": _cut(value, 2000),
     }
     if style:
         found["style"] = style
@@ -107,7 +143,7 @@ def danger_dialog(title: str, text: str, *, yes: str, no: str) -> dict[str, Any]
     """Slack's confirm dialog for a danger button (`text` is mrkdwn, already escaped)."""
     return {
         "title": {"type": "plain_text", "text": clip(title, 100)},
-        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "text": {"type": "mrkdwn", "text": clip(plain_dates(text), 300)},
         "confirm": {"type": "plain_text", "text": yes},
         "deny": {"type": "plain_text", "text": no},
         "style": "danger",
@@ -125,13 +161,17 @@ def text_message(text: str, **extra: Any) -> Message:
 
 
 def chunks(text: str, size: int = MAX_SECTION) -> list[str]:
-    """The text cut into pieces of at most `size` characters, at line ends where possible."""
-    found, current = [], ""
+    """The text cut into pieces of at most `size` UTF-16 code units, at line ends where
+    possible."""
+    found, current, used = [], "", 0
     for line in text.splitlines(keepends=True):
-        if len(current) + len(line) > size and current:
+        line = _cut(line, size)
+        length = units(line)
+        if used + length > size and current:
             found.append(current)
-            current = ""
-        current += line[:size]
+            current, used = "", 0
+        current += line
+        used += length
     return [*found, current] if current else found or [""]
 
 

@@ -28,21 +28,26 @@ from bot.kit import (
     MAX_SECTION,
     Message,
     button,
+    clip,
     context,
     danger_dialog,
     escape,
     header,
     message,
+    plain_dates,
     section,
+    units,
 )
 from bot.tables import LINE_WIDTH, cell, charge_rows, fit, pad, width
-from bot.words import VERBS, Words
+from bot.words import VERBS, Words, mention, mentions
 from core import (
     AccessChanged,
+    ApprovalCardPosted,
     ApprovalCardUpdate,
     ApprovalRequested,
     CardDecided,
     ChangeApplied,
+    DeliveryFailed,
     DevExpiryReminder,
     Operation,
     PurgeWarning,
@@ -70,7 +75,6 @@ MAX_HEADER_TEXT = 150
 _TABLE_WIDTH = 2 + LINE_WIDTH  # a run's line is indented under its app's title
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _APP_ID = re.compile(r"^[0-9]{1,20}$")
-_DATE_TOKEN = re.compile(r"^<!date\^[0-9]+\^[^|]*\|(.*)>$")
 _DAY = timedelta(days=1)
 
 
@@ -86,7 +90,7 @@ def render(notice: CoreMessage, words: Words) -> Message:
 def _auditcontext(
     seq: int | None, at: datetime | None, words: Words, request_id: str | None
 ) -> str:
-    text = f"audit #{seq} · {blocks.when(at, words.tz, time=True)}"
+    text = f"audit #{seq} · {words.moment(at)}" if seq is not None else words.moment(at)
     if request_id:
         text += f" · request `{escape(request_id)}`"
     return text
@@ -94,7 +98,7 @@ def _auditcontext(
 
 def change_applied(notice: ChangeApplied, words: Words) -> Message:
     """A change was applied: who did what to which app, what changed, what it costs."""
-    actor = f"<@{notice.actor.user_id}>"
+    actor = mention(notice.actor)
     app = blocks.app_label(notice.app_name or notice.app_id, notice.app_id)
     verb = VERBS[notice.operation]
     stopped = notice.operation in (Operation.DISABLE, Operation.PURGE, Operation.SUSPEND)
@@ -109,10 +113,12 @@ def change_applied(notice: ChangeApplied, words: Words) -> Message:
         parts.append(section(f"*Cost:* {escape(words.cost(notice.cost))}"))
     detail = _lifecycle_detail(notice, words)
     if detail:
-        parts.append(section(escape(detail)))
+        parts.append(section(detail))
     footer = _auditcontext(notice.audit_seq, notice.at, words, notice.request_id)
     if notice.requester and notice.requester.user_id != notice.actor.user_id:
-        footer += f" · requested by <@{notice.requester.user_id}>"
+        footer += f" · requested by {mention(notice.requester)}"
+    if notice.approvals:
+        footer += f" · approved by {mentions(notice.approvals)}"
     parts.append(context(footer))
     return message(f"{verb} {escape(notice.app_name or notice.app_id)}", parts)
 
@@ -121,14 +127,14 @@ def _lifecycle_detail(notice: ChangeApplied, words: Words) -> str:
     since = notice.since
     if since is None:
         return ""
-    local = _local(since, words)
+    local = words.moment(since)
     if notice.operation is Operation.SUSPEND:
         return (
             f"The developer validity ended on {local}, so the app is suspended. Extend it "
             f"(`/plan extend {notice.app_id}`) to reactivate it, or upgrade it to a paid plan."
         )
     if notice.operation is Operation.PURGE:
-        until = _local(since + timedelta(days=90), words)
+        until = words.moment(since + timedelta(days=90))
         return (
             f"Disabled on {local} and not re-enabled within 90 days (until {until}): its data "
             "and services are purged and can no longer be recovered."
@@ -137,8 +143,11 @@ def _lifecycle_detail(notice: ChangeApplied, words: Words) -> str:
 
 
 def request_event(notice: RequestEvent, words: Words) -> Message:
-    """A refused click that matters, a rejection, a partial approval."""
-    actor = f"<@{notice.actor.user_id}>"
+    """A refused click that matters, a rejection, a partial approval (the audit channel); or
+    how a request ended, told to its requester."""
+    if notice.audience == "requester":
+        return _told_requester(notice, words)
+    actor = mention(notice.actor)
     app = blocks.app_label(notice.app_name or notice.app_id or "?", notice.app_id)
     icon = {
         "refused": ":no_entry:",
@@ -148,25 +157,44 @@ def request_event(notice: RequestEvent, words: Words) -> Message:
     text = f"{icon} {notice.event.capitalize()}: {actor} on {notice.operation} of {app}"
     footer = _auditcontext(notice.audit_seq, notice.at, words, notice.request_id)
     if notice.requester and notice.requester.user_id != notice.actor.user_id:
-        footer += f" · requested by <@{notice.requester.user_id}>"
+        footer += f" · requested by {mention(notice.requester)}"
     parts = [section(text)]
-    detail = (
-        notice.refusal.message
-        if notice.refusal
-        else {
-            "rejected": "rejected by a peer",
-            "approved": "approval recorded",
-        }.get(notice.event, "")
-    )
-    if detail:
-        parts.append(section(escape(detail)))
+    if notice.refusal:
+        parts.append(section(words.refusal_of(notice.refusal)))
+    elif notice.event == "rejected":
+        parts.append(section("Rejected by a peer; nothing was changed."))
+    elif notice.event == "approved":
+        progress = words.progress(notice.approvals, notice.approvals_needed)
+        parts.append(section(f"Approval recorded: {progress}."))
     parts.append(context(footer))
-    return message(text, parts)
+    return message(plain_dates(text), parts)
+
+
+def _told_requester(notice: RequestEvent, words: Words) -> Message:
+    """How the requester's request ended, when someone else (or time) ended it."""
+    title = escape(words.title(notice.operation, notice.app_name, notice.app_id))
+    progress = words.progress(notice.approvals, notice.approvals_needed)
+    if notice.event == "rejected":
+        text = (
+            f":no_entry_sign: Your request was rejected by {mention(notice.actor)}: {title}. "
+            "Nothing was changed."
+        )
+    elif notice.event == "expired":
+        text = (
+            f":hourglass: Your request expired without the approvals it needed ({progress}): "
+            f"{title}. Nothing was changed. Ask again with the `/plan` command if it is still "
+            "wanted."
+        )
+    else:
+        reason = words.refusal_of(notice.refusal) if notice.refusal else ""
+        text = f":no_entry: Your request was not applied: {title}. {reason}".rstrip()
+    footer = _auditcontext(notice.audit_seq, notice.at, words, notice.request_id)
+    return message(plain_dates(text), [section(text), context(footer)])
 
 
 def access_changed(notice: AccessChanged, words: Words) -> Message:
     """A role granted or revoked."""
-    actor = f"<@{notice.actor.user_id}>"
+    actor = mention(notice.actor)
     verb = "granted" if notice.granted else "revoked"
     # named by the stable id, not the changeable label (a group is not pinged)
     label = escape(notice.label or notice.principal_id)
@@ -187,24 +215,31 @@ def access_changed(notice: AccessChanged, words: Words) -> Message:
 
 
 def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
-    """The card asking peers to approve or reject a request."""
+    """The card asking peers to approve or reject a request: the whole preview, who may approve
+    (the role, and the approver group when one is set), the approvals so far, and the buttons."""
     preview = notice.preview
     needed = notice.approvals_needed
     summary = words.summary(preview)
     warnings = [words.notice(n) for n in preview.notices]
+    who = "someone else" if needed == 1 else f"{needed} other people"
+    group = f" {'<!subteam^' + notice.approver_group + '>'}" if notice.approver_group else ""
+    asks = (
+        f"{mention(notice.requester)} asks to {escape(str(preview.operation))} "
+        f"{blocks.app_label(preview.app_name, preview.app_id)}. It needs the approval of {who} "
+        f"with the *{escape(notice.role)}* role.{group}"
+    )
     parts: list[dict[str, Any]] = [
         header(f"Approval needed: {summary}"),
-        section(
-            f"<@{notice.requester.user_id}> asks to {escape(str(preview.operation))} "
-            f"{blocks.app_label(preview.app_name, preview.app_id)}. "
-            f"Needs {needed} approval{'s' if needed != 1 else ''} from someone else with the role."
-        ),
+        section(asks),
         section("*Changes*\n" + blocks.change_lines(preview.changes, words)),
     ]
     if preview.cost is not None:
         parts.append(section(f"*Cost*\n{escape(words.cost(preview.cost))}"))
     for warning in warnings:
-        parts.append(section(f":warning: {escape(warning)}"))
+        parts.append(section(f":warning: {warning}"))
+    if notice.approvals:
+        progress = words.progress(notice.approvals, needed)
+        parts.append(section(f":ballot_box_with_check: {progress}"))
     approve = button(
         "Approve",
         blocks.APPROVE,
@@ -214,7 +249,7 @@ def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
     if preview.danger:
         approve["confirm"] = danger_dialog(
             "Approve this change?",
-            escape(" ".join(warnings)) or "Are you sure?",
+            " ".join(warnings) or "Are you sure?",
             yes="Approve",
             no="Not yet",
         )
@@ -225,16 +260,21 @@ def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
             "elements": [approve, button("Reject", blocks.REJECT, notice.request_id)],
         }
     )
-    expires = blocks.when(notice.expires_at, words.tz, time=True)
+    expires = words.moment(notice.expires_at)
     parts.append(context(f"Expires {expires} · request `{notice.request_id}`"))
-    return message(f"Approval needed: {escape(summary)}", parts)
+    text = f"Approval needed: {escape(summary)}"
+    if notice.approvals:
+        text += f" ({len(notice.approvals)} of {needed} approvals)"
+    return message(text, parts)
 
 
 def approval_card_update(notice: ApprovalCardUpdate, words: Words) -> Message:
-    """The replacement of an approval card whose request is no longer waiting."""
-    summary = escape(words.title(notice.operation, notice.app_name, notice.app_id))
-    requester = f"<@{notice.requester.user_id}>"
-    expired = _moment(notice.expired_at or notice.at, words)
+    """The replacement of an approval card whose request is no longer waiting: how it ended,
+    by whom, and (applied) what changed; no buttons."""
+    title = escape(words.title(notice.operation, notice.app_name, notice.app_id))
+    requester = mention(notice.requester)
+    by = mention(notice.by) if notice.by is not None else "planbot"
+    progress = words.progress(notice.approvals, notice.approvals_needed)
     app_id = notice.app_id or ""
     again = (
         f" If it is still wanted, {requester} can ask again with `/plan {notice.operation} "
@@ -242,13 +282,93 @@ def approval_card_update(notice: ApprovalCardUpdate, words: Words) -> Message:
         if _APP_ID.match(app_id)
         else ""
     )
-    text_block = (
-        f":hourglass: *Expired:* {summary}, requested by {requester}.\n"
-        f"The request expired on {expired} without the approvals it needed, so nothing was "
-        f"changed.{again}"
+    if notice.state == "expired":
+        expired = words.moment(notice.expired_at or notice.at)
+        text = (
+            f":hourglass: *Expired:* {title}, requested by {requester}.\n"
+            f"The request expired on {expired} without the approvals it needed ({progress}), so "
+            f"nothing was changed.{again}"
+        )
+        plain = f"Expired: {title}. Nothing was changed."
+    elif notice.state == "withdrawn":
+        text = (
+            f":heavy_multiplication_x: *Withdrawn:* {title}.\nWithdrawn by {by} on "
+            f"{words.moment(notice.at)}; nothing was changed and there is nothing to approve."
+        )
+        plain = f"Withdrawn: {title}. Nothing to approve."
+    elif notice.state == "rejected":
+        before = f" (after {progress})" if notice.approvals else ""
+        text = (
+            f":no_entry_sign: *Rejected:* {title}, requested by {requester}.\nRejected by {by} "
+            f"on {words.moment(notice.at)}{before}; nothing was changed."
+        )
+        plain = f"Rejected: {title}."
+    elif notice.state == "applied":
+        text = (
+            f":white_check_mark: *Applied:* {title}, requested by {requester}.\n"
+            f"Applied on {words.moment(notice.at)} with the approval of "
+            f"{mentions(notice.approvals) or by}."
+        )
+        plain = f"Applied: {title}."
+    else:
+        reason = words.refusal_of(notice.refusal) if notice.refusal else ""
+        text = (
+            f":no_entry: *Not applied:* {title}, requested by {requester}.\n"
+            f"{reason or 'It can no longer be applied; nothing was changed.'}"
+        )
+        plain = f"Not applied: {title}."
+    parts: list[dict[str, Any]] = [section(text)]
+    if notice.state == "applied" and notice.changes:
+        parts.append(section("*Changes*\n" + blocks.change_lines(notice.changes, words)))
+    if notice.state == "applied" and notice.cost is not None:
+        parts.append(section(f"*Cost*\n{escape(words.cost(notice.cost))}"))
+    parts.append(context(f"Request `{escape(notice.request_id)}` · {notice.state}"))
+    return message(plain, parts)
+
+
+def approval_card_posted(notice: ApprovalCardPosted, words: Words) -> Message:
+    """The requester's card again, now saying where the approval card is (linked)."""
+    card = blocks.waiting_card(
+        notice.preview,
+        words,
+        request_id=notice.request_id,
+        needed=notice.approvals_needed,
+        role=notice.role,
+        expires_at=notice.expires_at,
+        channel=notice.channel,
+        approver_group=notice.approver_group,
+        permalink=notice.permalink,
+        posted=notice.receipt is not None,
     )
-    parts = [section(text_block), context(f"Request `{escape(notice.request_id)}` · expired")]
-    return message(f"Expired: {summary}. Nothing was changed.", parts)
+    return {**card, "replace_original": True}
+
+
+def delivery_failed(notice: DeliveryFailed, words: Words) -> Message:
+    """Messages to a destination are being lost: where, why, and the fix."""
+    dest = notice.destination
+    where = f"<@{dest}>" if _USER_ID.match(dest) else f"<#{dest}>"
+    why = {
+        "not_in_channel": "planbot is not a member of that channel",
+        "channel_not_found": "that channel does not exist, or planbot can't see it",
+        "is_archived": "that channel is archived",
+    }.get(notice.reason, "Slack refuses messages there")
+    fix = (
+        "Invite planbot there (`/invite @planbot`)"
+        if notice.reason == "not_in_channel"
+        else "Give the apps it owns a channel planbot can post in"
+    )
+    what = {
+        "notice": "expiry reminders, purge warnings and statements",
+        "approval": "approval cards",
+        "audit": "change messages",
+    }.get(notice.topic, "messages")
+    about = f" (app `{escape(notice.app_id)}`)" if notice.app_id else ""
+    text = (
+        f":warning: planbot can't post to {where}: {why} (`{escape(notice.reason)}`). Its "
+        f"{what}{about} are lost until that is fixed. {fix}."
+    )
+    footer = f"{words.moment(notice.at)} · reported once a day per channel"
+    return message(plain_dates(text), [section(text), context(footer)])
 
 
 # --- the lifecycle's notices -----------------------------------------------------------------
@@ -258,7 +378,7 @@ def reminder_message(notice: DevExpiryReminder, words: Words) -> Message:
     """A developer app expires soon: what happens then, and an Extend button."""
     app_id, name = notice.app_id, notice.app_name
     when = _in(notice.expires_at - notice.at)
-    expires = _moment(notice.expires_at, words)
+    expires = words.moment(notice.expires_at)
     lines = [
         f":hourglass_flowing_sand: Developer app *{escape(name)}* (`{app_id}`) *expires {when}*, "
         f"on {expires}.",
@@ -279,7 +399,7 @@ def reminder_message(notice: DevExpiryReminder, words: Words) -> Message:
             "Extend starts the usual preview; nothing changes until you confirm."
         ),
     ]
-    text = f"Developer app {escape(name)} ({app_id}) expires {when}, on {_plain(expires)}."
+    text = f"Developer app {escape(name)} ({app_id}) expires {when}, on {plain_dates(expires)}."
     return {"text": text, "blocks": parts}
 
 
@@ -287,8 +407,8 @@ def purge_warning_message(notice: PurgeWarning, words: Words) -> Message:
     """A disabled app will be purged: when, what is lost, and an Enable button for admins."""
     app_id, name = notice.app_id, notice.app_name
     when = _in(notice.purge_at - notice.at)
-    purge = _moment(notice.purge_at, words)
-    disabled = _moment(notice.disabled_at, words)
+    purge = words.moment(notice.purge_at)
+    disabled = words.moment(notice.disabled_at)
     lines = [
         f":warning: *{escape(name)}* (`{app_id}`) has been disabled since {disabled}. "
         f"It will be *purged {when}*, after {purge}: its data and services can't be recovered "
@@ -305,7 +425,7 @@ def purge_warning_message(notice: PurgeWarning, words: Words) -> Message:
         ),
     ]
     text = (
-        f"{escape(name)} ({app_id}) will be purged {when}, after {_plain(purge)}. "
+        f"{escape(name)} ({app_id}) will be purged {when}, after {plain_dates(purge)}. "
         "Only admins can re-enable it."
     )
     return {"text": text, "blocks": parts}
@@ -347,6 +467,7 @@ def statement_issued(notice: StatementIssued, words: Words) -> Message:
         "due_on": first.isoformat(),
         "issued_on": notice.issued_on.isoformat(),
         "late": notice.issued_on > first,
+        "zone": notice.billing_tz,
     }
     return statement_message(payload)
 
@@ -358,9 +479,11 @@ def statement_message(payload: Mapping[str, Any]) -> Message:
     apps = [a for a in _list(payload.get("apps")) if isinstance(a, Mapping)]
     count = max(_int(payload.get("app_count")) or 0, len(apps))
     window = _list(payload.get("bill_window"))
+    zone = escape(payload.get("zone") or "")
+    days = f" (billing days in {zone})" if zone else ""
     summary = f"*Total: {total}* for {count} app{'s' if count != 1 else ''}"
     if len(window) == 2:
-        summary += f" · billed on {escape(window[0])} to {escape(window[1])}"
+        summary += f" · billed on {escape(window[0])} to {escape(window[1])}{days}"
     lines = [summary + "."]
     if payload.get("projected"):
         lines.append(
@@ -370,7 +493,8 @@ def statement_message(payload: Mapping[str, Any]) -> Message:
     if payload.get("late"):
         lines.append(
             f":warning: This statement is late: it was due on {escape(payload.get('due_on', ''))} "
-            f"and is posted on {escape(payload.get('issued_on', ''))} (planbot was not running)."
+            f"and is posted on {escape(payload.get('issued_on', ''))}{days} (planbot was not "
+            "running)."
         )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain_text(f"🧾 Statement for {_unescaped(payload)}")},
@@ -379,7 +503,8 @@ def statement_message(payload: Mapping[str, Any]) -> Message:
     footer = (
         "Each day costs the monthly price ÷ the days in the month, at the highest plan in force "
         "that day; an app's month is rounded once to the cent, so a plan held all month costs its "
-        f"monthly price. `/plan bill <app> {escape(payload.get('period') or 'YYYY-MM')}` shows "
+        f"monthly price. `/plan bill &lt;app&gt; {escape(payload.get('period') or 'YYYY-MM')}` "
+        "shows "
         "one app's bill."
     )
     room = MAX_BLOCKS - len(blocks) - 2  # the footer and a possible "more" note
@@ -403,6 +528,8 @@ _BUILDERS: dict[type, Callable[[Any, Words], Message]] = {
     AccessChanged: access_changed,
     ApprovalRequested: approval_requested,
     ApprovalCardUpdate: approval_card_update,
+    ApprovalCardPosted: approval_card_posted,
+    DeliveryFailed: delivery_failed,
     DevExpiryReminder: reminder_message,
     PurgeWarning: purge_warning_message,
     StatementIssued: statement_issued,
@@ -423,14 +550,14 @@ def _table_sections(apps: list[Mapping[str, Any]], room: int) -> tuple[list[str]
     limit = MAX_SECTION_TEXT - 8  # the fences and their newlines
     for app in apps:
         rows = _app_rows(app)
-        if len("\n".join(rows)) > limit:  # one app with very many periods: keep its first lines
+        if units("\n".join(rows)) > limit:  # one app with very many periods: its first lines
             kept: list[str] = []
             for row in rows:
-                if len("\n".join([*kept, row, "  …"])) > limit:
+                if units("\n".join([*kept, row, "  …"])) > limit:
                     break
                 kept.append(row)
             rows = [*kept, "  …"]
-        if current and len("\n".join([*current, *rows])) > limit:
+        if current and units("\n".join([*current, *rows])) > limit:
             sections.append(_fence(current))
             shown, current, waiting = shown + waiting, [], 0
             if len(sections) >= room:
@@ -502,38 +629,12 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _local(moment: datetime, words: Words) -> str:
-    local = moment.astimezone(words.tz)
-    return f"{local:%Y-%m-%d %H:%M} ({words.tz.key})"
-
-
-def _moment(moment: datetime, words: Words) -> str:
-    """A Slack date token (shown in the reader's time zone), with the billing-zone text as
-    its fallback."""
-    stamp = int(moment.timestamp())
-    return f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{escape(_local(moment, words))}>"
-
-
-def _plain(token: str) -> str:
-    """The fallback part of a date token, for the notification text."""
-    match = _DATE_TOKEN.match(token)
-    return match.group(1) if match else token
-
-
-def _person(user_id: object, name: object) -> str:
-    if isinstance(user_id, str) and _USER_ID.match(user_id):
-        return f"<@{user_id}>"
-    return escape(name or user_id or "someone")
-
-
 def _unescaped(payload: Mapping[str, Any]) -> str:
     return str(payload.get("month_name") or payload.get("period") or "last month")
 
 
 def _plain_text(text: str) -> dict[str, Any]:
-    if len(text) > MAX_HEADER_TEXT:
-        text = text[: MAX_HEADER_TEXT - 1] + "…"
-    return {"type": "plain_text", "text": text, "emoji": True}
+    return {"type": "plain_text", "text": clip(text, MAX_HEADER_TEXT), "emoji": True}
 
 
 def _actions(block_id: str, text: str, action_id: str, app_id: str) -> list[dict[str, Any]]:

@@ -47,6 +47,13 @@ def _channel(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _group(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip() or None
+    if value is not None and not (_ID.match(value) and value.startswith("S")):
+        raise SettingsError(f"{name}: {value!r} is not a user group id (like S0123ABCD)")
+    return value
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -91,6 +98,7 @@ class Settings:
     default_role: str = "viewer"
     approvals: Mapping[str, ApprovalRule] = field(default_factory=dict)
     approvals_channel: str | None = None
+    approver_group: str | None = None
     allowed_channels: frozenset[str] = frozenset()
     request_ttl: float = 900.0
     approval_ttl: float = 86400.0
@@ -147,6 +155,7 @@ class Settings:
             default_role=default_role,
             approvals=_approvals(env),
             approvals_channel=_channel(env, "PLANBOT_APPROVALS_CHANNEL"),
+            approver_group=_group(env, "PLANBOT_APPROVER_GROUP"),
             allowed_channels=_ids(env, "PLANBOT_ALLOWED_CHANNELS"),
             request_ttl=_seconds(env, "PLANBOT_REQUEST_TTL", 900.0),
             approval_ttl=_seconds(env, "PLANBOT_APPROVAL_TTL", 86400.0),
@@ -194,6 +203,7 @@ class Settings:
                 approvals=dict(self.approvals),
                 allowed_channels=self.allowed_channels,
                 approvals_channel=self.approvals_channel,
+                approver_group=self.approver_group,
             ),
         )
 

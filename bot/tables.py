@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
+from bot.kit import clip, units
+
 __all__ = [
     "LINE_WIDTH",
     "cell",
@@ -105,13 +107,13 @@ def charge_rows(
 
 
 def fences(rows: Sequence[str], limit: int) -> list[str]:
-    """The rows as code blocks of at most `limit` characters each (fences included)."""
+    """The rows as code blocks of at most `limit` UTF-16 code units each (fences included)."""
     blocks: list[str] = []
     current: list[str] = []
     size = limit - 8  # the fences and their newlines
     for row in rows:
-        row = row if len(row) <= size else row[: size - 1] + "…"
-        if current and len("\n".join([*current, row])) > size:
+        row = clip(row, size)
+        if current and units("\n".join([*current, row])) > size:
             blocks.append("```\n" + "\n".join(current) + "\n```")
             current = []
         current.append(row)

@@ -1,26 +1,44 @@
-"""How planbot words the core's facts for people (plain text; the builders escape it).
+"""How planbot words the core's facts for people, in Slack mrkdwn.
 
 The core says what changes and why a click was refused as facts (`core.facts`, the `PlanError`
-tree); this is where they become sentences. Dates are shown by the day in the billing time zone.
+tree); this is where they become sentences. Every sentence is whole, with named values, so that
+it can be translated as one piece.
+
+What these methods return is mrkdwn, ready to put in a section: user text in it (app names) is
+escaped here; people are named by mention (`<@U…>`), so each reader sees the name they know; a
+moment is a Slack date token, so each reader sees it in their own time zone (its fallback, in
+the billing time zone, names that zone). Days that are billing days (a bill's dates, the month a
+change counts in) are shown as dates with the billing time zone named.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.kit import date_token, escape
+from core import Actor as CoreActor
 from core import (
+    AlreadyApproved,
     Catalog,
+    ConfigChangeLimitReached,
     CostImpact,
     Field,
     FieldChange,
     Notice,
     NoticeCode,
+    NotYourRequest,
     Operation,
     Outcome,
     Plan,
+    PlanError,
     Preview,
+    PurgeDeadlinePassed,
+    Refusal,
+    RequestAlreadyDecided,
+    RequestExpired,
     format_money,
     parse_config_text,
 )
@@ -32,6 +50,7 @@ __all__ = [
     "OVERAGE_PER_MAU",
     "VERBS",
     "Words",
+    "mention",
 ]
 
 #: the past participle of each operation ("upgraded"), as messages use it
@@ -74,6 +93,32 @@ CONNECTOR_OFF = (
 OVERAGE_PER_MAU = "US$0.015"
 
 
+#: a Slack user id (a mention of anything else would ping nobody or the wrong one)
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+def mention(actor: CoreActor | str | None, name: str = "") -> str:
+    """A person as Slack shows them to each reader (`<@U…>`); planbot itself, or someone known
+    only by a name (the command line), by that name, escaped."""
+    if isinstance(actor, CoreActor):
+        user_id, name = actor.user_id, actor.name
+    else:
+        user_id = actor or ""
+    if _USER_ID.match(user_id):
+        return f"<@{user_id}>"
+    return escape(name or user_id or "someone")
+
+
+def mentions(actors: tuple[CoreActor, ...] | list[CoreActor]) -> str:
+    """'<@A>, <@B>'."""
+    return ", ".join(mention(a) for a in actors)
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """'1 approval', '2 approvals'."""
+    return f"{count} {one if count == 1 else many}"
+
+
 class Words:
     """The sentences of one language (English) for one catalog and billing time zone."""
 
@@ -83,28 +128,49 @@ class Words:
 
     # --- values ----------------------------------------------------------------------------
 
+    @property
+    def zone(self) -> str:
+        """The billing time zone's name ('Asia/Shanghai')."""
+        return self.tz.key
+
     def day(self, moment: datetime | None) -> str:
-        """'2026-12-01' in the billing time zone, '-' for none."""
+        """'2026-12-01' in the billing time zone, '-' for none (plain text)."""
         return moment.astimezone(self.tz).strftime("%Y-%m-%d") if moment else "-"
+
+    def local(self, moment: datetime) -> str:
+        """'2026-12-01 19:32 (Asia/Shanghai)': a moment in the billing time zone, named (plain
+        text, the fallback of its date token)."""
+        return f"{moment.astimezone(self.tz):%Y-%m-%d %H:%M} ({self.zone})"
+
+    def moment(self, moment: datetime | None) -> str:
+        """A moment as a Slack date token ('Dec 1st at 7:32 PM' in each reader's zone), with
+        the billing-zone text as its fallback; '-' for none."""
+        if moment is None:
+            return "-"
+        return date_token(moment, self.local(moment))
+
+    def billing_day(self, day: date) -> str:
+        """'2026-12-01 (billing day in Asia/Shanghai)'."""
+        return f"{day:%Y-%m-%d} (billing day in {self.zone})"
 
     def money(self, amount: Decimal) -> str:
         """'$699.00'."""
         return format_money(amount, self.catalog.currency)
 
     def value(self, field: Field, value: str | None) -> str:
-        """A field's canonical value, as a person reads it."""
+        """A field's canonical value, as a person reads it (mrkdwn)."""
         if value is None:
             return "-"
         if field is Field.ADDONS:
-            return self.catalog.describe_config(parse_config_text(value))
+            return escape(self.catalog.describe_config(parse_config_text(value)))
         if field is Field.MONTHLY_PRICE:
             return self.money(Decimal(value))
         if field in (Field.DEV_EXPIRES_AT, Field.PURGE_AT):
-            return self.day(datetime.fromisoformat(value))
-        return value
+            return self.moment(datetime.fromisoformat(value))
+        return escape(value)
 
     def change(self, change: FieldChange) -> tuple[str, str, str]:
-        """A changed field: its label, the value before and after."""
+        """A changed field: its label, the value before and after (mrkdwn)."""
         return (
             FIELD_LABELS[change.field],
             self.value(change.field, change.before),
@@ -114,14 +180,14 @@ class Words:
     # --- previews --------------------------------------------------------------------------
 
     def summary(self, preview: Preview) -> str:
-        """'Upgrade chat (1400000001) from developer to premium'."""
+        """'Upgrade chat (1400000001) from developer to premium' (plain text)."""
         title = self.title(preview.operation, preview.app_name, preview.app_id)
         if preview.operation is Operation.UPGRADE and preview.app_id is not None:
             return f"{title} from {preview.plan_before} to {preview.plan_after}"
         return title
 
     def title(self, op: Operation, app_name: str, app_id: str | None) -> str:
-        """'Disable chat (1400000001)': what a request asks, in a few words."""
+        """'Disable chat (1400000001)': what a request asks, in a few words (plain text)."""
         if op is Operation.CREATE or app_id is None:
             return f"Create developer app {app_name}"
         who = f"{app_name} ({app_id})"
@@ -145,49 +211,147 @@ class Words:
             return f"No change to the bill for {month} (projected {money(cost.after_month_total)})."
         sign = "+" if cost.delta >= 0 else "-"
         return (
-            f"{sign}{money(abs(cost.delta))} for the rest of {month}, charged by the day (bill "
-            f"for {month}: {money(cost.before_month_total)} → {money(cost.after_month_total)}, "
-            f"{window}). From next month {money(cost.monthly_after)} a month."
+            f"{sign}{money(abs(cost.delta))} for the rest of {month}, charged by the billing day "
+            f"in {self.zone} (bill for {month}: {money(cost.before_month_total)} → "
+            f"{money(cost.after_month_total)}, {window}). From next month "
+            f"{money(cost.monthly_after)} a month."
         )
 
     def notice(self, notice: Notice) -> str:
-        """A preview's notice as a sentence."""
+        """A preview's notice as a sentence (mrkdwn)."""
         code, at = notice.code, notice.at
-        return {
-            NoticeCode.IRREVERSIBLE_UPGRADE: "Takes effect at once and can't be undone: there is "
-            "no way back to the developer plan. To use the developer plan again, create a new app.",
-            NoticeCode.CONFIG_ONCE_A_MONTH: "Takes effect at once. The configuration can be "
-            f"changed once per calendar month: the next change is possible from {self.day(at)}.",
-            NoticeCode.SERVICE_STOPS: "The app's service stops at once. Today is still billed.",
-            NoticeCode.REENABLE_UNTIL: f"An admin can re-enable it until {self.day(at)}; after 90 "
-            "days disabled its data and services are purged and can't be recovered.",
-            NoticeCode.SERVICE_RESUMES: "Service resumes at once with its plan and configuration; "
-            "billing resumes today.",
-            NoticeCode.ONE_WAY_MIGRATION: "One-way: once migrated to the current billing mode, "
-            "the legacy billing mode can't be restored.",
-            NoticeCode.REACTIVATES: "The app is suspended; extending reactivates it at once.",
-            NoticeCode.DEVELOPER_VALID_UNTIL: "A developer app is free and valid for one month "
-            f"(until {self.day(at)}); extend it or upgrade it before then.",
-        }[code]
+        if code is NoticeCode.IRREVERSIBLE_UPGRADE:
+            return (
+                "Takes effect at once and can't be undone: there is no way back to the developer "
+                "plan. To use the developer plan again, create a new app."
+            )
+        if code is NoticeCode.CONFIG_ONCE_A_MONTH:
+            first = at.astimezone(self.tz).date() if at else None
+            next_day = self.billing_day(first) if first else "-"
+            return (
+                "Takes effect at once. The configuration can be changed once per calendar month "
+                f"(in {self.zone}, the billing time zone): the next change is possible from "
+                f"{next_day}, that is {self.moment(at)}."
+            )
+        if code is NoticeCode.SERVICE_STOPS:
+            return "The app's service stops at once. Today is still billed."
+        if code is NoticeCode.REENABLE_UNTIL:
+            return (
+                f"An admin can re-enable it until {self.moment(at)}; after 90 days disabled its "
+                "data and services are purged and can't be recovered."
+            )
+        if code is NoticeCode.SERVICE_RESUMES:
+            return "Service resumes at once with its plan and configuration; billing resumes today."
+        if code is NoticeCode.ONE_WAY_MIGRATION:
+            return (
+                "One-way: once migrated to the current billing mode, the legacy billing mode "
+                "can't be restored."
+            )
+        if code is NoticeCode.REACTIVATES:
+            return "The app is suspended; extending reactivates it at once."
+        return (
+            "A developer app is free and valid for one month (until "
+            f"{self.moment(at)}); extend it or upgrade it before then."
+        )
 
     # --- outcomes --------------------------------------------------------------------------
 
     def outcome(self, outcome: Outcome) -> str:
-        """What became of a request, in one sentence."""
+        """What became of a request, in one sentence (mrkdwn)."""
+        who = f"{escape(outcome.app_name)} ({outcome.app_id})"
+        by = mention(outcome.actor)
         if outcome.state == "applied":
-            who = f"{outcome.app_name} ({outcome.app_id})"
             if outcome.operation is Operation.CREATE:
                 return f"Created developer app {who}."
             return f"{who} {VERBS[outcome.operation]}."
         if outcome.state == "cancelled":
             return "Cancelled; nothing was changed."
         if outcome.state == "rejected":
-            return f"Rejected by {outcome.actor.label}."
+            return f"Rejected by {by}; nothing was changed."
         if outcome.state == "approved":
-            left = outcome.approvals_needed - len(outcome.approvals)
-            return f"Approved by {outcome.actor.label}; {left} more approval(s) needed."
-        return outcome.state
+            return (
+                f"Approved by {by}; {self.progress(outcome.approvals, outcome.approvals_needed)}."
+            )
+        if outcome.state == "expired":
+            return (
+                "This request expired before it had the approvals it needed "
+                f"({self.progress(outcome.approvals, outcome.approvals_needed)}); nothing was "
+                "changed."
+            )
+        if outcome.state == "refused":
+            reason = self.refusal_of(outcome.refusal) if outcome.refusal else ""
+            return f"Not applied: {reason}" if reason else "Not applied; nothing was changed."
+        return escape(outcome.state)
+
+    def progress(self, approvals: tuple[CoreActor, ...], needed: int) -> str:
+        """'1 of 2 approvals: <@A>' (none yet: '0 of 2 approvals')."""
+        given = len(approvals)
+        counted = f"{given} of {plural(needed, 'approval', 'approvals')}"
+        return f"{counted}: {mentions(approvals)}" if approvals else counted
 
     def plan(self, plan: Plan | str) -> str:
         """A plan's name."""
         return str(plan)
+
+    # --- refusals --------------------------------------------------------------------------
+
+    def refusal(self, err: PlanError) -> str:
+        """A refusal as the person reads it (mrkdwn): people as mentions, moments as tokens."""
+        return self.refusal_of(Refusal.of(err))
+
+    def refusal_of(self, refusal: Refusal) -> str:
+        """A refusal fact as the person reads it (mrkdwn)."""
+        code, params = refusal.code, refusal.params
+        if code == RequestExpired.__name__ and params.get("expired_at"):
+            at = _moment(params["expired_at"])
+            return (
+                f"This request expired on {self.moment(at)}, so nothing was changed. Run the "
+                "`/plan` command again for a fresh preview."
+            )
+        if code == ConfigChangeLimitReached.__name__ and params.get("next_allowed"):
+            nxt = _moment(params["next_allowed"])
+            changed = _moment(params["changed_at"])
+            app = _app_ref(str(params.get("app_id", "")), str(params.get("name") or ""))
+            return (
+                f"App {app} had its configuration changed on {self.billing_day(changed.date())}; "
+                "the configuration can be changed once per calendar month. The next change is "
+                f"possible from {self.billing_day(nxt.astimezone(self.tz).date())}, that is "
+                f"{self.moment(nxt)}."
+            )
+        if code == PurgeDeadlinePassed.__name__ and params.get("purge_at"):
+            app = _app_ref(str(params.get("app_id", "")), str(params.get("name") or ""))
+            return (
+                f"App {app} has been disabled for more than 90 days (it could be re-enabled until "
+                f"{self.moment(_moment(params['purge_at']))}); it can't be recovered. Create a "
+                "new app with `/plan create &lt;name&gt;`."
+            )
+        if code == RequestAlreadyDecided.__name__ and params.get("by_id"):
+            state = str(params.get("state"))
+            word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}
+            if state in word:
+                return (
+                    f"This request was {word[state]} by {mention(str(params['by_id']))}; "
+                    "nothing more to do."
+                )
+        if code == NotYourRequest.__name__ and params.get("requester_id"):
+            return (
+                f"This request belongs to {mention(str(params['requester_id']))}; only they can "
+                "confirm or cancel it."
+            )
+        if code == AlreadyApproved.__name__:
+            left = int(params.get("waiting_for") or 0)
+            return (
+                "You already approved this request; it still waits for "
+                f"{plural(left, 'more approval', 'more approvals')} from other people."
+            )
+        return escape(refusal.message)
+
+
+def _moment(value: object) -> datetime:
+    """A moment from a refusal's parameters (a datetime, or its ISO text once stored)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _app_ref(app_id: str, name: str) -> str:
+    """'`name` (`id`)', the name escaped."""
+    return f"`{escape(name)}` (`{app_id}`)" if name and name != app_id else f"`{app_id}`"

@@ -4,7 +4,15 @@ It knows nothing of Slack and never reads the environment: the entrypoint builds
 an engine (`make_engine`), and a `PlanService`, and passes them down.
 """
 
-from core.access import ROLE_FOR, AccessPolicy, ApprovalRule, Grant, Role, effective_role
+from core.access import (
+    ROLE_FOR,
+    AccessPolicy,
+    ApprovalRule,
+    Approvers,
+    Grant,
+    Role,
+    effective_role,
+)
 from core.audit import HASHED_FIELDS, ChainReport, verify_chain
 from core.changes import PendingRequest
 from core.config import CoreConfig
@@ -36,10 +44,12 @@ from core.importer import ImportResult
 from core.lifecycle import Lifecycle, SweepReport
 from core.messages import (
     AccessChanged,
+    ApprovalCardPosted,
     ApprovalCardUpdate,
     ApprovalRequested,
     CardDecided,
     ChangeApplied,
+    DeliveryFailed,
     DevExpiryReminder,
     Message,
     PurgeWarning,
@@ -103,9 +113,11 @@ __all__ = [
     "AppPage",
     "AppState",
     "AppStatus",
+    "ApprovalCardPosted",
     "ApprovalCardUpdate",
     "ApprovalRequested",
     "ApprovalRule",
+    "Approvers",
     "BillingMode",
     "CardDecided",
     "Catalog",
@@ -119,6 +131,7 @@ __all__ = [
     "CostImpact",
     "DayCharge",
     "DeliveryError",
+    "DeliveryFailed",
     "DeliveryReport",
     "DevExpiryReminder",
     "Field",

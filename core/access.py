@@ -17,8 +17,10 @@ __all__ = [
     "ROLE_FOR",
     "AccessPolicy",
     "ApprovalRule",
+    "Approvers",
     "Grant",
     "Role",
+    "approvers",
     "effective_role",
 ]
 
@@ -91,6 +93,8 @@ class AccessPolicy:
     approvals: Mapping[str, ApprovalRule] = field(default_factory=dict)
     allowed_channels: frozenset[str] = frozenset()
     approvals_channel: str | None = None
+    #: a user group mentioned on approval cards (the people expected to approve)
+    approver_group: str | None = None
 
     def approval_for(self, operation: Operation) -> ApprovalRule:
         """The approval rule of an operation (self when not configured)."""
@@ -116,3 +120,45 @@ def effective_role(
         if grant.team is None or (team is not None and grant.team == team):
             best = max(best, grant.role)
     return best
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """Who could approve a request besides its requester, as far as planbot can tell.
+
+    `users`: people known to hold the role (configured admins, users granted it); `groups`: user
+    groups granted it, whose members planbot does not know in advance; `anyone`: the default
+    role is enough, so anyone could.
+    """
+
+    role: Role
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    anyone: bool = False
+
+    def enough_for(self, needed: int) -> bool:
+        """Whether `needed` approvals could be given (True when it can't be ruled out)."""
+        return self.anyone or bool(self.groups) or len(self.users) >= needed
+
+
+def approvers(
+    *,
+    role: Role,
+    team: str | None,
+    requester: str,
+    policy: AccessPolicy,
+    grants: Iterable[Grant],
+) -> Approvers:
+    """The people and groups that hold `role` for an app of `team`, but the requester."""
+    if policy.default_role >= role:
+        return Approvers(role, anyone=True)
+    users = {a for a in policy.admins if a != requester}
+    groups: set[str] = set()
+    for grant in grants:
+        if grant.role < role or (grant.team is not None and grant.team != team):
+            continue
+        if grant.principal_kind == "group":
+            groups.add(grant.principal_id)
+        elif grant.principal_id != requester:
+            users.add(grant.principal_id)
+    return Approvers(role, users=tuple(sorted(users)), groups=tuple(sorted(groups)))

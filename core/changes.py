@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from core import domain, errors
-from core.access import ROLE_FOR, ApprovalRule
+from core import approvals, domain, errors
+from core.access import ROLE_FOR, ApprovalRule, Approvers, approvers
 from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import Actor, AppState, Operation
 from core.facts import Outcome, Preview, Refusal, changed_fields
-from core.messages import ApprovalRequested, CardDecided, RequestEvent, person
+from core.messages import CardDecided, RequestEvent, person
 from core.previews import cost_of, preview, rule
 from core.queries import resolve_with_segments
 from core.records import enqueue, record_change, reply
@@ -51,11 +51,23 @@ _PREVIEW_HORIZON = timedelta(seconds=1)
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A stored preview waiting for confirmation (or for peer approval)."""
+    """A stored preview waiting for confirmation (or for peer approval).
+
+    For one that waits for peers: `approval_channel`, where its approval card goes, and
+    `approvers`, who could approve it as far as planbot can tell.
+    """
 
     request: Request
     preview: Preview
     approval: ApprovalRule
+    approval_channel: str | None = None
+    approvers: Approvers | None = None
+    approver_group: str | None = None
+
+    @property
+    def role(self) -> str:
+        """The role the operation needs (of its approvers too)."""
+        return ROLE_FOR[self.request.operation].label
 
     @property
     def id(self) -> str:
@@ -109,14 +121,39 @@ class Changes:
         return self._check(change, actor, channel_id, self.clock())[1]
 
     def request(
-        self, change: ChangeRequest, *, actor: Actor, channel_id: str | None = None
+        self,
+        change: ChangeRequest,
+        *,
+        actor: Actor,
+        channel_id: str | None = None,
+        reply_url: str | None = None,
     ) -> PendingRequest:
-        """Store the previewed change as a pending request for its confirmation."""
+        """Store the previewed change as a pending request for its confirmation.
+
+        `reply_url`: where the requester's card can be answered later (their command's), so
+        that it can be kept true while the request waits for peers.
+        """
         now = self.clock()
         # The preview is read outside the write transaction: the app's version goes with the
         # request, and the confirmation refuses it if the app changed in between.
         before, shown = self._check(change, actor, channel_id, now)
         rule_ = self.config.access.approval_for(change.operation)
+        pool: Approvers | None = None
+        channel: str | None = None
+        if rule_.needs_peer:
+            owner = before.owner_channel if before else None
+            pool = approvers(
+                role=ROLE_FOR[change.operation],
+                team=owner if before else channel_id,
+                requester=actor.user_id,
+                policy=self.config.access,
+                grants=self.roles.all_grants(),
+            )
+            if not pool.enough_for(rule_.approvers):
+                raise errors.NoApproverAvailable(
+                    change.operation.value, pool.role.label, rule_.approvers, pool.users
+                )
+            channel = approvals.approval_channel(self.config, owner, channel_id)
         ttl = self.config.approval_ttl if rule_.needs_peer else self.config.request_ttl
         request = Request(
             id=self.request_ids(),
@@ -129,15 +166,24 @@ class Changes:
             created_at=now,
             expires_at=now + ttl,
             approvals_needed=rule_.approvers if rule_.needs_peer else 0,
+            reply_url=reply_url if rule_.needs_peer else None,
         )
         # A plain request's loss in a database crash is harmless (its card says it is gone);
         # one that posts an approval card is not.
         with self.store.unit_of_work(fast=True, durable=rule_.needs_peer) as uow:
             uow.requests.add(request)
-            if rule_.needs_peer:
-                self._post_approval_card(uow, request, shown, before, now)
+            if channel is not None:
+                approvals.post_card(uow, self.config, request, shown, channel, now)
+                uow.after_commit(self.wake)
             uow.commit()
-        return PendingRequest(request, shown, rule_)
+        return PendingRequest(
+            request,
+            shown,
+            rule_,
+            approval_channel=channel,
+            approvers=pool,
+            approver_group=self.config.access.approver_group if rule_.needs_peer else None,
+        )
 
     def _check(
         self, change: ChangeRequest, actor: Actor, channel_id: str | None, now: datetime
@@ -152,7 +198,10 @@ class Changes:
                 after = self._new_app(uow, change.name or "", channel_id, now, "(assigned)")
                 return None, preview(Operation.CREATE, None, after, [], now, self.config)
             before, segments = resolve_with_segments(
-                uow, change.app or "", until=now + _PREVIEW_HORIZON
+                uow,
+                change.app or "",
+                until=now + _PREVIEW_HORIZON,
+                teams=self.roles.suggestable_teams(actor),
             )
         op = change.operation
         self.roles.require(actor, op, before.owner_channel, f"{op} this app")
@@ -169,38 +218,6 @@ class Changes:
         if taken:
             raise errors.AppNameTaken(state.name, taken[0].app_id)
         return state
-
-    def _post_approval_card(
-        self,
-        uow: UnitOfWork,
-        request: Request,
-        shown: Preview,
-        before: AppState | None,
-        now: datetime,
-    ) -> None:
-        access = self.config.access
-        channel = access.approvals_channel or (before.owner_channel if before else None)
-        channel = channel or self.config.audit_channel or request.channel_id
-        if not channel:
-            return
-        card = ApprovalRequested(
-            request_id=request.id,
-            preview=shown,
-            requester=person(request.requester),
-            approvals_needed=request.approvals_needed,
-            role=ROLE_FOR[request.operation].label,
-            expires_at=request.expires_at,
-        )
-        enqueue(
-            uow,
-            card,
-            destination=channel,
-            app_id=request.app_id,
-            now=now,
-            topic="approval",
-            key=f"approval:{request.id}",
-        )
-        uow.after_commit(self.wake)
 
     # --- clicks --------------------------------------------------------------------------
 
@@ -279,10 +296,14 @@ class Changes:
             role_of=lambda who: self.roles.role_of(who, team),
             admins=self.roles.admins(),
         )
-        outcome = self._write(uow, decision, request, app, segments, actor, now)
-        if reply_url:
+        outcome = self._write(uow, click, decision, request, app, segments, actor, now)
+        # A peer's click is on the approval card, whose new face goes out as an update of it
+        # (one way for every decision, so faces never arrive out of order); any other click is
+        # on the clicker's own card, answered at its reply URL.
+        on_approval_card = request.needs_peers and click in (Click.APPROVE, Click.REJECT)
+        if reply_url and not on_approval_card:
             uow.outbox.add(reply(reply_url, CardDecided(outcome=outcome, at=now), now))
-            uow.after_commit(self.wake)
+        uow.after_commit(self.wake)
         uow.commit()
         return outcome
 
@@ -308,6 +329,7 @@ class Changes:
     def _write(
         self,
         uow: UnitOfWork,
+        click: Click,
         decision: Decision,
         request: Request,
         app: AppState | None,
@@ -320,6 +342,8 @@ class Changes:
         if isinstance(decision, Refused):
             self._refuse(uow, decision, request, actor, now)
             raise decision.error
+        # the requester's card is the clicker's own when they confirm or withdraw from it
+        from_requester_card = click in (Click.CONFIRM, Click.WITHDRAW)
         outcome = Outcome(
             request_id=request.id,
             state="",
@@ -331,22 +355,35 @@ class Changes:
         )
         if isinstance(decision, Withdrawn):
             uow.requests.decide(request, request.closed(RequestState.CANCELLED, actor, now))
-            return replace(outcome, state="cancelled")
+            cancelled = replace(outcome, state="cancelled")
+            if request.needs_peers:
+                approvals.close_card(
+                    uow, request, "withdrawn", now=now, by=actor, approvals=request.approved_by
+                )
+                if not from_requester_card:
+                    approvals.tell_requester(uow, self.config, request, cancelled, now)
+            return cancelled
         if isinstance(decision, Rejected):
             uow.requests.decide(request, request.closed(RequestState.REJECTED, actor, now))
             uow.requests.add_approval(request.id, decision.approval)
             self._event(uow, "rejected", request, actor, now, notify_requester=True)
-            return replace(outcome, state="rejected")
+            rejected = replace(outcome, state="rejected", approvals=request.approved_by)
+            approvals.close_card(
+                uow, request, "rejected", now=now, by=actor, approvals=request.approved_by
+            )
+            approvals.tell_requester(uow, self.config, request, rejected, now)
+            return rejected
         if isinstance(decision, ApprovalRecorded):
             uow.requests.add_approval(request.id, decision.approval)
-            approvals = (*request.approved_by, person(actor))
-            self._event(uow, "approved", request, actor, now, approvals=approvals)
-            return replace(outcome, state="approved", approvals=approvals)
+            given = (*request.approved_by, person(actor))
+            self._event(uow, "approved", request, actor, now, approvals=given)
+            approvals.update_progress(uow, request, given, now)
+            return replace(outcome, state="approved", approvals=given)
         assert isinstance(decision, Applied)
-        approvals = request.approved_by
+        given = request.approved_by
         if decision.approval is not None:
             uow.requests.add_approval(request.id, decision.approval)
-            approvals = (*approvals, person(decision.approval.approver))
+            given = (*given, person(decision.approval.approver))
         after = decision.after
         changes = changed_fields(app, after, self.config.catalog, same_day=self._same_day)
         cost = cost_of(segments, after, now, self.config)
@@ -361,31 +398,88 @@ class Changes:
             changes=changes,
             cost=cost,
             request=request,
-            approvals=approvals,
+            approvals=given,
             wake=self.wake,
         )
         applied = replace(
             request.closed(RequestState.APPLIED, actor, now), result_app_id=after.app_id
         )
         uow.requests.decide(request, applied)
-        return replace(
+        done = replace(
             outcome,
             state="applied",
             app_id=after.app_id,
             app_name=after.name,
             changes=changes,
             cost=cost,
-            approvals=tuple(approvals),
+            approvals=tuple(given),
         )
+        if request.needs_peers:
+            approvals.close_card(
+                uow,
+                request,
+                "applied",
+                now=now,
+                by=actor,
+                approvals=given,
+                changes=changes,
+                cost=cost,
+            )
+            if not from_requester_card:
+                approvals.tell_requester(uow, self.config, request, done, now)
+        return done
 
     def _refuse(
         self, uow: UnitOfWork, refused: Refused, request: Request, actor: Actor, now: datetime
     ) -> None:
-        """Record a refused click: the request's new state, and the audit of one that matters."""
+        """Record a refused click: the request's new state, the audit of one that matters (and
+        the audit channel's message of one about who acted), and, when it ended a request that
+        waited for peers, the ending on both its cards and to its requester."""
+        refusal = Refusal.of(refused.error)
         if refused.state is not None:
             uow.requests.decide(request, request.closed(refused.state, actor, now))
         if refused.audited:
-            self._event(uow, "refused", request, actor, now, refusal=Refusal.of(refused.error))
+            self._event(
+                uow, "refused", request, actor, now, refusal=refusal, announce=refused.announced
+            )
+        if refused.state is not None and request.needs_peers:
+            expired = refused.state is RequestState.EXPIRED
+            ending: approvals.Ending = "expired" if expired else "refused"
+            given = request.approved_by
+            approvals.close_card(
+                uow,
+                request,
+                ending,
+                now=now,
+                by=None if expired else actor,
+                approvals=given,
+                refusal=None if expired else refusal,
+            )
+            if actor.user_id != request.requester.user_id:
+                self._event(
+                    uow,
+                    ending,
+                    request,
+                    actor,
+                    now,
+                    refusal=refusal,
+                    announce=False,
+                    notify_requester=True,
+                    audit=False,
+                )
+                outcome = Outcome(
+                    request_id=request.id,
+                    state=ending,
+                    operation=request.operation,
+                    app_id=request.app_id,
+                    app_name=request.app_name,
+                    actor=person(actor),
+                    approvals=given,
+                    approvals_needed=request.approvals_needed,
+                    refusal=refusal,
+                )
+                approvals.tell_requester(uow, self.config, request, outcome, now)
+            uow.after_commit(self.wake)
         uow.commit()
 
     def _event(
@@ -399,25 +493,30 @@ class Changes:
         refusal: Refusal | None = None,
         approvals: tuple[Actor, ...] = (),
         notify_requester: bool = False,
+        announce: bool = True,
+        audit: bool = True,
     ) -> None:
-        """Audit something that happened to a request, and tell the audit channel."""
+        """Audit something that happened to a request; tell the audit channel (`announce`) and
+        the requester (`notify_requester`)."""
         detail = (
             refusal.message
             if refusal
             else {"rejected": "rejected by a peer"}.get(event, "approval recorded")
         )
-        seq = uow.audit.append(
-            AuditRecord(
-                at=now,
-                actor_id=actor.user_id,
-                actor_name=actor.name,
-                action=request.operation.value,
-                outcome=event,
-                app_id=request.app_id,
-                request_id=request.id,
-                detail=detail[:2000],
+        seq = None
+        if audit:
+            seq = uow.audit.append(
+                AuditRecord(
+                    at=now,
+                    actor_id=actor.user_id,
+                    actor_name=actor.name,
+                    action=request.operation.value,
+                    outcome=event,
+                    app_id=request.app_id,
+                    request_id=request.id,
+                    detail=detail[:2000],
+                )
             )
-        )
         message = RequestEvent(
             event=event,  # type: ignore[arg-type]
             operation=request.operation,
@@ -432,14 +531,26 @@ class Changes:
             audit_seq=seq,
             request_id=request.id,
         )
-        destinations = [self.config.audit_channel] if self.config.audit_channel else []
-        if notify_requester:
-            destinations.append(request.requester.user_id)
-        for destination in destinations:
+        audit_channel = self.config.audit_channel if announce else None
+        if audit_channel:
             enqueue(
-                uow, message, destination=destination, app_id=request.app_id, now=now, topic="audit"
+                uow,
+                message,
+                destination=audit_channel,
+                app_id=request.app_id,
+                now=now,
+                topic="audit",
             )
-        if destinations:
+        if notify_requester:
+            enqueue(
+                uow,
+                replace(message, audience="requester"),
+                destination=request.requester.user_id,
+                app_id=request.app_id,
+                now=now,
+                topic="audit",
+            )
+        if audit_channel or notify_requester:
             uow.after_commit(self.wake)
 
     def _same_day(self, a: datetime, b: datetime) -> bool:

@@ -22,6 +22,8 @@ class CoreConfig:
     approval_ttl: timedelta = timedelta(hours=24)
     audit_channel: str | None = None
     access: AccessPolicy = field(default_factory=AccessPolicy)
+    #: how long the reply URL of a person's command can still be answered (Slack: 30 minutes)
+    reply_ttl: timedelta = timedelta(minutes=30)
     #: True when the provisioning port only records (no webhook): the outbox row written with
     #: the change is then the record itself, and nothing is left to deliver.
     provisioning_recorded_only: bool = False

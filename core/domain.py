@@ -147,6 +147,8 @@ class AppState:
     config_changed_at: datetime | None = None
     config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     version: int = 1
+    #: when planbot came to know the app (created or imported); None: since its creation
+    known_since: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
@@ -219,13 +221,13 @@ def one_month_later(moment: datetime, tz: ZoneInfo | None = None) -> datetime:
 
 def _not_purged(app: AppState) -> None:
     if app.status is Status.PURGED:
-        raise errors.AppPurged(app.app_id)
+        raise errors.AppPurged(app.app_id, app.name)
 
 
 def _current_billing(app: AppState, op: Operation) -> None:
     _not_purged(app)
     if app.billing_mode is BillingMode.LEGACY:
-        raise errors.LegacyBillingMode(app.app_id, op.verb)
+        raise errors.LegacyBillingMode(app.app_id, op.verb, app.name)
 
 
 # --- operations ----------------------------------------------------------------------------
@@ -256,6 +258,7 @@ def create(
         created_at=now,
         owner_channel=owner_channel,
         dev_expires_at=one_month_later(now, tz),
+        known_since=now,
     )
 
 
@@ -265,9 +268,9 @@ def upgrade(app: AppState, target: Plan, now: datetime) -> AppState:
     if target not in (Plan.STANDARD, Plan.PREMIUM):
         raise errors.InvalidTargetPlan(str(target))
     if app.plan is not Plan.DEVELOPER:
-        raise errors.UpgradeNotAllowed(app.app_id, app.plan)
+        raise errors.UpgradeNotAllowed(app.app_id, app.plan, app.name)
     if app.status not in (Status.ACTIVE, Status.SUSPENDED):
-        raise errors.UpgradeNotAllowed(app.app_id, f"{app.plan} ({app.status})")
+        raise errors.UpgradeNotAllowed(app.app_id, f"{app.plan} ({app.status})", app.name)
     return replace(
         app, plan=target, status=Status.ACTIVE, dev_expires_at=None, version=app.version + 1
     )
@@ -293,10 +296,13 @@ def configure(
             app.app_id,
             f"it is on the developer plan. Upgrade it first with `/plan upgrade {app.app_id} "
             "standard` (or premium).",
+            app.name,
         )
     if app.status is not Status.ACTIVE:
         raise errors.ConfigChangeNotAllowed(
-            app.app_id, f"it is {app.status}. Re-enable it first with `/plan enable {app.app_id}`."
+            app.app_id,
+            f"it is {app.status}. Re-enable it first with `/plan enable {app.app_id}`.",
+            app.name,
         )
     if edition is not None and edition not in (Plan.STANDARD, Plan.PREMIUM):
         raise errors.InvalidTargetPlan(str(edition))
@@ -305,12 +311,14 @@ def configure(
     new_config = {k: v for k, v in {**app.config, **addons}.items() if at_default.get(k) != v}
     old_config = {k: v for k, v in app.config.items() if at_default.get(k) != v}
     if new_plan is app.plan and new_config == old_config:
-        raise errors.NothingToChange(app.app_id, "that configuration")
+        raise errors.NothingToChange(app.app_id, "that configuration", app.name)
     if app.config_changed_at is not None:
         changed = app.config_changed_at.astimezone(tz)
         local_now = now.astimezone(tz)
         if (changed.year, changed.month) == (local_now.year, local_now.month):
-            raise errors.ConfigChangeLimitReached(app.app_id, changed, next_month_start(now, tz))
+            raise errors.ConfigChangeLimitReached(
+                app.app_id, changed, next_month_start(now, tz), app.name
+            )
     return replace(
         app, plan=new_plan, config=new_config, config_changed_at=now, version=app.version + 1
     )
@@ -320,7 +328,7 @@ def extend(app: AppState, now: datetime, tz: ZoneInfo | None = None) -> AppState
     """One more calendar month (in `tz`) of developer validity from the later of now and expiry."""
     _current_billing(app, Operation.EXTEND)
     if app.plan is not Plan.DEVELOPER:
-        raise errors.ExtendNotAllowed(app.app_id, app.plan)
+        raise errors.ExtendNotAllowed(app.app_id, app.plan, app.name)
     base = max(now, app.dev_expires_at) if app.dev_expires_at else now
     return replace(
         app, dev_expires_at=one_month_later(base, tz), status=Status.ACTIVE, version=app.version + 1
@@ -337,9 +345,9 @@ def disable(app: AppState, now: datetime) -> AppState:
             else "disabling is for standard and premium apps; a developer app simply expires "
             "at the end of its validity."
         )
-        raise errors.DisableNotAllowed(app.app_id, reason)
+        raise errors.DisableNotAllowed(app.app_id, reason, app.name)
     if app.status is Status.DISABLED:
-        raise errors.DisableNotAllowed(app.app_id, "it is already disabled.")
+        raise errors.DisableNotAllowed(app.app_id, "it is already disabled.", app.name)
     return replace(app, status=Status.DISABLED, disabled_at=now, version=app.version + 1)
 
 
@@ -347,10 +355,10 @@ def enable(app: AppState, now: datetime) -> AppState:
     """Re-enable a disabled app within 90 days, restoring its plan and configuration."""
     _not_purged(app)
     if app.status is not Status.DISABLED or app.disabled_at is None:
-        raise errors.EnableNotAllowed(app.app_id, app.status)
+        raise errors.EnableNotAllowed(app.app_id, app.status, app.name)
     deadline = purge_at(app.disabled_at)
     if now > deadline:
-        raise errors.PurgeDeadlinePassed(app.app_id, deadline)
+        raise errors.PurgeDeadlinePassed(app.app_id, deadline, app.name)
     return replace(app, status=Status.ACTIVE, disabled_at=None, version=app.version + 1)
 
 
@@ -358,7 +366,7 @@ def migrate(app: AppState, now: datetime) -> AppState:
     """Move a legacy app to the current billing mode (one-way)."""
     _not_purged(app)
     if app.billing_mode is BillingMode.CURRENT:
-        raise errors.AlreadyCurrentBilling(app.app_id)
+        raise errors.AlreadyCurrentBilling(app.app_id, app.name)
     return replace(app, billing_mode=BillingMode.CURRENT, version=app.version + 1)
 
 

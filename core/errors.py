@@ -13,7 +13,7 @@
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
     │   AlreadyApproved
     ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, AwaitingApproval,
-    │   ChannelNotAllowed
+    │   ChannelNotAllowed, NoApproverAvailable
     └── CsvImportError             a CSV with bad rows (nothing imported)
 
 Each message says what was refused, why, and what to do instead. Messages are plain text with
@@ -23,7 +23,7 @@ Each message says what was refused, why, and what to do instead. Messages are pl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "InvalidBillMonth",
     "InvalidTargetPlan",
     "LegacyBillingMode",
+    "NoApproverAvailable",
     "NotYourRequest",
     "NothingToChange",
     "PermissionDenied",
@@ -59,6 +60,17 @@ __all__ = [
     "UnknownAddon",
     "UpgradeNotAllowed",
 ]
+
+
+def _app(app_id: str, name: str = "") -> str:
+    """How a refusal names an app: its name as typed in lists, and its id."""
+    return f"`{name}` (`{app_id}`)" if name and name != app_id else f"`{app_id}`"
+
+
+def _zone(moment: datetime) -> str:
+    """The time zone of a moment by its name (`Asia/Shanghai`), never an ambiguous
+    abbreviation such as `CST`."""
+    return str(getattr(moment.tzinfo, "key", None) or moment.strftime("%Z") or "UTC")
 
 
 class PlanError(Exception):
@@ -75,15 +87,19 @@ class PlanError(Exception):
 
 
 class AppNotFound(PlanError):
-    """No app has that id or exact name."""
+    """No app has that id or name; `suggestions` are the nearest names, if any."""
 
-    def __init__(self, ref: str) -> None:
+    def __init__(self, ref: str, suggestions: Sequence[str] = ()) -> None:
+        near = ", ".join(f"`{s}`" for s in suggestions)
+        hint = f" Did you mean {near}?" if near else ""
         super().__init__(
-            f"No app `{ref}` found. Use the app id (digits) or its exact name; "
+            f"No app `{ref}` found.{hint} Use the app id (digits) or its name; "
             "`/plan list` shows the apps you can see.",
             ref=ref,
+            suggestions=list(suggestions),
         )
         self.ref = ref
+        self.suggestions = tuple(suggestions)
 
 
 class AmbiguousAppName(PlanError):
@@ -120,9 +136,9 @@ class InvalidAppName(PlanError):
 class AppPurged(PlanError):
     """The app was purged: terminal, nothing can change it."""
 
-    def __init__(self, app_id: str) -> None:
+    def __init__(self, app_id: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` was purged after more than 90 days disabled; its data and services "
+            f"App {_app(app_id, name)} was purged after more than 90 days disabled; its data and services "
             "can't be recovered and it can't be changed. Create a new app with `/plan create <name>`.",
             app_id=app_id,
         )
@@ -131,9 +147,9 @@ class AppPurged(PlanError):
 class LegacyBillingMode(PlanError):
     """A current-billing operation was asked of an app still on legacy billing."""
 
-    def __init__(self, app_id: str, operation: str) -> None:
+    def __init__(self, app_id: str, operation: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` is on the legacy billing mode, so it can't be {operation} here: plan "
+            f"App {_app(app_id, name)} is on the legacy billing mode, so it can't be {operation} here: plan "
             "operations belong to the current billing mode. Migrate it first with "
             f"`/plan migrate {app_id}` (one-way: legacy billing can't be restored).",
             app_id=app_id,
@@ -144,9 +160,9 @@ class LegacyBillingMode(PlanError):
 class AlreadyCurrentBilling(PlanError):
     """Migration asked of an app already on the current billing mode."""
 
-    def __init__(self, app_id: str) -> None:
+    def __init__(self, app_id: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` is already on the current billing mode; there is nothing to migrate.",
+            f"App {_app(app_id, name)} is already on the current billing mode; there is nothing to migrate.",
             app_id=app_id,
         )
 
@@ -154,14 +170,15 @@ class AlreadyCurrentBilling(PlanError):
 class UpgradeNotAllowed(PlanError):
     """Upgrade asked of an app that is not on the developer plan."""
 
-    def __init__(self, app_id: str, plan: str) -> None:
+    def __init__(self, app_id: str, plan: str, name: str = "") -> None:
         hint = (
             f" To switch between standard and premium use `/plan config {app_id} edition=...`."
             if plan in ("standard", "premium")
             else ""
         )
         super().__init__(
-            f"App `{app_id}` is on the {plan} plan; only developer apps can be upgraded.{hint}",
+            f"App {_app(app_id, name)} is on the {plan} plan; only developer apps can be "
+            f"upgraded.{hint}",
             app_id=app_id,
             plan=plan,
         )
@@ -181,9 +198,9 @@ class InvalidTargetPlan(PlanError):
 class ConfigChangeNotAllowed(PlanError):
     """Feature configuration asked of an app that is not an active paid app."""
 
-    def __init__(self, app_id: str, reason: str) -> None:
+    def __init__(self, app_id: str, reason: str, name: str = "") -> None:
         super().__init__(
-            f"The configuration of app `{app_id}` can't be changed: {reason}",
+            f"The configuration of app {_app(app_id, name)} can't be changed: {reason}",
             app_id=app_id,
             reason=reason,
         )
@@ -192,14 +209,17 @@ class ConfigChangeNotAllowed(PlanError):
 class ConfigChangeLimitReached(PlanError):
     """A second configuration change in the same billing month."""
 
-    def __init__(self, app_id: str, changed_at: datetime, next_allowed: datetime) -> None:
+    def __init__(
+        self, app_id: str, changed_at: datetime, next_allowed: datetime, name: str = ""
+    ) -> None:
         super().__init__(
-            f"App `{app_id}` had its configuration changed on {changed_at:%Y-%m-%d}; the "
-            f"configuration can be changed once per calendar month. The next change is possible "
-            f"from {next_allowed:%Y-%m-%d %H:%M} ({next_allowed:%Z}).",
+            f"App {_app(app_id, name)} had its configuration changed on {changed_at:%Y-%m-%d}; "
+            "the configuration can be changed once per calendar month. The next change is "
+            f"possible from {next_allowed:%Y-%m-%d %H:%M} ({_zone(next_allowed)}).",
             app_id=app_id,
             changed_at=changed_at,
             next_allowed=next_allowed,
+            name=name,
         )
         self.next_allowed = next_allowed
 
@@ -231,9 +251,11 @@ class InvalidAddonValue(PlanError):
 class NothingToChange(PlanError):
     """The change asked for is what the app already has."""
 
-    def __init__(self, app_id: str, what: str) -> None:
+    def __init__(self, app_id: str, what: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` already has {what}; nothing to change.", app_id=app_id, what=what
+            f"App {_app(app_id, name)} already has {what}; nothing to change.",
+            app_id=app_id,
+            what=what,
         )
 
 
@@ -251,10 +273,10 @@ class InvalidBillMonth(PlanError):
 class ExtendNotAllowed(PlanError):
     """Extension asked of an app that is not on the developer plan."""
 
-    def __init__(self, app_id: str, plan: str) -> None:
+    def __init__(self, app_id: str, plan: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` is on the {plan} plan; only developer apps have a validity to extend. "
-            "Paid plans don't expire.",
+            f"App {_app(app_id, name)} is on the {plan} plan; only developer apps have a "
+            "validity to extend. Paid plans don't expire.",
             app_id=app_id,
             plan=plan,
         )
@@ -263,18 +285,18 @@ class ExtendNotAllowed(PlanError):
 class DisableNotAllowed(PlanError):
     """Disabling asked of an app that is not an active paid app."""
 
-    def __init__(self, app_id: str, reason: str) -> None:
+    def __init__(self, app_id: str, reason: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` can't be disabled: {reason}", app_id=app_id, reason=reason
+            f"App {_app(app_id, name)} can't be disabled: {reason}", app_id=app_id, reason=reason
         )
 
 
 class EnableNotAllowed(PlanError):
     """Re-enabling asked of an app that is not disabled."""
 
-    def __init__(self, app_id: str, status: str) -> None:
+    def __init__(self, app_id: str, status: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` is {status}, not disabled; there is nothing to re-enable.",
+            f"App {_app(app_id, name)} is {status}, not disabled; there is nothing to re-enable.",
             app_id=app_id,
             status=status,
         )
@@ -283,13 +305,14 @@ class EnableNotAllowed(PlanError):
 class PurgeDeadlinePassed(PlanError):
     """Re-enabling asked after the 90-day window."""
 
-    def __init__(self, app_id: str, purge_at: datetime) -> None:
+    def __init__(self, app_id: str, purge_at: datetime, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` has been disabled for more than 90 days (it could be re-enabled "
+            f"App {_app(app_id, name)} has been disabled for more than 90 days (it could be re-enabled "
             f"until {purge_at:%Y-%m-%d}); it can't be recovered. Create a new app with "
             "`/plan create <name>`.",
             app_id=app_id,
             purge_at=purge_at,
+            name=name,
         )
 
 
@@ -312,7 +335,8 @@ class RequestExpired(PlanError):
 
     def __init__(self, expired_at: datetime) -> None:
         super().__init__(
-            f"This request expired at {expired_at:%Y-%m-%d %H:%M} UTC, so nothing was changed. "
+            f"This request expired at {expired_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, so "
+            "nothing was changed. "
             "Run the `/plan` command again for a fresh preview.",
             expired_at=expired_at,
         )
@@ -321,7 +345,7 @@ class RequestExpired(PlanError):
 class RequestAlreadyDecided(PlanError):
     """The request was already applied, cancelled or rejected."""
 
-    def __init__(self, state: str, by: str | None) -> None:
+    def __init__(self, state: str, by: str | None, by_id: str | None = None) -> None:
         closed = {  # closed by the service, not by a person: no "by", and a way forward
             "expired": "expired before it was confirmed",
             "stale": "not applied because the app changed since its preview",
@@ -336,8 +360,9 @@ class RequestAlreadyDecided(PlanError):
             who = f" by {by}" if by else ""
             word = {"applied": "already done", "cancelled": "cancelled", "rejected": "rejected"}
             message = f"This request was {word.get(state, state)}{who}; nothing more to do."
-        super().__init__(message, state=state, by=by)
+        super().__init__(message, state=state, by=by, by_id=by_id)
         self.state = state
+        self.by_id = by_id
 
 
 class AppChangedSincePreview(PlanError):
@@ -345,9 +370,9 @@ class AppChangedSincePreview(PlanError):
 
     audited = True
 
-    def __init__(self, app_id: str) -> None:
+    def __init__(self, app_id: str, name: str = "") -> None:
         super().__init__(
-            f"App `{app_id}` changed since this preview was shown, so nothing was applied. "
+            f"App {_app(app_id, name)} changed since this preview was shown, so nothing was applied. "
             "Run the `/plan` command again to see the current state and cost.",
             app_id=app_id,
         )
@@ -375,11 +400,13 @@ class NotYourRequest(PlanError):
 
     audited = True
 
-    def __init__(self, requester: str) -> None:
+    def __init__(self, requester: str, requester_id: str | None = None) -> None:
         super().__init__(
             f"This request belongs to {requester}; only they can confirm or cancel it.",
             requester=requester,
+            requester_id=requester_id,
         )
+        self.requester_id = requester_id
 
 
 class AwaitingApproval(PlanError):
@@ -400,11 +427,40 @@ class AlreadyApproved(PlanError):
     """An approver pressed Approve again on a request that still waits for others."""
 
     def __init__(self, waiting_for: int) -> None:
+        more = "1 more approval" if waiting_for == 1 else f"{waiting_for} more approvals"
         super().__init__(
-            f"You already approved this request; it still waits for {waiting_for} more "
-            "approval(s) from other people.",
+            f"You already approved this request; it still waits for {more} from other people.",
             waiting_for=waiting_for,
         )
+
+
+class NoApproverAvailable(PlanError):
+    """A change that needs peers' approval when too few people besides the requester could give
+    it: `holders` are the people known to hold the role besides the requester (configured
+    admins and users granted the role)."""
+
+    def __init__(self, operation: str, role: str, needed: int, holders: Sequence[str] = ()) -> None:
+        who = "another person" if needed == 1 else f"{needed} other people"
+        have = (
+            "nobody else has that role"
+            if not holders
+            else "only 1 other person has that role"
+            if len(holders) == 1
+            else f"only {len(holders)} other people have that role"
+        )
+        super().__init__(
+            f"Nothing was requested: `/plan {operation}` needs approval by {who} with the "
+            f"`{role}` role, and {have}, so nobody could approve it. Ask a planbot admin to grant "
+            f"the role to a colleague (`/plan access grant @someone {role}`), or whoever runs "
+            "planbot to ask for fewer approvals for this operation.",
+            operation=operation,
+            role=role,
+            needed=needed,
+            holders=list(holders),
+        )
+        self.role = role
+        self.needed = needed
+        self.holders = tuple(holders)
 
 
 class SelfApprovalNotAllowed(PlanError):
@@ -437,7 +493,8 @@ class CsvImportError(PlanError):
         shown = list(problems[:50])
         more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} problem(s) found.\n" + "\n".join(shown) + more,
+            f"Nothing was imported: {len(problems)} "
+            f"{'problem' if len(problems) == 1 else 'problems'} found.\n" + "\n".join(shown) + more,
             problems=list(problems),
         )
         self.problems = tuple(problems)

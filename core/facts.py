@@ -116,9 +116,11 @@ class Refusal:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """What became of a request after a click.
+    """What became of a request after a click (or, for the requester's card, after others
+    decided it or time ran out).
 
-    `state`: applied, cancelled, rejected, or approved (recorded, more approvals needed).
+    `state`: applied, cancelled, rejected, approved (recorded, more approvals needed), expired,
+    or refused (`refusal` says why: the app changed, or the rule no longer allows it).
     """
 
     request_id: str
@@ -131,6 +133,7 @@ class Outcome:
     cost: CostImpact | None = None
     approvals: tuple[Actor, ...] = ()
     approvals_needed: int = 0
+    refusal: Refusal | None = None
 
 
 # --- building facts --------------------------------------------------------------------------

@@ -141,6 +141,7 @@ def _check_row(
         "config": {},
         "version": 1,
         "updated_at": now,
+        "known_since": now,
     }, []
 
 

@@ -45,22 +45,22 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from core import domain
+from core import approvals, domain
+from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import PURGE_AFTER, Actor, AppState, Operation, Plan, Status
-from core.facts import Field, FieldChange
+from core.facts import Field, FieldChange, Outcome
 from core.messages import (
-    ApprovalCardUpdate,
     DevExpiryReminder,
     Message,
     PurgeWarning,
+    RequestEvent,
     StatementIssued,
-    dump,
     person,
 )
 from core.money import bill_month
 from core.money import statement as compute_statement
-from core.records import record_change
+from core.records import enqueue, message_entry, record_change
 from core.requests import Request, RequestState
 from core.roles import Roles
 from core.statements import AppCharges, TeamStatement
@@ -590,6 +590,9 @@ class Lifecycle:
     # --- pending requests --------------------------------------------------------------------
 
     def _expire_requests(self, now: datetime) -> dict[str, int]:
+        """Close the pending requests past their expiry. One that waited for peers is an event:
+        audited, its approval card replaced, its requester told (and their card replaced while
+        their command's reply URL still answers)."""
         expired = cards = 0
         while True:
             with self.store.unit_of_work() as uow:
@@ -600,38 +603,77 @@ class Lifecycle:
                 ]
                 if not found:
                     return {"requests_expired": expired, "approval_cards_expired": cards}
-                entries = []
                 for request in found:
                     closed = request.closed(RequestState.EXPIRED, SWEEPER, now)
                     uow.requests.decide(request, _no_decider(closed))
                     if request.needs_peers:
-                        card = uow.outbox.by_key(f"approval:{request.id}")
-                        if card is not None and card.status != "dead" and card.id is not None:
-                            update = ApprovalCardUpdate(
-                                update_of=card.id,
-                                request_id=request.id,
-                                state="expired",
-                                operation=request.operation,
-                                app_id=request.app_id,
-                                app_name=request.app_name,
-                                requester=person(request.requester),
-                                at=now,
-                                expired_at=request.expires_at,
-                            )
-                            entries.append(
-                                OutboxEntry(
-                                    kind="message",
-                                    topic="approval",
-                                    destination=card.destination,
-                                    app_id=card.app_id,
-                                    payload=dump(update),
-                                    created_at=now,
-                                    key=f"approval-expired:{request.id}",
-                                )
-                            )
-                cards += self._add_once(uow, entries)
+                        cards += self._expired_peer_request(uow, request, now)
                 expired += len(found)
+                uow.after_commit(self.wake)
                 uow.commit()
+
+    def _expired_peer_request(self, uow: UnitOfWork, request: Request, now: datetime) -> int:
+        """Record and tell the expiry of a request that waited for peers; 1 if its approval
+        card was replaced."""
+        given = request.approved_by
+        detail = (
+            f"expired at {request.expires_at.isoformat()} with {len(given)} of "
+            f"{request.approvals_needed} approvals"
+        )
+        seq = uow.audit.append(
+            AuditRecord(
+                at=now,
+                actor_id=SWEEPER.user_id,
+                actor_name=SWEEPER.name,
+                action=request.operation.value,
+                outcome="expired",
+                app_id=request.app_id,
+                request_id=request.id,
+                detail=detail,
+            )
+        )
+        told = RequestEvent(
+            event="expired",
+            audience="requester",
+            operation=request.operation,
+            app_id=request.app_id,
+            app_name=request.app_name,
+            actor=SWEEPER,
+            requester=person(request.requester),
+            approvals=given,
+            approvals_needed=request.approvals_needed,
+            at=now,
+            audit_seq=seq,
+            request_id=request.id,
+        )
+        enqueue(
+            uow,
+            told,
+            destination=request.requester.user_id,
+            app_id=request.app_id,
+            now=now,
+            topic="audit",
+        )
+        outcome = Outcome(
+            request_id=request.id,
+            state="expired",
+            operation=request.operation,
+            app_id=request.app_id,
+            app_name=request.app_name,
+            actor=SWEEPER,
+            approvals=given,
+            approvals_needed=request.approvals_needed,
+        )
+        approvals.tell_requester(uow, self.config, request, outcome, now)
+        replaced = approvals.close_card(
+            uow,
+            request,
+            "expired",
+            now=now,
+            approvals=given,
+            key=f"approval-expired:{request.id}",
+        )
+        return 1 if replaced else 0
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -647,14 +689,8 @@ class Lifecycle:
         destination = destination or self.config.audit_channel
         if not destination:
             return None
-        return OutboxEntry(
-            kind="message",
-            topic=topic,
-            destination=destination,
-            app_id=app_id,
-            payload=dump(message),
-            created_at=now,
-            key=key,
+        return message_entry(
+            message, destination=destination, app_id=app_id, now=now, topic=topic, key=key
         )
 
     def _add_once(self, uow: UnitOfWork, entries: Sequence[OutboxEntry | None]) -> int:

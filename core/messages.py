@@ -8,13 +8,15 @@ stores and back (a `kind` field tells them apart).
 - `RequestEvent`: something happened to a request that changed no app: a refused click that
   matters, a rejection, a partial approval, an expiry, a withdrawal.
 - `AccessChanged`: a role was granted or revoked.
-- `ApprovalRequested`: the card asking peers to approve a request; `ApprovalCardUpdate` replaces
-  it once the request is decided, withdrawn or expired.
+- `ApprovalRequested`: the card asking peers to approve a request (again, with its progress,
+  as an update of it after each approval); `ApprovalCardUpdate` replaces it once the request is
+  decided, withdrawn or expired; `ApprovalCardPosted` tells the requester where it went.
 - `DevExpiryReminder`, `PurgeWarning`, `StatementIssued`: the lifecycle's notices.
 - `CardDecided`: the reply that replaces a request's card once a click decided it.
 - `Rendered`: a reply the edge already rendered (its own answers to a click).
 - `DriftChanged`, `UsageLevelReached`, `ReconciliationDifferences`: the provider connector's
   (`core.provider.messages`).
+- `DeliveryFailed`: messages to a destination can't be delivered (the audit channel hears it).
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from core.statements import TeamStatement
 
 __all__ = [
     "AccessChanged",
+    "ApprovalCardPosted",
     "ApprovalCardUpdate",
     "ApprovalRequested",
     "CardDecided",
     "ChangeApplied",
+    "DeliveryFailed",
     "DevExpiryReminder",
     "Message",
     "PurgeWarning",
@@ -79,10 +83,12 @@ class ChangeApplied:
 
 @dataclass(frozen=True, kw_only=True)
 class RequestEvent:
-    """A request was refused, rejected, approved in part, expired or withdrawn."""
+    """A request was refused, rejected, approved in part, expired or withdrawn: for the audit
+    channel, or (`audience="requester"`) told to the person who asked."""
 
     kind: Literal["request_event"] = "request_event"
     event: Literal["refused", "rejected", "approved", "expired", "withdrawn"]
+    audience: Literal["channel", "requester"] = "channel"
     operation: Operation
     app_id: str | None
     app_name: str
@@ -114,7 +120,8 @@ class AccessChanged:
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalRequested:
-    """The card asking peers to approve or reject a request."""
+    """The card asking peers to approve or reject a request; after a partial approval, the same
+    card again with the approvals so far (`update_of`: the outbox entry of the card it updates)."""
 
     kind: Literal["approval_requested"] = "approval_requested"
     request_id: str
@@ -123,11 +130,15 @@ class ApprovalRequested:
     approvals_needed: int
     role: str
     expires_at: datetime
+    approver_group: str | None = None
+    approvals: tuple[Actor, ...] = ()
+    update_of: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApprovalCardUpdate:
-    """What replaces an approval card once its request is no longer waiting."""
+    """What replaces an approval card once its request is no longer waiting: how it ended, who
+    ended it (none for an expiry), and for an applied change what changed."""
 
     kind: Literal["approval_card_update"] = "approval_card_update"
     update_of: int  # the outbox entry of the card
@@ -140,6 +151,45 @@ class ApprovalCardUpdate:
     by: Actor | None = None
     at: datetime
     expired_at: datetime | None = None
+    role: str = ""
+    approvals: tuple[Actor, ...] = ()
+    approvals_needed: int = 0
+    changes: tuple[FieldChange, ...] = ()
+    cost: CostImpact | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalCardPosted:
+    """The requester's card again, once the approval card is posted, with where it is.
+
+    The delivery fills in `receipt` (where the card was posted; None when it could not be)
+    and the edge the card's `permalink` when it can get one.
+    """
+
+    kind: Literal["approval_card_posted"] = "approval_card_posted"
+    request_id: str
+    preview: Preview
+    approvals_needed: int
+    role: str
+    expires_at: datetime
+    channel: str
+    approver_group: str | None = None
+    receipt: dict[str, Any] | None = None
+    permalink: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryFailed:
+    """Messages to a destination (a channel, a person) could not be delivered, for a reason
+    retrying won't fix (`reason`: the platform's own code, e.g. `not_in_channel`)."""
+
+    kind: Literal["delivery_failed"] = "delivery_failed"
+    destination: str
+    reason: str
+    topic: str
+    app_id: str | None = None
+    at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +255,8 @@ Message = (
     | AccessChanged
     | ApprovalRequested
     | ApprovalCardUpdate
+    | ApprovalCardPosted
+    | DeliveryFailed
     | DevExpiryReminder
     | PurgeWarning
     | StatementIssued

@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
@@ -84,6 +84,8 @@ class Addon:
     description: str
     default: str
     options: Mapping[str, Decimal]
+    #: per option, the plan limits it raises (`{"90d": {"history_days": 90}}`)
+    limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,17 @@ class Catalog:
                 raise errors.InvalidAddonValue(name, value, list(addon.options))
             checked[name] = value
         return checked
+
+    def limits(self, plan: Plan, config: Mapping[str, str]) -> dict[str, int]:
+        """The plan's limits worth showing, raised by the add-ons a paid app has."""
+        found = dict(self.plans[plan].limits)
+        if plan.paid:
+            for name, value in config.items():
+                addon = self.addons.get(name)
+                raised = addon.limits.get(value, {}) if addon is not None else {}
+                for key, limit in raised.items():
+                    found[key] = max(found.get(key, 0), limit)
+        return found
 
     def describe_config(self, config: Mapping[str, str]) -> str:
         """'Message history retention: 90d, ...' or 'no add-ons'."""
@@ -157,6 +170,10 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
                 description=str(spec.get("description", "")),
                 default=str(spec["default"]),
                 options={str(k): Decimal(str(v)) for k, v in spec["options"].items()},
+                limits={
+                    str(option): {str(k): int(v) for k, v in raised.items()}
+                    for option, raised in spec.get("limits", {}).items()
+                },
             )
             for name, spec in raw.get("addons", {}).items()
         }

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.domain import utcnow
+from core.messages import DeliveryFailed, dump
 from core.store.ports import OutboxEntry, Store
 
 __all__ = [
@@ -37,15 +38,26 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
-    """A delivery failed; `permanent` ones are not retried, others wait `retry_after` or backoff."""
+    """A delivery failed; `permanent` ones are not retried, others wait `retry_after` or backoff.
+
+    `unreachable`: the destination itself can't be reached (the bot is not in the channel, the
+    channel is gone or archived), with the platform's code; the audit channel is told, once a
+    day per destination, since every message to it is lost until someone fixes that.
+    """
 
     def __init__(
-        self, reason: str, *, retry_after: float | None = None, permanent: bool = False
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        unreachable: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
-        self.permanent = permanent
+        self.permanent = permanent or unreachable is not None
+        self.unreachable = unreachable
 
 
 class Notifier(Protocol):
@@ -103,8 +115,10 @@ class OutboxDispatcher:
         max_backoff: float = 300.0,
         poll_interval: float = 2.0,
         concurrency: int = 1,
+        audit_channel: str | None = None,
     ) -> None:
         self.store = store
+        self.audit_channel = audit_channel
         self._marks = _GroupMarks(self._write_marks)
         self.notifier = notifier
         self.provisioner = provisioner
@@ -176,13 +190,18 @@ class OutboxDispatcher:
             elif entry.kind == "reply":
                 if self.replier is None:
                     raise DeliveryError("no replier is configured", permanent=True)
-                self.replier.reply(str(payload["url"]), payload["message"])
+                message = payload["message"]
+                if payload.get("after_key"):  # it tells where an earlier entry was posted
+                    message = {**message, "receipt": self._receipt_by_key(payload["after_key"])}
+                self.replier.reply(str(payload["url"]), message)
             else:
                 replaces = None
-                if "update_of" in payload:
+                if payload.get("update_of") is not None:
                     replaces = self._receipt_of(int(payload["update_of"]))
                 receipt = self.notifier.send(entry.destination, payload, replaces=replaces)
         except DeliveryError as err:
+            if err.unreachable:
+                self._report_unreachable(entry, err.unreachable)
             return self._failed(entry_id, attempts, err)
         except Exception as err:  # a bug in a notifier must not stop the others; retry later
             log.exception("outbox entry %s: unexpected delivery error", entry_id)
@@ -217,9 +236,55 @@ class OutboxDispatcher:
     def _receipt_of(self, entry_id: int) -> dict[str, Any]:
         with self.store.unit_of_work(fast=True) as uow:
             row = uow.outbox.get(entry_id)
+        if row is not None and row.status == "dead":
+            raise DeliveryError(f"entry {entry_id} it updates was never delivered", permanent=True)
         if row is None or row.status != "delivered":
-            raise DeliveryError(f"entry {entry_id} it updates is not delivered yet")
+            raise DeliveryError(
+                f"entry {entry_id} it updates is not delivered yet", retry_after=0.5
+            )
         return dict(row.receipt)
+
+    def _receipt_by_key(self, key: str) -> dict[str, Any] | None:
+        """Where the entry with `key` was delivered; None if it never will be."""
+        with self.store.unit_of_work(fast=True) as uow:
+            row = uow.outbox.by_key(key)
+        if row is None or row.status == "dead":
+            return None
+        if row.status != "delivered":
+            raise DeliveryError(f"entry {key} is not delivered yet", retry_after=0.5)
+        return dict(row.receipt)
+
+    def _report_unreachable(self, entry: OutboxEntry, reason: str) -> None:
+        """Tell the audit channel, once a day per destination, that messages to a destination
+        are being lost (never about the audit channel itself)."""
+        if not self.audit_channel or entry.destination == self.audit_channel:
+            return
+        if entry.kind != "message":
+            return
+        now = self.clock()
+        notice = DeliveryFailed(
+            destination=entry.destination,
+            reason=reason,
+            topic=entry.topic,
+            app_id=entry.app_id,
+            at=now,
+        )
+        report = OutboxEntry(
+            kind="message",
+            topic="audit",
+            destination=self.audit_channel,
+            app_id=None,
+            payload=dump(notice),
+            created_at=now,
+            key=f"undeliverable:{entry.destination}:{now:%Y-%m-%d}",
+        )
+        try:
+            with self.store.unit_of_work() as uow:
+                if uow.outbox.add_once([report]):
+                    uow.after_commit(self.wake)
+                uow.commit()
+        except Exception:  # the report must not keep the failed entry from being marked
+            log.exception("could not report the undeliverable destination %s", entry.destination)
 
     def _update(self, entry_id: int, values: dict[str, Any]) -> None:
         """Set columns of one entry (a lost write only repeats a delivery)."""

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from core import domain, errors
 from core.config import CoreConfig
-from core.domain import Actor, AppState, HistoryEntry
+from core.domain import Actor, AppState, HistoryEntry, Plan
+from core.facts import Refusal
 from core.money import RateSegment, Statement, bill_month, statement
 from core.requests import Request
 from core.roles import Roles
 from core.store.ports import Store, UnitOfWork
 
-__all__ = ["AppPage", "AppStatus", "Queries", "resolve", "resolve_with_segments"]
+__all__ = [
+    "AppPage",
+    "AppStatus",
+    "Queries",
+    "nearest_names",
+    "resolve",
+    "resolve_with_segments",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,8 @@ class AppStatus:
     next_config_change: datetime | None
     purge_at: datetime | None
     limits: Mapping[str, int]
+    #: why the configuration can't be changed at all now (disabled, legacy billing, purged)
+    config_change_blocked: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,36 @@ class AppPage:
     pages: int
 
 
-def resolve(uow: UnitOfWork, ref: str) -> AppState:
-    """The app a person means: by id (digits), else by name (case-insensitively)."""
+#: a mistyped name is compared with at most this many names (two index ranges of names)
+_NEAR_PREFIX_NAMES = 50
+_NEAR_INITIAL_NAMES = 300
+
+
+def nearest_names(
+    uow: UnitOfWork, ref: str, *, teams: Sequence[str] | None = None, count: int = 3
+) -> list[str]:
+    """The names nearest a mistyped one, best first (none when nothing is near).
+
+    Never reads every name: the candidates are the names sharing its first three characters,
+    and those sharing its first character with about its length, both read from the index on
+    the lower-cased name, a few hundred at most.
+    """
+    typed = ref.strip()
+    if not typed or typed.isdigit():
+        return []
+    candidates = set(uow.apps.names_starting(typed[:3], teams=teams, limit=_NEAR_PREFIX_NAMES))
+    lengths = (max(1, len(typed) - 2), len(typed) + 2)
+    candidates.update(
+        uow.apps.names_starting(typed[:1], teams=teams, lengths=lengths, limit=_NEAR_INITIAL_NAMES)
+    )
+    by_lower = {name.lower(): name for name in sorted(candidates)}
+    near = difflib.get_close_matches(typed.lower(), list(by_lower), n=count, cutoff=0.75)
+    return [by_lower[n] for n in near]
+
+
+def resolve(uow: UnitOfWork, ref: str, *, teams: Sequence[str] | None = None) -> AppState:
+    """The app a person means: by id (digits), else by name (case-insensitively); when none,
+    AppNotFound with the nearest names (among the apps of `teams`, when given)."""
     ref = ref.strip()
     if ref.isdigit():
         state = uow.apps.get(ref)
@@ -51,14 +90,14 @@ def resolve(uow: UnitOfWork, ref: str) -> AppState:
             return state
     states = uow.apps.by_name(ref)
     if not states:
-        raise errors.AppNotFound(ref)
+        raise errors.AppNotFound(ref, nearest_names(uow, ref, teams=teams))
     if len(states) > 1:
         raise errors.AmbiguousAppName(ref, [s.app_id for s in states])
     return states[0]
 
 
 def resolve_with_segments(
-    uow: UnitOfWork, ref: str, *, until: datetime
+    uow: UnitOfWork, ref: str, *, until: datetime, teams: Sequence[str] | None = None
 ) -> tuple[AppState, list[RateSegment]]:
     """The app a person means and its rate segments before `until` (one read, when by id)."""
     ref = ref.strip()
@@ -66,7 +105,7 @@ def resolve_with_segments(
         found = uow.apps.with_segments(ref, until=until)
         if found is not None:
             return found
-    state = resolve(uow, ref)
+    state = resolve(uow, ref, teams=teams)
     return state, uow.history.segments(state.app_id, until=until)
 
 
@@ -84,17 +123,24 @@ class Queries:
     def status(self, ref: str, *, actor: Actor) -> AppStatus:
         """An app's status, for viewers."""
         with self.store.unit_of_work(fast=True) as uow:
-            state = resolve(uow, ref)
+            state = resolve(uow, ref, teams=self.roles.suggestable_teams(actor))
         self.roles.require(actor, "view", state.owner_channel, "see this app")
         return self.status_of(state)
 
     def status_of(self, state: AppState) -> AppStatus:
         """What a person wants to know about an app's state."""
         catalog, tz, now = self.config.catalog, self.config.billing_tz, self.clock()
-        used = False
-        if state.config_changed_at is not None:
-            changed, local = state.config_changed_at.astimezone(tz), now.astimezone(tz)
-            used = (changed.year, changed.month) == (local.year, local.month)
+        used, blocked = False, None
+        if state.plan.paid:
+            # the rule itself says whether a change could be made now: asked for the other
+            # edition, it refuses for the month's change used, or for what blocks any change
+            other = Plan.STANDARD if state.plan is Plan.PREMIUM else Plan.PREMIUM
+            try:
+                domain.configure(state, edition=other, addons={}, now=now, tz=tz)
+            except errors.ConfigChangeLimitReached:
+                used = True
+            except errors.PlanError as err:
+                blocked = Refusal.of(err)
         return AppStatus(
             app=state,
             monthly_price=catalog.monthly_price(state.plan, state.config),
@@ -103,7 +149,8 @@ class Queries:
             config_change_used=used,
             next_config_change=domain.next_month_start(now, tz) if used else None,
             purge_at=state.purge_at,
-            limits=catalog.plans[state.plan].limits,
+            limits=catalog.limits(state.plan, state.config),
+            config_change_blocked=blocked,
         )
 
     def list_apps(
@@ -124,7 +171,7 @@ class Queries:
     ) -> tuple[AppState, list[HistoryEntry]]:
         """The app's plan history, newest first."""
         with self.store.unit_of_work(fast=True) as uow:
-            state = resolve(uow, ref)
+            state = resolve(uow, ref, teams=self.roles.suggestable_teams(actor))
             self.roles.require(actor, "view", state.owner_channel, "see this app")
             return state, uow.history.of(state.app_id, limit=limit)
 
@@ -136,7 +183,7 @@ class Queries:
         tz = self.config.billing_tz
         year, month = bill_month(year, month, now=now, tz=tz)
         with self.store.unit_of_work(fast=True) as uow:
-            state = resolve(uow, ref)
+            state = resolve(uow, ref, teams=self.roles.suggestable_teams(actor))
             self.roles.require(actor, "view", state.owner_channel, "see this app's bill")
             _, end = domain.month_bounds(year, month, tz)
             segments = uow.history.segments(state.app_id, until=end)

@@ -104,6 +104,8 @@ class Request:
     approvals: tuple[Approval, ...] = ()
     #: the app the change created or changed, once applied
     result_app_id: str | None = None
+    #: where the requester's card can be answered (the reply URL of their command), if known
+    reply_url: str | None = None
 
     @property
     def operation(self) -> Operation:
@@ -139,12 +141,15 @@ class Refused:
 
     `audited`: the refusal matters (someone acting on another's request, without the role, too
     late, on a changed app) and goes to the audit trail; a click on an already decided request
-    does not.
+    does not. `announced`: the audit channel hears of it too, because it is about who acted
+    (someone pressing another's button, or acting without the role); a click that came too late
+    or on a changed app is only recorded.
     """
 
     error: errors.PlanError
     audited: bool = True
     state: RequestState | None = None
+    announced: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,30 +206,35 @@ def decide(
     the role the operation needs.
     """
     if request.state.final:
-        by = request.decided_by.label if request.decided_by else None
-        return Refused(errors.RequestAlreadyDecided(request.state, by), audited=False)
+        by = request.decided_by
+        return Refused(
+            errors.RequestAlreadyDecided(
+                request.state, by.label if by else None, by.user_id if by else None
+            ),
+            audited=False,
+        )
     if now >= request.expires_at:
         return Refused(errors.RequestExpired(request.expires_at), state=RequestState.EXPIRED)
     mine = actor.user_id == request.requester.user_id
     if click is Click.WITHDRAW or (click is Click.REJECT and mine):
         if not mine:
-            return Refused(errors.NotYourRequest(_name(request.requester)))
+            return _not_yours(request)
         return Withdrawn()
     if click is Click.CONFIRM or (click is Click.APPROVE and not request.needs_peers):
         if request.needs_peers:
-            return Refused(errors.AwaitingApproval(request.approvals_needed))
+            return Refused(errors.AwaitingApproval(request.approvals_needed), announced=True)
         if not mine:
-            return Refused(errors.NotYourRequest(_name(request.requester)))
+            return _not_yours(request)
         return _apply(
             request, actor=actor, now=now, app=app, rule=rule, role_of=role_of, admins=admins
         )
     if not request.needs_peers:  # a Reject on a card that has none: forged
-        return Refused(errors.NotYourRequest(_name(request.requester)))
+        return _not_yours(request)
     if click is Click.APPROVE and mine:
-        return Refused(errors.SelfApprovalNotAllowed())
+        return Refused(errors.SelfApprovalNotAllowed(), announced=True)
     needed = ROLE_FOR[request.operation]
     if role_of(actor) < needed:
-        return Refused(_denied(request.operation, needed, admins))
+        return Refused(_denied(request.operation, needed, admins), announced=True)
     if click is Click.REJECT:
         return Rejected(Approval(actor, "rejected", now))
     if any(a.user_id == actor.user_id for a in request.approved_by):
@@ -265,14 +275,16 @@ def _apply(
         if app is None:
             return Refused(errors.AppNotFound(request.app_id or ""), state=RequestState.REFUSED)
         if app.version != request.app_version:
-            return Refused(errors.AppChangedSincePreview(app.app_id), state=RequestState.STALE)
+            return Refused(
+                errors.AppChangedSincePreview(app.app_id, app.name), state=RequestState.STALE
+            )
     try:
         after = rule(app)
     except errors.PlanError as err:
         return Refused(err, state=RequestState.REFUSED)
     needed = ROLE_FOR[request.operation]
     if role_of(actor) < needed:
-        return Refused(_denied(request.operation, needed, admins))
+        return Refused(_denied(request.operation, needed, admins), announced=True)
     return Applied(after)
 
 
@@ -281,5 +293,9 @@ def _denied(operation: Operation, needed: Role, admins: Sequence[str]) -> errors
     return errors.PermissionDenied(what, needed.label, admins)
 
 
-def _name(actor: Actor) -> str:
-    return actor.name or actor.user_id
+def _not_yours(request: Request) -> Refused:
+    requester = request.requester
+    return Refused(
+        errors.NotYourRequest(requester.name or requester.user_id, requester.user_id),
+        announced=True,
+    )

@@ -81,6 +81,13 @@ class Roles:
             raise errors.PermissionDenied("list apps", Role.VIEWER.label, self.admins())
         return teams
 
+    def suggestable_teams(self, actor: Actor) -> Sequence[str] | None:
+        """The owner teams whose app names may be suggested to the actor (None: every team)."""
+        try:
+            return self.visible_teams(actor)
+        except errors.PermissionDenied:
+            return ()
+
     def granted_groups(self) -> set[str]:
         """The user groups that hold any grant (the only ones worth resolving)."""
         return {g.principal_id for g in self.all_grants() if g.principal_kind == "group"}

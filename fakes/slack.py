@@ -1,11 +1,12 @@
 """A fake Slack Web API and `response_url` receiver on loopback, for end-to-end tests.
 
 `FakeSlack` serves, from a background thread, the Web API methods a bot uses (``auth.test``,
-``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``users.info``,
-``usergroups.users.list``, ``conversations.info``; any other method answers ``{"ok": true}``)
-and a ``response_url`` receiver (``POST /response/<name>``, or ``/response/<name>/<id>``). It
-records every call, and it can be scripted to fail (429 with ``Retry-After``, 5xx, or a
-connection reset) so tests can simulate a Slack outage::
+``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``chat.getPermalink``,
+``users.info``, ``usergroups.users.list``, ``conversations.info``, ``users.conversations``;
+any other method answers ``{"ok": true}``) and a ``response_url`` receiver (``POST
+/response/<name>``, or ``/response/<name>/<id>``). It records every call, and it can be scripted
+to fail (429 with ``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack
+outage::
 
     with FakeSlack() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.api_url)
@@ -18,7 +19,8 @@ API base URL on the first line of standard output, and ``GET /_fake/counts`` ans
 Like Slack, every Web API answer carries the token's scopes in an ``x-oauth-scopes`` header
 (`scopes`, by default those planbot's manifest asks for); a token in `refused_tokens` is answered
 ``invalid_auth``; ``conversations.info`` describes any channel as one the bot is a member of,
-unless `channels` says otherwise (fields to override, or None for ``channel_not_found``).
+unless it is in `outside`, or `channels` says otherwise (fields to override, such as its name
+or ``is_archived``, or None for ``channel_not_found``).
 """
 
 from __future__ import annotations
@@ -122,6 +124,11 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         # user id -> fields overriding the derived users.info user, e.g. {"real_name": "Ann"}
         self.users: dict[str, dict[str, Any]] = {}
+        # channels the bot is a member of, as users.conversations lists them
+        self.joined: set[str] = set()
+        # channels the bot is not in: conversations.info says so, chat.postMessage is refused
+        # with not_in_channel (any other channel counts as one the bot is in)
+        self.outside: set[str] = set()
         # seconds every Web API call waits before it is answered (a slow Slack)
         self.latency = 0.0
         # the scopes every Web API answer lists in its x-oauth-scopes header
@@ -429,6 +436,8 @@ class FakeSlack:
                 "bot_id": self.bot_id,
                 "is_enterprise_install": False,
             }
+        if method in ("chat.postMessage", "chat.update") and channel in self.outside:
+            return {"ok": False, "error": "not_in_channel"}
         if method in ("chat.postMessage", "chat.update"):
             ts = self._next_ts() if method == "chat.postMessage" else str(body.get("ts", ""))
             message = {
@@ -445,6 +454,21 @@ class FakeSlack:
             if method == "chat.update":
                 answer["text"] = body.get("text", "")
             return answer
+        if method == "chat.getPermalink":
+            ts = str(body.get("message_ts", "")).replace(".", "")
+            return {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"https://fake.slack.test/archives/{channel}/p{ts}",
+            }
+        if method == "users.conversations":
+            with self._lock:
+                joined = sorted(self.joined - self.outside)
+            return {
+                "ok": True,
+                "channels": [{"id": c, "is_member": True} for c in joined],
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "users.info":
@@ -462,7 +486,7 @@ class FakeSlack:
                 "is_channel": True,
                 "is_private": False,
                 "is_archived": False,
-                "is_member": True,
+                "is_member": channel_id not in self.outside,
             }
             found.update(override or {})
             return {"ok": True, "channel": found}
@@ -565,7 +589,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
         else:
             answer = fake._answer(method, body)
-        fake._record(call)
+        refused = method.startswith("chat.") and answer.get("ok") is False  # e.g. not_in_channel
+        fake._record(call, failed=refused)
         self._send_json(200, answer, {"x-oauth-scopes": ",".join(fake.scopes)})
 
     def _fail(self, failure: _Failure) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks, observe
-from bot.kit import escape
-from bot.listeners.commands import Commands
+from bot.listeners.commands import Asked, Commands
 from bot.listeners.context import Bot
 from core import (
     Actor,
@@ -65,7 +64,8 @@ class Clicks:
             outcome = self.service.changes.click(click, request_id, actor=actor)
         except RequestAlreadyDecided as err:
             observe.note(outcome="already_done")
-            return blocks.text_message(f":information_source: {escape(err.message)}"), False
+            said = self.words.refusal(err)
+            return blocks.text_message(f":information_source: {said}"), False
         except PlanError as err:
             observe.note(outcome="refused")
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
@@ -77,7 +77,9 @@ class Clicks:
                 | AwaitingApproval
                 | AlreadyApproved,
             )
-            return blocks.refusal(err), not personal
+            return blocks.refusal(err, self.words), not personal
+        if click in (Click.APPROVE, Click.REJECT) and outcome.approvals_needed:
+            return None  # the approval card's new face goes out as an update of it
         return blocks.outcome_card(outcome, self.words, self.service.clock()), True
 
     def start(
@@ -86,10 +88,12 @@ class Clicks:
         """A button on a notice (Extend, Enable) starts the normal preview/confirm flow."""
         observe.note(kind=f"action:{operation.value}", app=app_id)
         try:
-            return self.commands.request(ChangeRequest(operation, app=app_id), actor, channel_id)
+            return self.commands.request(
+                ChangeRequest(operation, app=app_id), Asked(actor, channel_id)
+            )
         except PlanError as err:
             observe.note(outcome="refused")
-            return blocks.refusal(err)
+            return blocks.refusal(err, self.words)
 
 
 def register(app: App, bot: Bot) -> None:

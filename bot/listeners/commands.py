@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 
 from bot import blocks, grammar, observe, provider_views
+from bot.channels import Reach
 from bot.listeners.context import Bot
-from bot.words import Words
+from bot.words import Words, mention
 from core import Actor, ChangeRequest, Grant, Operation, Plan, PlanError, Role
 
-__all__ = ["Commands", "register"]
+__all__ = ["Asked", "Commands", "register"]
 
 Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asked, where, and where their card can be answered later."""
+
+    actor: Actor
+    channel_id: str | None
+    reply_url: str | None = None
 
 
 class Commands:
@@ -36,28 +47,30 @@ class Commands:
         """The billing time zone, for dates shown."""
         return self.bot.tz
 
-    def answer(self, text: str, actor: Actor, channel_id: str | None) -> Message:
+    def answer(
+        self, text: str, actor: Actor, channel_id: str | None, reply_url: str | None = None
+    ) -> Message:
         """The reply to `/plan <text>` (a refusal rather than an exception)."""
         try:
             command = grammar.parse(text)
-            return self.run(command, actor, channel_id)
+            return self.run(command, Asked(actor, channel_id, reply_url))
         except grammar.CommandSyntaxError as err:
             observe.note(kind="command:invalid", outcome="refused")
             return blocks.text_message(err.message)
         except PlanError as err:
             observe.note(outcome="refused")
-            return blocks.refusal(err)
+            return blocks.refusal(err, self.words)
 
-    def run(self, command: grammar.Command, actor: Actor, channel_id: str | None) -> Message:
+    def run(self, command: grammar.Command, asked: Asked) -> Message:
         """Carry out one parsed command."""
         observe.note(kind=observe.command_kind(command), app=getattr(command, "app", None))
         handler = self._handlers.get(type(command))
         if handler is None:  # pragma: no cover - the grammar only makes known commands
             raise TypeError(f"no handler for {command!r}")
-        return handler(command, actor, channel_id)
+        return handler(command, asked)
 
     @functools.cached_property
-    def _handlers(self) -> dict[type, Callable[[Any, Actor, str | None], Message]]:
+    def _handlers(self) -> dict[type, Callable[[Any, Asked], Message]]:
         return {
             grammar.Help: self._help,
             grammar.ListApps: self._list,
@@ -65,10 +78,10 @@ class Commands:
             grammar.History: self._history,
             grammar.Bill: self._bill,
             grammar.AppUsage: self._usage,
-            grammar.Upgrade: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.UPGRADE, app=c.app, plan=Plan(c.plan)), a, ch
+            grammar.Upgrade: lambda c, a: self.request(
+                ChangeRequest(Operation.UPGRADE, app=c.app, plan=Plan(c.plan)), a
             ),
-            grammar.Configure: lambda c, a, ch: self.request(
+            grammar.Configure: lambda c, a: self.request(
                 ChangeRequest(
                     Operation.CONFIGURE,
                     app=c.app,
@@ -76,82 +89,129 @@ class Commands:
                     addons=dict(c.addons),
                 ),
                 a,
-                ch,
             ),
-            grammar.Extend: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.EXTEND, app=c.app), a, ch
+            grammar.Extend: lambda c, a: self.request(
+                ChangeRequest(Operation.EXTEND, app=c.app), a
             ),
-            grammar.Disable: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.DISABLE, app=c.app), a, ch
+            grammar.Disable: lambda c, a: self.request(
+                ChangeRequest(Operation.DISABLE, app=c.app), a
             ),
-            grammar.Enable: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.ENABLE, app=c.app), a, ch
+            grammar.Enable: lambda c, a: self.request(
+                ChangeRequest(Operation.ENABLE, app=c.app), a
             ),
-            grammar.Migrate: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.MIGRATE, app=c.app), a, ch
+            grammar.Migrate: lambda c, a: self.request(
+                ChangeRequest(Operation.MIGRATE, app=c.app), a
             ),
-            grammar.Create: lambda c, a, ch: self.request(
-                ChangeRequest(Operation.CREATE, name=c.name), a, ch
-            ),
+            grammar.Create: self._create,
             grammar.AccessList: self._access_list,
             grammar.AccessGrant: self._access_change,
             grammar.AccessRevoke: self._access_change,
         }
 
-    def _help(self, command: grammar.Help, actor: Actor, channel_id: str | None) -> Message:
-        role = self.service.highest_role(actor)  # a team's operator may upgrade its apps
+    def _help(self, command: grammar.Help, asked: Asked) -> Message:
+        role = self.service.highest_role(asked.actor)  # a team's operator may upgrade its apps
         allowed = {r.label for r in Role if Role.VIEWER <= r <= role}
-        return blocks.help_message(grammar.help_text(allowed, command.topic))
+        catalog = self.words.catalog
+        addons = [
+            grammar.AddonHelp(
+                name=addon.name,
+                label=addon.label,
+                default=addon.default,
+                options=tuple(
+                    (value, self.words.money(price)) for value, price in addon.options.items()
+                ),
+            )
+            for addon in catalog.addons.values()
+        ]
+        text = grammar.help_text(allowed, command.topic, addons=addons)
+        admins = sorted(self.service.config.access.admins)
+        if command.topic is None and Role.VIEWER <= role < Role.ADMIN:
+            text += "\n\n" + _more_access(role, admins)
+        return blocks.help_message(text)
 
-    def _list(self, command: grammar.ListApps, actor: Actor, channel_id: str | None) -> Message:
+    def _list(self, command: grammar.ListApps, asked: Asked) -> Message:
         page = self.service.list_apps(
-            actor=actor, contains=command.filter, page=command.page, per_page=40
+            actor=asked.actor, contains=command.filter, page=command.page, per_page=40
         )
         return blocks.list_message(page, contains=command.filter)
 
-    def _status(self, command: grammar.Status, actor: Actor, channel_id: str | None) -> Message:
-        status = self.service.status(command.app, actor=actor)
+    def _status(self, command: grammar.Status, asked: Asked) -> Message:
+        status = self.service.status(command.app, actor=asked.actor)
         now = self.service.clock()
         figures = provider_views.status_fields(self.bot.provider, status, now, self.tz)
-        return blocks.status_message(status, self.tz, extra=figures)
+        return blocks.status_message(status, self.words, extra=figures)
 
-    def _usage(self, command: grammar.AppUsage, actor: Actor, channel_id: str | None) -> Message:
-        status = self.service.status(command.app, actor=actor)  # the app, if they may see it
+    def _usage(self, command: grammar.AppUsage, asked: Asked) -> Message:
+        status = self.service.status(command.app, actor=asked.actor)  # if they may see it
         now = self.service.clock()
         return provider_views.usage_message(status, self.bot.provider, command.days, now, self.tz)
 
-    def _history(self, command: grammar.History, actor: Actor, channel_id: str | None) -> Message:
-        app, entries = self.service.history(command.app, actor=actor, limit=command.limit)
-        return blocks.history_message(app, entries, self.tz)
+    def _history(self, command: grammar.History, asked: Asked) -> Message:
+        app, entries = self.service.history(command.app, actor=asked.actor, limit=command.limit)
+        return blocks.history_message(app, entries, self.words)
 
-    def _bill(self, command: grammar.Bill, actor: Actor, channel_id: str | None) -> Message:
+    def _bill(self, command: grammar.Bill, asked: Asked) -> Message:
         year, month = command.month or (None, None)
-        app, statement = self.service.statement(command.app, actor=actor, year=year, month=month)
-        return blocks.bill_message(app, statement)
+        app, statement = self.service.statement(
+            command.app, actor=asked.actor, year=year, month=month
+        )
+        return blocks.bill_message(app, statement, self.words.zone)
 
-    def request(self, change: ChangeRequest, actor: Actor, channel_id: str | None) -> Message:
-        pending = self.service.request(change, actor=actor, channel_id=channel_id)
+    def _create(self, command: grammar.Create, asked: Asked) -> Message:
+        refused = self._unreachable(asked.channel_id, "own")
+        if refused is not None:
+            return refused
+        return self.request(ChangeRequest(Operation.CREATE, name=command.name), asked)
+
+    def request(self, change: ChangeRequest, asked: Asked) -> Message:
+        """Preview a change and store it as a request; its card."""
+        pending = self.service.request(
+            change, actor=asked.actor, channel_id=asked.channel_id, reply_url=asked.reply_url
+        )
         return blocks.preview_card(pending, self.words)
 
-    def _access_list(self, command: Any, actor: Actor, channel_id: str | None) -> Message:
-        grants = self.service.grants(actor=actor)
+    def _unreachable(self, channel_id: str | None, purpose: str) -> Message | None:
+        """A refusal when planbot can't post in the channel an app would belong to (the owner
+        team's reminders, warnings and statements would be lost); None when it can."""
+        reach = self.bot.channels.reach(channel_id)
+        if reach is Reach.MEMBER:
+            return None
+        return blocks.channel_refusal(reach.value, channel_id or "", purpose)
+
+    def _access_list(self, command: Any, asked: Asked) -> Message:
+        grants = self.service.grants(actor=asked.actor)
         return blocks.access_list_message(grants, sorted(self.service.config.access.admins))
 
-    def _access_change(self, command: Any, actor: Actor, channel_id: str | None) -> Message:
+    def _access_change(self, command: Any, asked: Asked) -> Message:
         principal = command.principal
         grant = Grant(principal.kind, principal.id, Role.parse(command.role), command.team)
         who = f"<@{principal.id}>" if principal.kind == "user" else f"<!subteam^{principal.id}>"
         where = f" for the apps of <#{command.team}>" if command.team else " for all apps"
         if isinstance(command, grammar.AccessGrant):
-            self.service.grant(grant, label=principal.label, actor=actor)
+            if command.team:
+                refused = self._unreachable(command.team, "grant")
+                if refused is not None:
+                    return refused
+            self.service.grant(grant, label=principal.label, actor=asked.actor)
             self.bot.groups.forget()
             return blocks.text_message(f":key: {who} now has the `{command.role}` role{where}.")
-        if self.service.revoke(grant, label=principal.label, actor=actor):
+        if self.service.revoke(grant, label=principal.label, actor=asked.actor):
             self.bot.groups.forget()
             return blocks.text_message(
                 f":key: {who} no longer has the `{command.role}` role{where}."
             )
         return blocks.text_message(f"{who} had no `{command.role}` grant{where}; nothing changed.")
+
+
+def _more_access(role: Role, admins: list[str]) -> str:
+    """Whom to ask for more than `role` (the help of a viewer or an operator)."""
+    nxt = Role(role + 1).label
+    people = ", ".join(mention(a) for a in admins[:5])
+    ask = f"a planbot admin ({people})" if people else "a planbot admin"
+    return (
+        f"You have the *{role.label}* role. For more, ask {ask} to grant you the `{nxt}` role: "
+        f"`/plan access grant @you {nxt}`."
+    )
 
 
 def register(app: App, bot: Bot) -> None:
@@ -161,5 +221,10 @@ def register(app: App, bot: Bot) -> None:
     @app.command("/plan")
     def on_plan(ack: Ack, command: dict[str, Any]) -> None:
         actor = bot.actor(command["user_id"], command.get("user_name"))
-        message = commands.answer(command.get("text") or "", actor, command.get("channel_id"))
+        message = commands.answer(
+            command.get("text") or "",
+            actor,
+            command.get("channel_id"),
+            command.get("response_url"),
+        )
         ack(**{**message, "response_type": "ephemeral"})

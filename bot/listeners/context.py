@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot import observe
+from bot.channels import ChannelDirectory
 from bot.delivery import GroupDirectory, Responder
 from bot.words import Words
 from core import Actor, PlanService, ProviderView
@@ -23,6 +24,7 @@ class Bot:
     words: Words
     #: the provider's stored figures, for `/plan usage` and the status card (None: not wired)
     provider: ProviderView | None = None
+    channels: ChannelDirectory = field(default_factory=lambda: ChannelDirectory(None))
 
     @property
     def tz(self) -> ZoneInfo:

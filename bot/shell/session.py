@@ -55,7 +55,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import blocks, grammar
 from bot.app import Planbot, build
-from bot.delivery import SlackNotifier
+from bot.delivery import SlackNotifier, rendered
 from bot.kit import escape
 from bot.settings import Settings
 from bot.shell.render import Button, confirm_prompt, render_message
@@ -67,6 +67,7 @@ __all__ = [
     "DemoApp",
     "Posted",
     "ShellNotifier",
+    "ShellReplier",
     "ShellResponder",
     "ShellSession",
     "demo_csv",
@@ -248,6 +249,19 @@ class ShellNotifier:
         with self._lock:
             posted, self.posted = self.posted, []
         return posted
+
+
+class ShellReplier:
+    """The outbox's replier for the shell: renders a queued reply as `SlackReplier` does and
+    hands it to the responder, as if Slack had shown it where the reply URL points."""
+
+    def __init__(self, words: Words, responder: ShellResponder) -> None:
+        self.words = words
+        self.responder = responder
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        """Keep the rendered reply for the terminal."""
+        self.responder.send(url, rendered(message, self.words))
 
 
 class ShellResponder:
@@ -552,7 +566,25 @@ class ShellSession:
     # -- what came back besides the ack -----------------------------------------------------------
 
     def after(self) -> bool:
-        """Draw the click replies, deliver the outbox and draw its messages; True if refused."""
+        """Draw the click replies, deliver the outbox and draw its messages and replies; True if
+        refused."""
+        refused = self._replies()
+        self.planbot.dispatcher.deliver_due()
+        for posted in self.notifier.take():
+            existing = self.cards_by_ts.get((posted.channel, posted.ts))
+            if posted.updated and existing is not None:
+                self.forget(existing)
+                existing.message = posted.message
+                card = existing
+            else:
+                card = _Card(posted.channel, posted.ts, posted.message, ephemeral=False)
+            self.cards_by_ts[(card.channel, card.ts)] = card
+            self.show(card, self._heading(card, "updated" if posted.updated else None))
+        return self._replies() or refused
+
+    def _replies(self) -> bool:
+        """Draw what was sent to reply URLs (replacing the card each answers); True if one
+        was a refusal."""
         refused = False
         for url, message in self.responder.take():
             refused = refused or is_refusal(message)
@@ -567,17 +599,6 @@ class ShellSession:
             else:
                 channel = origin.channel if origin else self.channel
                 self.show(_Card(channel, self._ts(), message, ephemeral=True), None)
-        self.planbot.dispatcher.deliver_due()
-        for posted in self.notifier.take():
-            existing = self.cards_by_ts.get((posted.channel, posted.ts))
-            if posted.updated and existing is not None:
-                self.forget(existing)
-                existing.message = posted.message
-                card = existing
-            else:
-                card = _Card(posted.channel, posted.ts, posted.message, ephemeral=False)
-            self.cards_by_ts[(card.channel, card.ts)] = card
-            self.show(card, self._heading(card, "updated" if posted.updated else None))
         return refused
 
     def _heading(self, card: _Card, note: str | None) -> str:
@@ -850,7 +871,12 @@ def run_shell(
     responder = ShellResponder()
     history = _Readline(Path(env.get("HOME") or Path.home()) / HISTORY_FILE)
     planbot = build(
-        config, signing_secret=secret, token=None, notifier=notifier, responder=responder
+        config,
+        signing_secret=secret,
+        token=None,
+        notifier=notifier,
+        responder=responder,
+        replier=ShellReplier(words, responder),
     )
     try:
         seeded = seed_demo_apps(planbot)

@@ -56,6 +56,7 @@ def app_state(row: Row) -> AppState:
         config_changed_at=row["config_changed_at"],
         config=dict(row["config"] or {}),
         version=row["version"],
+        known_since=row.get("known_since"),
     )
 
 
@@ -75,6 +76,7 @@ def app_row(state: AppState, now: datetime) -> dict[str, Any]:
         "config": dict(state.config),
         "version": state.version,
         "updated_at": now,
+        "known_since": state.known_since or now,
     }
 
 
@@ -144,6 +146,7 @@ def request_row(request: Request) -> dict[str, Any]:
             "owner_channel": request.channel_id,
             "requester_groups": sorted(request.requester.groups),
             "app_name": request.app_name,
+            **({"reply_url": request.reply_url} if request.reply_url else {}),
         },
         "actor_id": request.requester.user_id,
         "actor_name": request.requester.name,
@@ -199,6 +202,7 @@ def request(row: Row, approvals: Sequence[Row] = ()) -> Request:
         decided_at=row["decided_at"],
         approvals=tuple(approval(a) for a in approvals),
         result_app_id=(row["result"] or {}).get("app_id"),
+        reply_url=params.get("reply_url"),
     )
 
 

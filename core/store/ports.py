@@ -75,6 +75,18 @@ class Apps(Protocol):
         """The app and its rate segments that started before `until` (one read)."""
         ...
 
+    def names_starting(
+        self,
+        prefix: str,
+        *,
+        teams: Sequence[str] | None = None,
+        lengths: tuple[int, int] | None = None,
+        limit: int,
+    ) -> list[str]:
+        """Names starting with `prefix`, case-insensitively (apps of `teams` when given, names
+        of `lengths` (min, max) characters when given), alphabetical, at most `limit`."""
+        ...
+
     def add(self, state: AppState, now: datetime) -> None:
         """A new app."""
         ...
@@ -127,11 +139,13 @@ class Apps(Protocol):
         ...
 
     def billed_teams(self, start: datetime, end: datetime) -> list[str | None]:
-        """The owner teams of the apps that may have charges in [start, end)."""
+        """The owner teams of the apps that may have charges in [start, end), among the apps
+        planbot knew before `end` (no statement for a month planbot never saw)."""
         ...
 
     def billed(self, start: datetime, end: datetime, teams: Sequence[str | None]) -> list[AppState]:
-        """The apps of `teams` that may have charges in [start, end)."""
+        """The apps of `teams` that may have charges in [start, end) and that planbot knew
+        before `end`."""
         ...
 
 

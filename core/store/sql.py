@@ -63,6 +63,17 @@ class SqlApps:
         ]
         return mapping.app_state(rows[0]), segments
 
+    def names_starting(
+        self,
+        prefix: str,
+        *,
+        teams: Sequence[str] | None = None,
+        lengths: tuple[int, int] | None = None,
+        limit: int,
+    ) -> list[str]:
+        query = S.names_starting(prefix, teams=teams, lengths=lengths, limit=limit)
+        return [r["name"] for r in self.run.query(query)]
+
     def add(self, state: AppState, now: datetime) -> None:
         self.run.write(S.APP_INSERT, mapping.app_row(state, now))
 

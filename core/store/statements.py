@@ -105,6 +105,23 @@ OWNER_CHANNELS = (
 PING = sa.select(sa.literal(1))
 
 
+def names_starting(
+    prefix: str, *, teams: Sequence[str] | None, lengths: tuple[int, int] | None, limit: int
+) -> sa.Select[Any]:
+    """App names whose lower case starts with `prefix` (a range on ix_app_name_lower), of
+    `teams` when given, `lengths` (min, max) when given; alphabetical, at most `limit`."""
+    low = prefix.lower()
+    lowered = sa.func.lower(APP.c.name)
+    query = sa.select(APP.c.name).where(lowered >= low)
+    if low and ord(low[-1]) < 0x10FFFF:
+        query = query.where(lowered < low[:-1] + chr(ord(low[-1]) + 1))
+    if lengths is not None:
+        query = query.where(sa.func.length(APP.c.name).between(*lengths))
+    if teams is not None:
+        query = query.where(APP.c.owner_channel.in_(teams))
+    return query.order_by(lowered).limit(limit)
+
+
 def apps_page(
     *, contains: str | None, channels: Sequence[str] | None
 ) -> tuple[sa.Select[Any], sa.Select[Any]]:
@@ -153,11 +170,12 @@ def notice_window(
 
 
 def billed_in(start: datetime, end: datetime) -> sa.ColumnElement[bool]:
-    """Apps that may have charges in [start, end)."""
+    """Apps that may have charges in [start, end), known to planbot before the period ended."""
     return sa.and_(
         APP.c.plan.in_([Plan.STANDARD.value, Plan.PREMIUM.value]),
         APP.c.billing_mode == BillingMode.CURRENT.value,
         APP.c.created_at < end,
+        sa.func.coalesce(APP.c.known_since, APP.c.created_at) < end,
         sa.or_(APP.c.status != Status.PURGED.value, APP.c.updated_at >= start),
     )
 

@@ -62,6 +62,7 @@ class AppRow(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_app_dev_due", "status", "dev_expires_at"),
         sa.Index("ix_app_purge_due", "status", "disabled_at"),
+        sa.Index("ix_app_name_lower", sa.text("lower(name)")),
     )
 
     app_id: str = Field(primary_key=True, max_length=20)
@@ -77,6 +78,8 @@ class AppRow(SQLModel, table=True):
     config: dict[str, str] = _json()
     version: int = 1
     updated_at: datetime = _when()
+    #: when planbot came to know the app (created or imported); NULL (older rows): created_at
+    known_since: datetime | None = _when(nullable=True)
 
 
 class PlanHistoryRow(SQLModel, table=True):

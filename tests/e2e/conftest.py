@@ -26,6 +26,8 @@ SECRET = "e2e-signing-secret"
 ADMIN = "UADMIN"
 TEAM = "CTEAM"
 AUDIT = "CAUDIT"
+#: the channels planbot is a member of in the tests (`users.conversations` lists them at start)
+JOINED = {TEAM, AUDIT, "CAPPROVALS", "COPS", "COTHER", "CNEWTEAM"}
 PLANBOT = str(Path(sys.executable).with_name("planbot"))
 
 
@@ -166,7 +168,9 @@ def card_text(message: dict[str, Any]) -> str:
 def planbot_env(
     slack: FakeSlack, database_url: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """The environment a test's `planbot` processes run with."""
+    """The environment a test's `planbot` processes run with (and the fake Slack they talk to
+    knows planbot is in the tests' channels)."""
+    slack.joined |= JOINED
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": "xoxb-e2e",

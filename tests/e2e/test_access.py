@@ -149,6 +149,21 @@ def audit_about(served: Served, needle: str, *, count: int = 1) -> list[str]:
         time.sleep(0.05)
 
 
+def card_updates(served: Served, request_id: str) -> list[dict[str, Any]]:
+    """Every update of the approval card of a request (chat.update), oldest first."""
+    return [c.body for c in served.slack.calls("chat.update") if request_id in str(c.body)]
+
+
+def card_update(served: Served, request_id: str, needle: str) -> dict[str, Any]:
+    """The update of a request's approval card that says `needle` (waits for it)."""
+    return served.slack.wait_for(
+        lambda c: (
+            c.method == "chat.update" and request_id in str(c.body) and needle in card_text(c.body)
+        ),
+        timeout=10,
+    ).body
+
+
 def request_state(served: Served, request_id: str) -> str:
     engine = make_engine(served.database_url)
     try:
@@ -161,12 +176,18 @@ def request_state(served: Served, request_id: str) -> str:
 
 
 def receipt(served: Served, key: str) -> dict[str, Any]:
-    """Where the outbox entry with that key was posted (channel and ts)."""
+    """Where the outbox entry with that key was posted (channel and ts), once it is marked
+    delivered (a moment after Slack took it)."""
     engine = make_engine(served.database_url)
+    deadline = time.monotonic() + 10
     try:
-        with engine.connect() as connection:
-            query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
-            return dict(connection.execute(query).scalar_one())
+        while True:
+            with engine.connect() as connection:
+                query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
+                found = dict(connection.execute(query).scalar_one())
+            if found.get("ts") or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
     finally:
         engine.dispose()
 
@@ -328,9 +349,10 @@ def test_a_team_grant_covers_only_that_teams_apps(peer: Served) -> None:
 
 
 def test_a_peer_request_waits_and_the_requester_cannot_approve_it(peer: Served) -> None:
-    waiting = peer.command("disable e2e-std-4").json()
+    waiting = peer.command("disable e2e-std-4", response="ada-std-4").json()
     text = card_text(waiting)
-    assert "needs approval by 1 other person" in text
+    assert "needs approval by 1 other person with the *admin* role" in text
+    assert f"An approval card is being posted in <#{APPROVALS}>" in text
     assert "planbot will message you the outcome" in text
     assert set(buttons(waiting)) == {"plan_cancel"}, "no Confirm for the requester"
     request_id = buttons(waiting)["plan_cancel"]
@@ -339,6 +361,13 @@ def test_a_peer_request_waits_and_the_requester_cannot_approve_it(peer: Served) 
     assert card["channel"] == APPROVALS
     assert buttons(card) == {"plan_approve": request_id, "plan_reject": request_id}
     assert f"<@{ADMIN}> asks to disable" in card_text(card)
+    assert "needs the approval of someone else with the *admin* role" in card_text(card)
+    # the requester's card again, once the approval card is posted: with a link to it
+    posted = receipt(peer, f"approval:{request_id}")
+    link = f"https://fake.slack.test/archives/{APPROVALS}/p{posted['ts'].replace('.', '')}"
+    linked = peer.slack.wait_for_response("ada-std-4", 10, lambda b: link in card_text(b))
+    assert linked["replace_original"] is True
+    assert buttons(linked) == {"plan_cancel": request_id}
 
     own = press(peer, "plan_approve", request_id, user=ADMIN, response="self-approve")
     assert "needs approval by someone else" in card_text(own)
@@ -348,13 +377,27 @@ def test_a_peer_request_waits_and_the_requester_cannot_approve_it(peer: Served) 
     refusal = audit_about(peer, request_id)
     assert len(refusal) == 1 and f"Refused: <@{ADMIN}> on disable" in refusal[0]
 
-    outcome = press(peer, "plan_approve", request_id, user=BOB, response="bob-approve")
-    assert outcome["replace_original"] is True
-    assert "e2e-std-4 (1400000104) disabled." in card_text(outcome)
+    assert peer.click("plan_approve", request_id, user=BOB, response="bob-ok").status_code == 200
+    update = card_update(peer, request_id, "Applied")
+    assert (update["channel"], update["ts"]) == (APPROVALS, posted["ts"])
+    assert f"with the approval of <@{BOB}>" in card_text(update)
+    assert not buttons(update), "nothing is left to press"
     assert peer.app("1400000104").status == "disabled"
+    assert peer.slack.responses("bob-ok") == [], "the card the approver pressed is updated"
     change = audit_about(peer, request_id, count=2)[1]
     assert f"<@{BOB}> disabled" in change and f"requested by <@{ADMIN}>" in change
     assert history_count(peer, "1400000104", "disable") == 1
+    # the requester: their card without Withdraw, and a message
+    final = peer.slack.wait_for_response("ada-std-4", 10, lambda b: "disabled." in card_text(b))
+    assert final["replace_original"] is True and not buttons(final)
+    told = peer.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.body.get("channel") == ADMIN
+            and request_id in str(c.body)
+        )
+    )
+    assert f"<@{BOB}> disabled" in card_text(told.body)
 
 
 def test_two_admins_approving_at_once_apply_it_once(peer: Served) -> None:
@@ -366,46 +409,89 @@ def test_two_admins_approving_at_once_apply_it_once(peer: Served) -> None:
             for who in (BOB, CY)
         ]
         assert [c.result().status_code for c in clicks] == [200, 200]
-    answers = [card_text(peer.slack.wait_for_response(f"race-{who}", 10)) for who in (BOB, CY)]
-    assert sum("disabled." in a for a in answers) == 1, answers
-    assert sum("already done" in a for a in answers) == 1, answers
+    card_update(peer, request_id, "Applied")
+    late = peer.slack.wait_for_response(
+        "race-UBOB" if peer.slack.responses("race-UBOB") else "race-UCY", 10
+    )
+    assert "This request was already done by <@U" in card_text(late)
     assert history_count(peer, "1400000105", "disable") == 1
-    time.sleep(0.5)  # a second audit message would have arrived by now
+    time.sleep(0.5)  # a second audit message, or a second answer, would have arrived by now
     assert len(audit_about(peer, request_id)) == 1
+    assert len(peer.slack.responses("race-UBOB") + peer.slack.responses("race-UCY")) == 1
+    assert len(card_updates(peer, request_id)) == 1
 
 
 def test_two_approvers_are_needed_for_a_migration(peer: Served) -> None:
     request_id = buttons(peer.command("migrate e2e-legacy-2").json())["plan_cancel"]
-    assert "needs 2 approvals" in card_text(approval_card(peer, request_id)).lower()
+    assert "needs the approval of 2 other people" in card_text(approval_card(peer, request_id))
 
-    first = press(peer, "plan_approve", request_id, user=BOB, response="mig-1")
-    assert "1 more approval(s) needed" in card_text(first)
+    assert peer.click("plan_approve", request_id, user=BOB, response="mig-1").status_code == 200
+    first = card_update(peer, request_id, "1 of 2 approvals")
+    text = card_text(first)
+    assert f"1 of 2 approvals: <@{BOB}>" in text
+    assert "*Changes*" in text and "Billing mode" in text, "the card keeps its whole preview"
+    assert "asks to migrate" in text and "approval(s)" not in text
     assert buttons(first) == {"plan_approve": request_id, "plan_reject": request_id}, (
         "the card still lets the next approver approve"
     )
     assert peer.app("1400000402").billing_mode == "legacy"
     again = press(peer, "plan_approve", request_id, user=BOB, response="mig-1-again")
-    assert "You already approved this request" in card_text(again)
+    assert "You already approved this request; it still waits for 1 more approval" in card_text(
+        again
+    )
     assert again["replace_original"] is False
 
-    second = press(peer, "plan_approve", request_id, user=CY, response="mig-2")
-    assert "migrated" in card_text(second) and not buttons(second)
+    assert peer.click("plan_approve", request_id, user=CY, response="mig-2").status_code == 200
+    second = card_update(peer, request_id, "Applied")
+    assert f"with the approval of <@{BOB}>, <@{CY}>" in card_text(second)
+    assert not buttons(second)
     assert peer.app("1400000402").billing_mode == "current"
     assert history_count(peer, "1400000402", "migrate") == 1
 
 
 def test_a_peer_rejects_and_nothing_is_applied(peer: Served) -> None:
-    request_id = buttons(peer.command("disable e2e-std-6").json())["plan_cancel"]
+    request_id = buttons(peer.command("disable e2e-std-6", response="ada-std-6").json())[
+        "plan_cancel"
+    ]
     approval_card(peer, request_id)
-    outcome = press(peer, "plan_reject", request_id, user=BOB, response="reject")
-    assert "Rejected by ubob." in card_text(outcome) and outcome["replace_original"] is True
+    assert peer.click("plan_reject", request_id, user=BOB, response="reject").status_code == 200
+    update = card_update(peer, request_id, "Rejected")
+    assert f"Rejected by <@{BOB}>" in card_text(update) and not buttons(update)
     late = press(peer, "plan_approve", request_id, user=CY, response="after-reject")
-    assert "This request was rejected by ubob" in card_text(late)
+    assert f"This request was rejected by <@{BOB}>" in card_text(late)
     assert peer.app("1400000106").status == "active"
     assert request_state(peer, request_id) == "rejected"
     audit = audit_about(peer, request_id)
     assert len(audit) == 1 and f"Rejected: <@{BOB}> on disable" in audit[0]
     assert f"requested by <@{ADMIN}>" in audit[0]
+    # the requester hears who rejected it, and their card offers no Withdraw any more
+    told = peer.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.body.get("channel") == ADMIN
+            and request_id in str(c.body)
+        )
+    )
+    assert f"Your request was rejected by <@{BOB}>" in card_text(told.body)
+    final = peer.slack.wait_for_response("ada-std-6", 10, lambda b: "Rejected by" in card_text(b))
+    assert final["replace_original"] is True and not buttons(final)
+
+
+def test_a_withdrawn_request_replaces_the_approval_card_at_once(peer: Served) -> None:
+    waiting = peer.command("disable e2e-std-9", response="ada-std-9").json()
+    request_id = buttons(waiting)["plan_cancel"]
+    approval_card(peer, request_id)
+
+    mine = press(peer, "plan_cancel", request_id, user=ADMIN, response="ada-std-9-withdraw")
+    assert "Cancelled; nothing was changed." in card_text(mine) and not buttons(mine)
+    update = card_update(peer, request_id, "Withdrawn")
+    assert f"Withdrawn by <@{ADMIN}>" in card_text(update)
+    assert not buttons(update), "no Approve or Reject left on a withdrawn request"
+
+    late = press(peer, "plan_approve", request_id, user=BOB, response="after-withdraw")
+    assert f"This request was cancelled by <@{ADMIN}>" in card_text(late)
+    assert peer.app("1400000109").status == "active"
+    assert request_state(peer, request_id) == "cancelled"
 
 
 def test_an_operator_cannot_approve_an_admin_operation(peer: Served) -> None:
@@ -427,10 +513,10 @@ def test_a_forged_click_from_someone_never_shown_the_card(peer: Served) -> None:
     _, request_id = peer.preview("upgrade e2e-dev-14 premium", user=OPERATOR)
     for action in ("plan_confirm", "plan_cancel", "plan_reject", "plan_approve"):
         forged = press(peer, action, request_id, user="UMALLORY", response=f"forged-{action}")
-        assert "This request belongs to uoper" in card_text(forged), action
+        assert f"This request belongs to <@{OPERATOR}>" in card_text(forged), action
         assert forged["replace_original"] is False
     admin = press(peer, "plan_confirm", request_id, user=ADMIN, response="forged-admin")
-    assert "This request belongs to uoper" in card_text(admin), "not even an admin"
+    assert f"This request belongs to <@{OPERATOR}>" in card_text(admin), "not even an admin"
 
     assert peer.app("1400000014").plan == "developer"
     assert request_state(peer, request_id) == "pending"
@@ -512,16 +598,30 @@ def tick(served: Served, tmp: Path) -> str:
 
 def test_an_approval_after_expiry_is_refused(expiring: tuple[Served, Path]) -> None:
     served, _ = expiring
-    request_id = buttons(served.command("disable e2e-std-1").json())["plan_cancel"]
+    waiting = served.command("disable e2e-std-1", response="ada-std-1").json()
+    request_id = buttons(waiting)["plan_cancel"]
     approval_card(served, request_id)
     time.sleep(1.2)
     answer = press(served, "plan_approve", request_id, user=BOB, response="late")
-    assert "This request expired at" in card_text(answer)
+    assert "This request expired on <!date^" in card_text(answer)
     assert "nothing was changed" in card_text(answer)
     assert served.app("1400000101").status == "active"
     assert request_state(served, request_id) == "expired"
-    audit = audit_about(served, request_id)
-    assert len(audit) == 1 and f"Refused: <@{BOB}> on disable" in audit[0]
+    # in the audit trail, but not announced: a click that came too late is nobody's fault
+    assert [e["outcome"] for e in audit_records(served, request_id)] == ["refused"]
+    time.sleep(0.5)
+    assert audit_about(served, request_id, count=0) == []
+    # the card and the requester know at once
+    update = card_update(served, request_id, "Expired")
+    assert not buttons(update)
+    told = served.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.body.get("channel") == ADMIN
+            and request_id in str(c.body)
+        )
+    )
+    assert "Your request expired without the approvals it needed" in card_text(told.body)
 
 
 def test_the_sweep_replaces_an_expired_approval_card(expiring: tuple[Served, Path]) -> None:
@@ -537,9 +637,31 @@ def test_the_sweep_replaces_an_expired_approval_card(expiring: tuple[Served, Pat
     posted = receipt(served, f"approval:{request_id}")
     assert (update.body["channel"], update.body["ts"]) == (APPROVALS, posted["ts"])
     assert "expired" in card_text(update.body).lower()
+    assert "0 of 1 approval" in card_text(update.body)
     assert not buttons(update.body), "an expired card has nothing left to press"
     assert card["channel"] == APPROVALS
+    # recorded in the audit trail, and told to the requester
+    [expiry] = audit_records(served, request_id)
+    assert (expiry["outcome"], expiry["actor_id"]) == ("expired", "planbot")
+    told = served.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.body.get("channel") == ADMIN
+            and request_id in str(c.body)
+        )
+    )
+    assert "Your request expired" in card_text(told.body)
 
     answer = press(served, "plan_approve", request_id, user=BOB, response="after-sweep")
     assert "expired before it was confirmed" in card_text(answer)
     assert served.app("1400000102").status == "active"
+
+
+def audit_records(served: Served, request_id: str) -> list[dict[str, Any]]:
+    """The audit trail's records about a request."""
+    engine = make_engine(served.database_url)
+    try:
+        with SqlStore(engine).unit_of_work(write=False) as uow:
+            return [e for e in uow.audit.records() if e["request_id"] == request_id]
+    finally:
+        engine.dispose()

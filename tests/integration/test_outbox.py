@@ -471,3 +471,115 @@ def test_a_long_backlog_is_claimed_head_by_head(
     clock.advance(seconds=61)
     assert dispatcher.deliver_due().delivered == 300
     assert in_order(notifier.sent, entries)
+
+
+# --- what a delivery tells: where a message went, and where none can go ---------------------------
+
+
+class Postbox:
+    """A notifier and a replier: posts are refused where planbot is not a member."""
+
+    def __init__(self, outside: set[str]) -> None:
+        self.outside = outside
+        self.posted: list[tuple[str, Mapping[str, Any]]] = []
+        self.replies: list[tuple[str, Mapping[str, Any]]] = []
+
+    def send(self, destination: str, payload: Mapping[str, Any], **_: Any) -> Mapping[str, Any]:
+        if destination in self.outside:
+            raise DeliveryError("Slack answered 200 not_in_channel", unreachable="not_in_channel")
+        self.posted.append((destination, payload))
+        return {"channel": destination, "ts": f"1700000000.{len(self.posted):06d}"}
+
+    def reply(self, url: str, message: Mapping[str, Any]) -> None:
+        self.replies.append((url, message))
+
+
+def postbox_dispatcher(engine: Engine, postbox: Postbox, clock: Clock) -> OutboxDispatcher:
+    return OutboxDispatcher(
+        store=SqlStore(engine),
+        notifier=postbox,
+        provisioner=FakeProvisioner(),
+        replier=postbox,
+        clock=clock,
+        audit_channel="CAUDIT",
+    )
+
+
+def queue(engine: Engine, *entries: OutboxEntry) -> None:
+    with SqlStore(engine).unit_of_work() as uow:
+        for entry in entries:
+            uow.outbox.add(entry)
+        uow.commit()
+
+
+@pytest.mark.parametrize("outside", [set(), {"CAPPROVALS"}])
+def test_a_reply_that_follows_a_message_carries_where_it_was_posted(
+    engine: Engine, clock: Clock, outside: set[str]
+) -> None:
+    postbox = Postbox(outside)
+    card = OutboxEntry(
+        kind="message",
+        topic="approval",
+        destination="CAPPROVALS",
+        app_id="1400000001",
+        payload={"n": 1},
+        created_at=clock(),
+        key="approval:r1",
+    )
+    follow = OutboxEntry(
+        kind="reply",
+        topic="reply",
+        destination="url-hash",
+        app_id="",
+        payload={"url": "https://hooks/r1", "message": {"n": 2}, "after_key": "approval:r1"},
+        created_at=clock(),
+    )
+    queue(engine, follow, card)  # even written first, the reply waits for the card
+    dispatcher = postbox_dispatcher(engine, postbox, clock)
+    for _ in range(3):
+        dispatcher.deliver_due()
+        clock.advance(seconds=1)
+    [(url, message)] = postbox.replies
+    assert url == "https://hooks/r1"
+    if outside:  # the card could not be posted: the reply says so (no receipt)
+        assert message == {"n": 2, "receipt": None}
+    else:
+        assert message == {"n": 2, "receipt": {"channel": "CAPPROVALS", "ts": "1700000000.000001"}}
+
+
+def test_a_destination_planbot_cannot_reach_is_reported_once_a_day(
+    engine: Engine, clock: Clock
+) -> None:
+    postbox = Postbox({"CGONE"})
+    dispatcher = postbox_dispatcher(engine, postbox, clock)
+
+    def lose(app_id: str) -> None:
+        queue(
+            engine,
+            OutboxEntry(
+                kind="message",
+                topic="notice",
+                destination="CGONE",
+                app_id=app_id,
+                payload={"n": 0},
+                created_at=clock(),
+            ),
+        )
+        dispatcher.deliver_due()
+
+    for app_id in ("1400000001", "1400000002", "1400000003"):
+        lose(app_id)
+    reports = [p for d, p in postbox.posted if d == "CAUDIT"]
+    assert [(p["kind"], p["destination"], p["reason"]) for p in reports] == [
+        ("delivery_failed", "CGONE", "not_in_channel")
+    ]
+    assert {r.status for r in rows_by_destination(engine, "CGONE")} == {"dead"}
+    clock.advance(days=1)
+    lose("1400000004")
+    assert len([d for d, _ in postbox.posted if d == "CAUDIT"]) == 2, "and again the next day"
+
+
+def rows_by_destination(engine: Engine, destination: str) -> list[Any]:
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(OUTBOX).where(OUTBOX.c.destination == destination))
+        return [SimpleNamespace(**r) for r in found.mappings().all()]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import UTC, datetime
 from pathlib import Path
 
-from core import current_revision, head_revision, make_engine, upgrade_schema
+import sqlalchemy as sa
+
+from core import SqlStore, current_revision, head_revision, make_engine, upgrade_schema
 
 
 def _upgrade(url: str) -> None:
@@ -22,3 +25,45 @@ def test_four_processes_upgrading_one_fresh_sqlite_file_all_succeed(tmp_path: Pa
         worker.join(60)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
     assert current_revision(make_engine(url)) == head_revision()
+
+
+def test_apps_stored_before_the_upgrade_are_known_since_the_first_evidence(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from core.store.schema import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    app = (
+        "INSERT INTO app (app_id, name, plan, billing_mode, status, created_at, config, "
+        "version, updated_at) VALUES (:id, :id, 'standard', 'current', 'active', "
+        "'2025-01-01 00:00:00', '{}', 1, :updated)"
+    )
+    history = (
+        "INSERT INTO plan_history (app_id, effective_at, operation, plan, billing_mode, status, "
+        "config, monthly_price, actor_id, actor_name) VALUES (:id, :at, :op, 'standard', "
+        "'current', 'active', '{}', '399', 'cli', '')"
+    )
+    with engine.begin() as connection:
+        for app_id, updated in (("1", "2026-03-01 00:00:00"), ("2", "2026-05-01 00:00:00")):
+            connection.execute(sa.text(app), {"id": app_id, "updated": updated})
+            connection.execute(
+                sa.text(history), {"id": app_id, "at": "2025-01-01 00:00:00", "op": "import"}
+            )
+        # app 2 was changed in April (planbot knew it then), and written again in May
+        connection.execute(
+            sa.text(history), {"id": "2", "at": "2026-04-02 00:00:00", "op": "upgrade"}
+        )
+    upgrade_schema(engine)
+    with SqlStore(engine).unit_of_work(write=False) as uow:
+        known = {i: getattr(uow.apps.get(i), "known_since", None) for i in ("1", "2")}
+    assert known == {
+        "1": datetime(2026, 3, 1, tzinfo=UTC),  # imported, never changed: its row's last write
+        "2": datetime(2026, 4, 2, tzinfo=UTC),  # its first change
+    }
+    engine.dispose()

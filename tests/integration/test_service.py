@@ -101,7 +101,11 @@ CASES = {
     "extend": Case(
         ChangeRequest(Operation.EXTEND, app=DEV),
         {"dev_expires_at": datetime(2027, 1, 1, tzinfo=SHANGHAI), "status": Status.ACTIVE},
-        ("Developer validity until", "2026-12-01", "2027-01-01"),
+        (
+            "Developer validity until",
+            "2026-12-01 00:00 (Asia/Shanghai)",
+            "2027-01-01 00:00 (Asia/Shanghai)",
+        ),
         "",
         delta=Decimal(0),
     ),
@@ -433,7 +437,8 @@ def test_peer_approval_needs_someone_else(peer_service: PlanService, engine: Eng
 def test_a_peer_can_reject(peer_service: PlanService, engine: Engine) -> None:
     pending = peer_service.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer_service.reject(pending.id, actor=BOB)
-    assert outcome.state == "rejected" and "Bob" in said(outcome, english(peer_service.config))
+    assert outcome.state == "rejected"
+    assert f"<@{BOB.user_id}>" in said(outcome, english(peer_service.config))
     with pytest.raises(errors.RequestAlreadyDecided) as refused:
         peer_service.approve(pending.id, actor=BOB)
     assert "rejected" in refused.value.message

@@ -15,7 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import (
+    AccessPolicy,
+    AppNotFound,
+    Catalog,
     ChangeRequest,
+    CoreConfig,
     Grant,
     NotYourRequest,
     Operation,
@@ -27,9 +31,10 @@ from core import (
     SqlStore,
 )
 from core.audit import AuditRecord
+from core.queries import nearest_names
 from core.store.runners import StaleWrite
 from core.store.statements import HEAD_INSERT, OUTBOX
-from tests.conftest import Clock
+from tests.conftest import SHANGHAI, Clock
 from tests.integration.conftest import ADA, BOB
 from tests.support.records import audit_log
 
@@ -209,3 +214,38 @@ def test_a_plain_confirmation_and_a_refused_one_leave_one_intact_chain(
     actions = [(r["seq"], r["action"], r["outcome"]) for r in audit_log(engine)]
     assert head[0] == len(actions)
     assert actions[1:] == [(2, "upgrade", "refused"), (3, "upgrade", "applied")]
+
+
+def test_names_match_in_any_case_and_a_near_miss_finds_the_nearest(
+    engine: Engine, service: PlanService
+) -> None:
+    assert service.status("DEV-CHAT", actor=ADA).app.app_id == "1400000001"
+    with pytest.raises(AppNotFound) as missed:
+        service.status("dev-chta", actor=ADA)
+    assert missed.value.suggestions == ("dev-chat",)
+    with SqlStore(engine).unit_of_work(fast=True) as uow:
+        assert uow.apps.names_starting("STD", limit=5) == ["std-chat"]
+        assert uow.apps.names_starting("d", lengths=(8, 8), limit=5) == ["dev-chat"]
+        assert uow.apps.names_starting("d", lengths=(1, 7), limit=5) == []
+        assert uow.apps.names_starting("o", teams=["CTEAM"], limit=5) == ["off-chat"]
+        assert uow.apps.names_starting("o", teams=["COTHER"], limit=5) == []
+        assert nearest_names(uow, "of-chat") == ["off-chat"]
+        assert nearest_names(uow, "zzz") == [] and nearest_names(uow, "1400000009") == []
+
+
+def test_a_near_miss_never_names_an_app_the_person_may_not_see(
+    engine: Engine, catalog: Catalog, clock: Clock
+) -> None:
+    config = CoreConfig(
+        catalog=catalog,
+        billing_tz=SHANGHAI,
+        access=AccessPolicy(admins=frozenset({ADA.user_id}), default_role=Role.NOBODY),
+    )
+    service = PlanService(engine=engine, config=config, clock=clock)
+    service.grant(Grant("user", BOB.user_id, Role.VIEWER, "CTEAM"), label="bob", actor=ADA)
+    with pytest.raises(AppNotFound) as missed:
+        service.status("std-chta", actor=BOB)  # std-chat has no owner team: not Bob's to see
+    assert missed.value.suggestions == ()
+    with pytest.raises(AppNotFound) as near:
+        service.status("dev-chta", actor=BOB)
+    assert near.value.suggestions == ("dev-chat",)

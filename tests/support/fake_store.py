@@ -157,6 +157,23 @@ class _Apps:
             return None
         return state, _History(self.t).segments(app_id, until=until)
 
+    def names_starting(
+        self,
+        prefix: str,
+        *,
+        teams: Sequence[str] | None = None,
+        lengths: tuple[int, int] | None = None,
+        limit: int,
+    ) -> list[str]:
+        rows = [
+            r
+            for r in self.t.apps.values()
+            if r["name"].lower().startswith(prefix.lower())
+            and (teams is None or r["owner_channel"] in teams)
+            and (lengths is None or lengths[0] <= len(r["name"]) <= lengths[1])
+        ]
+        return [r["name"] for r in sorted(rows, key=lambda r: r["name"].lower())[:limit]]
+
     def add(self, state: AppState, now: datetime) -> None:
         if state.app_id in self.t.apps:
             raise ValueError(f"app {state.app_id} exists")
@@ -170,7 +187,11 @@ class _Apps:
         row = self.t.apps.get(after.app_id)
         if row is None or row["version"] != before.version:
             raise StaleWrite("app")
-        self.t.apps[after.app_id] = {**mapping.app_row(after, now), "created_at": row["created_at"]}
+        self.t.apps[after.app_id] = {
+            **mapping.app_row(after, now),
+            "created_at": row["created_at"],
+            "known_since": row.get("known_since"),
+        }
 
     def page(
         self, *, contains: str | None, channels: Sequence[str] | None, offset: int, limit: int
@@ -259,6 +280,7 @@ class _Apps:
             if r["plan"] in ("standard", "premium")
             and r["billing_mode"] == "current"
             and r["created_at"] < end
+            and (r.get("known_since") or r["created_at"]) < end
             and (r["status"] != "purged" or r["updated_at"] >= start)
         ]
 

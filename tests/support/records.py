@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bot.kit import plain_dates
 from bot.words import Words
 from core import (
     ChainReport,
@@ -80,15 +81,19 @@ def english(config: CoreConfig) -> Words:
 
 
 def shown(changes: Iterable[Any], words: Words) -> list[tuple[str, str, str]]:
-    """The changed fields as a person reads them: label, before, after."""
-    return [words.change(c) for c in changes]
+    """The changed fields as a person reads them: label, before, after (a moment as its date
+    token's fallback, in the billing time zone)."""
+    return [
+        (label, plain_dates(before), plain_dates(after))
+        for label, before, after in (words.change(c) for c in changes)
+    ]
 
 
 def warnings(preview: Preview, words: Words) -> str:
-    """A preview's notices as one text."""
-    return " ".join(words.notice(n) for n in preview.notices)
+    """A preview's notices as one text (moments as their date tokens' fallback)."""
+    return plain_dates(" ".join(words.notice(n) for n in preview.notices))
 
 
 def said(outcome: Outcome, words: Words) -> str:
     """What the outcome card says first."""
-    return words.outcome(outcome)
+    return plain_dates(words.outcome(outcome))

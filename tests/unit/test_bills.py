@@ -177,7 +177,7 @@ def test_a_month_still_to_come_says_it_has_not_started(catalog: Catalog) -> None
 
 
 def test_a_month_of_daily_changes_stays_within_slack_limits(catalog: Catalog) -> None:
-    config = (("history_retention", "365d"), ("group_members", "6000"), ("mau_pack", "100k"))
+    config = (("history_retention", "365d"), ("group_members", "6000"))
     history = [
         seg(local(2026, 12, d), plan, price, config=config if plan is Plan.PREMIUM else ())
         for d in range(1, 32)

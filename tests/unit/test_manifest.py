@@ -10,14 +10,17 @@ MANIFEST = (ROOT / "manifest.yml").read_text()
 
 #: the bot scopes each Web API method the code calls needs
 SCOPE_OF: dict[str, tuple[str, ...]] = {
-    "auth_test": (),
+    "auth_test": (),  # planbot doctor: the token, and its scopes
     "chat_postMessage": ("chat:write",),
     "chat_update": ("chat:write",),
     "chat_postEphemeral": ("chat:write",),
+    "chat_getPermalink": (),  # needs no scope
     "usergroups_users_list": ("usergroups:read",),
     "usergroups_list": ("usergroups:read",),
     "users_info": ("users:read",),
-    "conversations_info": ("channels:read", "groups:read"),  # public and private channels
+    # whether planbot is in a channel: public ones, and private ones it was invited to
+    "conversations_info": ("channels:read", "groups:read"),
+    "users_conversations": ("channels:read", "groups:read"),
 }
 
 

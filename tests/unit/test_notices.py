@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.kit import MAX_BLOCKS, MAX_SECTION, escape
+from bot.kit import MAX_BLOCKS, MAX_SECTION, escape, units
 from bot.notices import ENABLE_ACTION, EXTEND_ACTION, render, statement_message
 from bot.words import Words
 from core import (
@@ -19,6 +20,7 @@ from core import (
     AppCharges,
     ApprovalCardUpdate,
     BillingMode,
+    DeliveryFailed,
     DevExpiryReminder,
     Message,
     Operation,
@@ -143,9 +145,9 @@ def within_limits(message: dict[str, Any]) -> None:
     assert 1 <= len(message["blocks"]) <= MAX_BLOCKS
     for block in message["blocks"]:
         if block["type"] == "section" and "text" in block:
-            assert len(block["text"]["text"]) <= MAX_SECTION
+            assert units(block["text"]["text"]) <= MAX_SECTION
         if block["type"] == "header":
-            assert len(block["text"]["text"]) <= 150
+            assert units(block["text"]["text"]) <= 150
         for element in block.get("elements", []):
             if element.get("type") == "button":
                 assert len(element["value"]) <= 2000
@@ -343,3 +345,104 @@ moments = st.datetimes(
 )
 def test_any_notice_renders_within_limits(notice: Message) -> None:
     within_limits(delivered(notice))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    state=st.sampled_from(["expired", "withdrawn", "applied", "rejected", "refused"]),
+    name=names,
+    at=moments,
+)
+def test_any_approval_card_update_renders_within_limits(state: str, name: str, at: Any) -> None:
+    notice = expired_card(state=state, app_name=name, at=at, by=Actor("UBOB", name))
+    message = delivered(notice)
+    within_limits(message)
+    assert buttons(message) == []
+
+
+# --- approval cards through their life, and lost deliveries ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "by", "said"),
+    [
+        ("withdrawn", Actor("UADA", "Ada"), "Withdrawn by <@UADA> on <!date^"),
+        ("rejected", Actor("UBOB", "Bob"), "Rejected by <@UBOB> on <!date^"),
+        ("applied", Actor("UBOB", "Bob"), "with the approval of <@UBOB>, <@UCY>"),
+        ("expired", None, "without the approvals it needed (2 of 3 approvals: <@UBOB>, <@UCY>)"),
+    ],
+)
+def test_every_ending_of_an_approval_card_says_by_whom_without_buttons(
+    state: str, by: Actor | None, said: str
+) -> None:
+    notice = expired_card(
+        state=state,
+        by=by,
+        approvals=(Actor("UBOB", "Bob"), Actor("UCY", "Cy")),
+        approvals_needed=3,
+    )
+    message = delivered(notice)
+    within_limits(message)
+    assert buttons(message) == []
+    assert said in "\n".join(texts(message))
+    assert "(s)" not in json.dumps(message)
+
+
+def test_a_statement_footer_shows_the_app_placeholder_escaped() -> None:
+    footer = texts(delivered(team_statement(1)))[-1]
+    assert "`/plan bill &lt;app&gt; 2028-02`" in footer and "<app>" not in footer
+
+
+def test_a_statement_names_the_billing_zone_of_its_days() -> None:
+    body = "\n".join(texts(delivered(team_statement(1))))
+    assert "billed on 2028-03-01 to 2028-03-03 (billing days in Asia/Shanghai)" in body
+
+
+def test_a_lost_delivery_says_where_why_and_the_fix() -> None:
+    notice = DeliveryFailed(
+        destination="CGONE", reason="not_in_channel", topic="notice", app_id="1400000001", at=NOW
+    )
+    message = delivered(notice)
+    within_limits(message)
+    body = "\n".join(texts(message))
+    assert "planbot can't post to <#CGONE>: planbot is not a member of that channel" in body
+    assert "expiry reminders, purge warnings and statements (app `1400000001`)" in body
+    assert "`/invite @planbot`" in body
+    person = delivered(DeliveryFailed(destination="UADA", reason="x", topic="audit", at=NOW))
+    assert "<@UADA>" in "\n".join(texts(person))
+
+
+NOW = datetime(2028, 5, 11, 4, tzinfo=UTC)
+
+
+def test_the_requester_card_says_where_the_approval_card_is_or_that_it_could_not_be_posted() -> (
+    None
+):
+    from core import ApprovalCardPosted, Preview
+
+    preview = Preview(
+        operation=Operation.DISABLE,
+        app_id="1400000002",
+        app_name="std-chat",
+        plan_before=Plan.STANDARD,
+        plan_after=Plan.STANDARD,
+        changes=(),
+        cost=None,
+        notices=(),
+    )
+    posted = ApprovalCardPosted(
+        request_id="abc123",
+        preview=preview,
+        approvals_needed=1,
+        role="admin",
+        expires_at=NOW,
+        channel="CAPPROVALS",
+        receipt={"channel": "CAPPROVALS", "ts": "1.2"},
+        permalink="https://team.slack.com/archives/CAPPROVALS/p12",
+    )
+    linked = delivered(posted)
+    assert linked["replace_original"] is True
+    assert "<https://team.slack.com/archives/CAPPROVALS/p12|open it>" in "\n".join(texts(linked))
+    assert [b["action_id"] for b in buttons(linked)] == ["plan_cancel"]
+    lost = "\n".join(texts(delivered(replace(posted, receipt=None, permalink=None))))
+    assert "could not be posted in <#CAPPROVALS>" in lost and "`/invite @planbot`" in lost

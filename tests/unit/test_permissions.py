@@ -548,7 +548,8 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
     assert pending.approval.approvers == 2
 
     first = peer.approve(pending.id, actor=BOB)
-    assert first.state == "approved" and "1 more approval(s) needed" in said(first, WORDS)
+    assert first.state == "approved"
+    assert said(first, WORDS) == "Approved by <@UBOB>; 1 of 2 approvals: <@UBOB>."
     assert app(store, OLD).billing_mode == "legacy"
     with pytest.raises(errors.AlreadyApproved, match="still waits for 1 more"):
         peer.approve(pending.id, actor=BOB)  # the same person twice is not two approvals
@@ -564,7 +565,8 @@ def test_with_two_approvers_the_first_records_and_the_second_applies(
 def test_a_peer_rejects_and_nothing_is_applied(peer: PlanService, store: FakeStore) -> None:
     pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
     outcome = peer.reject(pending.id, actor=BOB)
-    assert outcome.state == "rejected" and said(outcome, WORDS) == "Rejected by Bob."
+    assert outcome.state == "rejected"
+    assert said(outcome, WORDS) == "Rejected by <@UBOB>; nothing was changed."
     assert state_of(store, pending.id) == "rejected"
     with pytest.raises(errors.RequestAlreadyDecided) as late:
         peer.approve(pending.id, actor=CY)
@@ -732,3 +734,145 @@ def test_the_requester_hears_how_a_peer_decided(peer: PlanService, store: FakeSt
         (applied.id, "change_applied", None),
         (rejected.id, "request_event", "rejected"),
     ]
+
+
+# --- both cards of a peer request, kept true ---------------------------------------------------
+
+REPLY = "https://hooks.slack.com/actions/T1/ada"
+
+
+def card_entries(store: FakeStore, request_id: str) -> list[dict[str, Any]]:
+    """The approval card and its updates (outbox payloads), oldest first."""
+    return [
+        e["payload"]
+        for e in outbox(store)
+        if e["kind"] == "message"
+        and e["payload"].get("request_id") == request_id
+        and e["payload"]["kind"] in ("approval_requested", "approval_card_update")
+    ]
+
+
+def replies_to(store: FakeStore, url: str) -> list[dict[str, Any]]:
+    """What was queued for a reply URL, oldest first (the message, with `after_key` if any)."""
+    return [
+        {**e["payload"]["message"], "after_key": e["payload"].get("after_key")}
+        for e in outbox(store)
+        if e["kind"] == "reply" and e["payload"]["url"] == url
+    ]
+
+
+def test_the_requester_card_comes_again_once_the_approval_card_is_posted(
+    peer: PlanService, store: FakeStore
+) -> None:
+    pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA, reply_url=REPLY)
+    assert pending.approval_channel == APPROVALS and pending.role == "admin"
+    [card] = card_entries(store, pending.id)
+    assert card["kind"] == "approval_requested" and card["role"] == "admin"
+    [again] = replies_to(store, REPLY)
+    assert again["kind"] == "approval_card_posted" and again["channel"] == APPROVALS
+    assert again["after_key"] == f"approval:{pending.id}", "delivered after the card, with where"
+
+
+@pytest.mark.parametrize("ending", ["applied", "rejected", "withdrawn"])
+def test_every_ending_replaces_the_approval_card_and_tells_the_requester(
+    peer: PlanService, store: FakeStore, ending: str
+) -> None:
+    pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA, reply_url=REPLY)
+    {"applied": peer.approve, "rejected": peer.reject, "withdrawn": peer.withdraw}[ending](
+        pending.id, actor=ADA if ending == "withdrawn" else BOB
+    )
+    _, update = card_entries(store, pending.id)
+    assert update["kind"] == "approval_card_update" and update["state"] == ending
+    assert update["by"]["user_id"] == (ADA if ending == "withdrawn" else BOB).user_id
+    last = replies_to(store, REPLY)[-1]
+    if ending == "withdrawn":  # the requester pressed Withdraw on their own card: answered there
+        assert last["kind"] == "approval_card_posted"
+    else:  # their card is replaced by the outcome: no Withdraw left
+        assert (last["kind"], last["outcome"]["state"]) == ("card_decided", ending)
+
+
+def test_a_partial_approval_updates_the_card_with_its_whole_preview(
+    peer: PlanService, store: FakeStore
+) -> None:
+    pending = peer.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
+    peer.approve(pending.id, actor=BOB)
+    card, progress = card_entries(store, pending.id)
+    assert progress["kind"] == "approval_requested" and progress["update_of"] is not None
+    assert progress["preview"] == card["preview"], "the preview is kept"
+    assert [a["user_id"] for a in progress["approvals"]] == [BOB.user_id]
+
+
+def test_an_expiry_is_audited_and_told_to_the_requester(
+    peer: PlanService, store: FakeStore, clock: Clock
+) -> None:
+    pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA, reply_url=REPLY)
+    plain = peer.request(ChangeRequest(Operation.EXTEND, app=DEV), actor=ADA)
+    clock.advance(days=1, seconds=1)
+    report = peer.lifecycle.sweep()
+    assert report.requests_expired == 2 and report.approval_cards_expired == 1
+    assert about(store, pending.id) == [("expired", "planbot", "disable")]
+    assert about(store, plain.id) == [], "a preview nobody confirmed is no event"
+    told = [e["payload"] for e in outbox(store) if e["destination"] == ADA.user_id]
+    assert [(p["kind"], p["event"], p["audience"]) for p in told] == [
+        ("request_event", "expired", "requester")
+    ]
+    assert card_entries(store, pending.id)[-1]["state"] == "expired"
+
+
+def test_a_late_click_is_recorded_but_not_announced(
+    peer: PlanService, store: FakeStore, clock: Clock
+) -> None:
+    pending = peer.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    clock.advance(days=1, seconds=1)
+    with pytest.raises(errors.RequestExpired):
+        peer.approve(pending.id, actor=BOB)
+    assert about(store, pending.id) == [("refused", BOB.user_id, "disable")]
+    to_audit = [e for e in outbox(store) if e["destination"] == AUDIT]
+    assert not [e for e in to_audit if e["payload"].get("request_id") == pending.id]
+    assert card_entries(store, pending.id)[-1]["state"] == "expired"
+    with pytest.raises(errors.NotYourRequest):
+        peer.confirm(
+            peer.request(ChangeRequest(Operation.EXTEND, app=DEV), actor=ADA).id, actor=BOB
+        )
+    assert [e for e in outbox(store) if e["destination"] == AUDIT][-1]["payload"]["event"] == (
+        "refused"
+    ), "someone pressing another's button is announced"
+
+
+def test_a_request_nobody_else_could_approve_is_refused_at_once(
+    world: World, store: FakeStore
+) -> None:
+    service = world.service(approvals={"create": ApprovalRule("peer", 1), **PEER})
+    service.grant(Grant("user", OTTO.user_id, Role.OPERATOR), label="otto", actor=ADA)
+    # three configured admins: two others are enough
+    waiting = service.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
+    assert waiting.approvers is not None and waiting.approvers.users == ("UBOB", "UCY")
+    # an operator's create: the admins hold the role too
+    created = service.request(
+        ChangeRequest(Operation.CREATE, name="peer-new"), actor=OTTO, channel_id="CTEAM"
+    )
+    assert created.approvers is not None and created.approvers.users == ADMINS
+    lonely = World(FakeStore(), world.catalog, world.clock)
+    load_apps(lonely.store, lonely.catalog, lonely.clock)
+    alone = PlanService(
+        store=lonely.store,
+        config=CoreConfig(
+            catalog=world.catalog,
+            billing_tz=SHANGHAI,
+            access=AccessPolicy(admins=frozenset({ADA.user_id}), approvals=PEER),
+        ),
+        clock=world.clock,
+    )
+    with pytest.raises(errors.NoApproverAvailable) as refused:
+        alone.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    assert refused.value.holders == () and "nobody else has that role" in refused.value.message
+    assert pending_requests(lonely.store) == 0 and outbox(lonely.store) == []
+    alone.grant(Grant("user", BOB.user_id, Role.ADMIN), label="bob", actor=ADA)
+    assert alone.request(ChangeRequest(Operation.DISABLE, app=STD), actor=ADA)
+    with pytest.raises(errors.NoApproverAvailable) as two:
+        alone.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
+    assert two.value.holders == (BOB.user_id,) and "only 1 other person" in two.value.message
+    # a group's members are unknown: not refused, and the pending request says so
+    alone.grant(Grant("group", "SLEADS", Role.ADMIN), label="leads", actor=ADA)
+    waiting = alone.request(ChangeRequest(Operation.MIGRATE, app=OLD), actor=ADA)
+    assert waiting.approvers is not None and waiting.approvers.groups == ("SLEADS",)

@@ -387,7 +387,7 @@ def test_usage_message_and_status_field() -> None:
     ((label, value),) = provider_views.status_fields(view, a_status(), NOW, SHANGHAI)
     assert label == "Yesterday (Nov 09)"
     assert value.startswith("2,014 active users (20% of 10,000 free MAU) · 62 peak online")
-    card = text_of(blocks.status_message(a_status(), SHANGHAI, extra=[(label, value)]))
+    card = text_of(blocks.status_message(a_status(), WORDS, extra=[(label, value)]))
     assert "Yesterday (Nov 09)" in card
 
 
