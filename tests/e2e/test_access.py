@@ -410,6 +410,10 @@ def test_two_admins_approving_at_once_apply_it_once(peer: Served) -> None:
         ]
         assert [c.result().status_code for c in clicks] == [200, 200]
     card_update(peer, request_id, "Applied")
+    deadline = time.monotonic() + 10  # the later click's answer goes to whichever clicked later
+    while not (peer.slack.responses("race-UBOB") or peer.slack.responses("race-UCY")):
+        assert time.monotonic() < deadline, "no answer to the later click within 10s"
+        time.sleep(0.05)
     late = peer.slack.wait_for_response(
         "race-UBOB" if peer.slack.responses("race-UBOB") else "race-UCY", 10
     )
