@@ -114,7 +114,10 @@ def names_starting(
     lowered = sa.func.lower(APP.c.name)
     query = sa.select(APP.c.name).where(lowered >= low)
     if low and ord(low[-1]) < 0x10FFFF:
-        query = query.where(lowered < low[:-1] + chr(ord(low[-1]) + 1))
+        after = ord(low[-1]) + 1
+        if 0xD800 <= after <= 0xDFFF:  # no text holds a lone surrogate: the next is U+E000
+            after = 0xE000
+        query = query.where(lowered < low[:-1] + chr(after))
     if lengths is not None:
         query = query.where(sa.func.length(APP.c.name).between(*lengths))
     if teams is not None:

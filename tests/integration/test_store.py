@@ -231,6 +231,11 @@ def test_names_match_in_any_case_and_a_near_miss_finds_the_nearest(
         assert uow.apps.names_starting("o", teams=["COTHER"], limit=5) == []
         assert nearest_names(uow, "of-chat") == ["off-chat"]
         assert nearest_names(uow, "zzz") == [] and nearest_names(uow, "1400000009") == []
+        # the last code point before the surrogates: the range after it still reads
+        assert nearest_names(uow, "\ud7ff") == []
+        assert uow.apps.names_starting("st\ud7ff", limit=5) == []
+    with pytest.raises(AppNotFound):
+        service.status("STATS \ud7ff", actor=ADA)
 
 
 def test_a_near_miss_never_names_an_app_the_person_may_not_see(
