@@ -18,8 +18,10 @@ from bot.delivery import (
     SlackReplier,
     make_client,
 )
+from bot.home import HomePublisher
 from bot.listeners import Bot, register
 from bot.settings import Settings
+from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
 from core import (
     Checkpointer,
@@ -52,6 +54,8 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
     checkpointer: Checkpointer
+    #: draws home tabs (the delivery worker's notifier hands it the home tab's messages)
+    home: HomePublisher
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
         """Start the background work: group lookups, and (in this process) outbox delivery with
@@ -69,6 +73,8 @@ class Planbot:
         self.dispatcher.stop()
         self.checkpointer.stop()
         self.bot.responder.close()
+        if self.bot.surfaces is not None:
+            self.bot.surfaces.close()
         self.bot.groups.close()
         self.service.close()
 
@@ -101,12 +107,13 @@ def build(
     token: str | None = None,
     notifier: Notifier | None = None,
     responder: Responder | None = None,
+    surfaces: Surfaces | None = None,
     verified_upstream: bool = False,
 ) -> Planbot:
     """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
 
-    `notifier` and `responder` replace the Slack channel and response_url delivery (the local
-    shell draws them in the terminal instead). `verified_upstream`: the HTTP server has checked
+    `notifier`, `responder` and `surfaces` replace the Slack channel, response_url and views
+    delivery (the local shell draws them in the terminal instead). `verified_upstream`: the HTTP server has checked
     each request's Slack signature before Bolt sees it, so Bolt does not check it a second time.
     """
     config = settings.core_config()
@@ -116,15 +123,19 @@ def build(
     store = SqlStore(engine)
     service = PlanService(engine=engine, store=store, config=config)
     words = Words(config.catalog, config.billing_tz)
+    bot_token = token or settings.bot_token
+    if surfaces is None:  # modals open within a trigger's 3 s: a short timeout, no retries
+        views = WebClient(token=bot_token, base_url=settings.api_url, timeout=5, retry_handlers=[])
+        surfaces = SlackSurfaces(views)
+    home = HomePublisher(service, surfaces, words)
     dispatcher = OutboxDispatcher(
         store=store,
-        notifier=notifier or SlackNotifier(client, words),
+        notifier=notifier or SlackNotifier(client, words, home=home),
         provisioner=_provisioner(settings),
         replier=SlackReplier(words),
         lease=timedelta(seconds=settings.outbox_lease),
     )
     service.on_outbox = dispatcher.wake
-    bot_token = token or settings.bot_token
 
     def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
         # One workspace, one token: no auth.test round trip to Slack on the ack path.
@@ -152,8 +163,17 @@ def build(
         responder=responder or OutboxResponder(service),
         groups=groups,
         words=words,
+        surfaces=surfaces,
     )
     register(app, bot)
     return Planbot(
-        settings, app, bot, service, dispatcher, service.lifecycle, client, Checkpointer(engine)
+        settings,
+        app,
+        bot,
+        service,
+        dispatcher,
+        service.lifecycle,
+        client,
+        Checkpointer(engine),
+        home,
     )

@@ -31,6 +31,8 @@ from core.facts import (
     Refusal,
     parse_config_text,
 )
+from core.forms import FORM_OPERATIONS, PICKER_LIMIT
+from core.home import APPS_PER_PAGE, AppLine, ComingUp, HomeBoard, WaitingRequest
 from core.importer import ImportResult
 from core.lifecycle import Lifecycle, SweepReport
 from core.messages import (
@@ -40,6 +42,8 @@ from core.messages import (
     CardDecided,
     ChangeApplied,
     DevExpiryReminder,
+    HomeChanged,
+    HomePublish,
     Message,
     PurgeWarning,
     Rendered,
@@ -76,12 +80,16 @@ from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.sql import SqlStore
 
 __all__ = [
+    "APPS_PER_PAGE",
+    "FORM_OPERATIONS",
     "HASHED_FIELDS",
+    "PICKER_LIMIT",
     "ROLE_FOR",
     "AccessChanged",
     "AccessPolicy",
     "Actor",
     "AppCharges",
+    "AppLine",
     "AppPage",
     "AppState",
     "AppStatus",
@@ -95,6 +103,7 @@ __all__ = [
     "ChainReport",
     "ChangeApplied",
     "ChangeRequest",
+    "ComingUp",
     "Checkpointer",
     "Click",
     "CoreConfig",
@@ -107,6 +116,9 @@ __all__ = [
     "FieldChange",
     "Grant",
     "HistoryEntry",
+    "HomeBoard",
+    "HomeChanged",
+    "HomePublish",
     "ImportResult",
     "Lifecycle",
     "Message",
@@ -137,6 +149,7 @@ __all__ = [
     "Status",
     "SweepReport",
     "TeamStatement",
+    "WaitingRequest",
     "WebhookProvisioner",
     "add_months",
     "billing_window",

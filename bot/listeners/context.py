@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.delivery import GroupDirectory, Responder
+from bot.surfaces import Surfaces
 from bot.words import Words
 from core import Actor, PlanService
 
@@ -20,6 +21,8 @@ class Bot:
     responder: Responder
     groups: GroupDirectory
     words: Words
+    #: where modals open and home tabs are drawn (None: nowhere, `/plan` alone shows help)
+    surfaces: Surfaces | None = None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 
 from core.domain import PURGE_AFTER, BillingMode, Plan, Status
 from core.store.tables import (
@@ -22,6 +23,8 @@ from core.store.tables import (
     AppRow,
     AuditEventRow,
     AuditHeadRow,
+    HomeViewerRow,
+    InboundEventRow,
     LifecycleMarkRow,
     OutboxRow,
     PendingRequestRow,
@@ -37,6 +40,10 @@ HEAD = cast(sa.Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
 OUTBOX = cast(sa.Table, OutboxRow.__table__)  # type: ignore[attr-defined]
 MARK = cast(sa.Table, LifecycleMarkRow.__table__)  # type: ignore[attr-defined]
 GRANT = cast(sa.Table, AccessGrantRow.__table__)  # type: ignore[attr-defined]
+VIEWER = cast(sa.Table, HomeViewerRow.__table__)  # type: ignore[attr-defined]
+EVENT = cast(sa.Table, InboundEventRow.__table__)  # type: ignore[attr-defined]
+#: SQLite's trigram table for substring search (migration 0005_home; not a model)
+APP_SEARCH = sa.table("app_search", sa.column("key"), sa.column("app_id"))
 
 
 def _param(table: sa.Table, name: str) -> sa.BindParameter[Any]:
@@ -110,6 +117,208 @@ def apps_page(
         query = query.where(APP.c.owner_channel.in_(channels))
     count = sa.select(sa.func.count()).select_from(query.subquery())
     return query.order_by(APP.c.name, APP.c.app_id), count
+
+
+# --- the app picker and the home tab's list -------------------------------------------------
+#
+# Each a range on an index (migration 0005_home): `ix_app_name_key` (lower(name), app_id) for a
+# name prefix, `ix_app_team_name` (owner_channel, lower(name), app_id) for a team's apps and a
+# prefix within teams, the primary key for an id prefix (`ix_app_team_id` within teams), and the trigram index for a substring
+# (PostgreSQL: pg_trgm's GIN on `SEARCH_KEY`; SQLite: the FTS5 table `app_search`). With no
+# team to filter by they are constants (compiled once, as the hot path's are).
+
+#: apps of a person's teams counted up to this before a substring search: fewer are scanned
+#: through the team index, more are searched through the trigram index
+FEW_VISIBLE = 5000
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_text(dialect: str, text: str) -> str:
+    """What a person typed, as the database's lower() would have it (SQLite's lowers ASCII
+    only), without control characters."""
+    cleaned = "".join(ch for ch in text if ch.isprintable()).strip()
+    return cleaned.translate(_ASCII_LOWER) if dialect == "sqlite" else cleaned.lower()
+
+
+class NameKey(sa.sql.expression.ColumnElement[str]):
+    """lower(name), compared byte by byte as the indexes hold it (`COLLATE "C"` on PostgreSQL,
+    whose default collation would not keep a prefix's names together)."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar[list[Any]] = []  # no state: one cache key, stays cached
+    type = sa.String()
+
+
+@compiles(NameKey)
+def _name_key(element: NameKey, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.func.lower(APP.c.name), **kw))
+
+
+@compiles(NameKey, "postgresql")
+def _name_key_postgresql(element: NameKey, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.func.lower(APP.c.name).collate("C"), **kw))
+
+
+NAME_KEY = NameKey()
+#: the expression of PostgreSQL's ix_app_search, written as the index was
+SEARCH_KEY: sa.ColumnElement[str] = sa.literal_column(
+    "(lower(app.name) || chr(31) || app.app_id)", type_=sa.String()
+)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer())
+
+
+def _text(name: str) -> sa.BindParameter[str]:
+    return sa.bindparam(name, type_=sa.String())
+
+
+APPS_FIRST = sa.select(APP).order_by(NAME_KEY, APP.c.app_id).limit(_LIMIT)
+APPS_BY_NAME = (  # a name prefix in [low, high), in name order
+    sa.select(APP)
+    .where(_text("low") <= NAME_KEY, _text("high") > NAME_KEY)
+    .order_by(NAME_KEY, APP.c.app_id)
+    .limit(_LIMIT)
+)
+APPS_BY_ID = (  # an id prefix (digits) in [low, high), in id order
+    sa.select(APP)
+    .where(
+        APP.c.app_id >= _text("low"),
+        APP.c.app_id < _text("high"),
+        APP.c.app_id.like(_text("prefix_like"), escape="\\"),
+    )
+    .order_by(APP.c.app_id)
+    .limit(_LIMIT)
+)
+APPS_CONTAINING_TRIGRAM = (  # PostgreSQL, on ix_app_search (LIKE's escape: the backslash)
+    sa.select(APP).where(SEARCH_KEY.like(_text("pattern"))).limit(_LIMIT)
+)
+APPS_CONTAINING_FTS = (  # SQLite, through the FTS5 trigram table (a quoted phrase)
+    sa.select(APP)
+    .select_from(APP_SEARCH.join(APP, APP.c.app_id == APP_SEARCH.c.app_id))
+    .where(APP_SEARCH.c.key.op("MATCH")(_text("phrase")))
+    .limit(_LIMIT)
+)
+APPS_CONTAINING_SCAN = (  # where there is no trigram index
+    sa.select(APP)
+    .where(
+        sa.or_(
+            sa.func.lower(APP.c.name).like(_text("pattern"), escape="\\"),
+            APP.c.app_id.like(_text("pattern"), escape="\\"),
+        )
+    )
+    .limit(_LIMIT)
+)
+
+
+def ids_containing(channels: Sequence[str], needle: str, limit: int) -> sa.Select[Any]:
+    """The ids of the teams' apps whose name or id contains `needle`, read from the team index
+    alone (ix_app_team_id holds owner, id and name): a scan, for teams with few apps."""
+    pattern = "%" + _like_literal(needle) + "%"
+    return (
+        sa.select(APP.c.app_id)
+        .where(
+            APP.c.owner_channel.in_(channels),
+            sa.or_(
+                sa.func.lower(APP.c.name).like(pattern, escape="\\"),
+                APP.c.app_id.like(pattern, escape="\\"),
+            ),
+        )
+        .limit(limit)
+    )
+
+
+def search_values(needle: str, limit: int) -> dict[str, Any]:
+    """The values of the search statements for what was typed (`search_text`)."""
+    literal = _like_literal(needle)
+    return {
+        "low": needle,
+        "high": _after_prefix(needle) if needle else "",
+        "prefix_like": literal + "%",
+        "pattern": "%" + literal + "%",
+        "phrase": '"' + needle.replace('"', '""') + '"',
+        "limit": limit,
+    }
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string greater than every string that starts with `prefix`."""
+    return prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF))
+
+
+def _visible(query: sa.Select[Any], channels: Sequence[str] | None) -> sa.Select[Any]:
+    return query if channels is None else query.where(APP.c.owner_channel.in_(channels))
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def of_channels(
+    query: sa.Select[Any], channels: Sequence[str], values: dict[str, Any], *, few: bool
+) -> sa.Select[Any]:
+    """A search statement for the apps of `channels` only, with its values bound (built per
+    call: the teams vary). `few`: the teams own few apps, so their index drives the query;
+    else the filter is an expression no index serves (SQLite, without statistics, would take
+    the team index and sort every app of the teams), and the name or id order drives it."""
+    owner = APP.c.owner_channel if few else sa.func.coalesce(APP.c.owner_channel, "")
+    return query.where(owner.in_(channels)).params(values)
+
+
+def more_visible_than(channels: Sequence[str], cap: int) -> sa.Select[Any]:
+    """A row when the teams own more than `cap` apps (`cap` entries of the team index read)."""
+    return (
+        sa.select(APP.c.app_id).where(APP.c.owner_channel.in_(channels)).offset(cap).limit(1)
+    )
+
+
+def _of_team(query: sa.Select[Any], channels: Sequence[str] | None, team: str | None) -> Any:
+    query = _visible(query, channels)
+    return query if team is None else query.where(APP.c.owner_channel == team)
+
+
+def team_page(
+    channels: Sequence[str] | None, team: str | None, offset: int, limit: int
+) -> sa.Select[Any]:
+    """A page of apps by owner team (none first), then name (on ix_app_team_name)."""
+    query = _of_team(sa.select(APP), channels, team)
+    order = (APP.c.owner_channel.nulls_first(), NAME_KEY, APP.c.app_id)
+    return query.order_by(*order).offset(offset).limit(limit)
+
+
+def team_count(channels: Sequence[str] | None, team: str | None, cap: int) -> sa.Select[Any]:
+    """How many apps `team_page` pages through, up to `cap`."""
+    inner = _of_team(sa.select(sa.literal(1)).select_from(APP), channels, team).limit(cap)
+    return sa.select(sa.func.count()).select_from(inner.subquery())
+
+
+def owner_teams(limit: int) -> sa.Select[Any]:
+    """The distinct owner teams, in order: one index lookup per team (a loose index scan)."""
+    seed = sa.select(sa.func.min(APP.c.owner_channel).label("team")).cte("teams", recursive=True)
+    following = (
+        sa.select(sa.func.min(APP.c.owner_channel))
+        .where(APP.c.owner_channel > seed.c.team)
+        .scalar_subquery()
+    )
+    teams = seed.union_all(sa.select(following).where(seed.c.team.is_not(None)))
+    return sa.select(teams.c.team).where(teams.c.team.is_not(None)).limit(limit)
+
+
+def apps_upcoming(
+    status: Status,
+    column: str,
+    low: datetime,
+    high: datetime,
+    channels: Sequence[str] | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """Apps in `status` whose `column` is in (low, high], soonest first."""
+    due = APP.c[column]
+    query = _visible(sa.select(APP).where(notice_window(status, column, low, high)), channels)
+    return query.order_by(due, APP.c.app_id).limit(limit)
+
+
+def apps_in(app_ids: Sequence[str]) -> sa.Select[Any]:
+    """The apps with these ids."""
+    return sa.select(APP).where(APP.c.app_id.in_(app_ids))
 
 
 # --- what the lifecycle looks for (each a range on an index) ---------------------------------
@@ -205,6 +414,23 @@ APPROVALS_OF = (
 APPROVAL_INSERT = insert_of(APPROVAL, [c.name for c in APPROVAL.columns if c.name != "id"])
 
 
+REQUESTS_AWAITING = (
+    sa.select(REQUEST)
+    .where(
+        REQUEST.c.state == "pending",
+        REQUEST.c.approvals_needed > 0,
+        REQUEST.c.expires_at > sa.bindparam("now"),
+    )
+    .order_by(REQUEST.c.created_at, REQUEST.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def approvals_of_many(request_ids: Sequence[str]) -> sa.Select[Any]:
+    """The approvals of several requests."""
+    return sa.select(APPROVAL).where(APPROVAL.c.request_id.in_(request_ids)).order_by(APPROVAL.c.id)
+
+
 def request_expiry_due(now: datetime) -> sa.ColumnElement[bool]:
     """Pending requests past their expiry."""
     return sa.and_(REQUEST.c.state == "pending", REQUEST.c.expires_at <= now)
@@ -290,6 +516,19 @@ def outbox_update(names: tuple[str, ...]) -> sa.Update:
     )
 
 
+def outbox_waiting(destinations: Sequence[str], now: datetime) -> sa.Select[Any]:
+    """Which of these destinations have a pending entry no one has leased."""
+    return (
+        sa.select(OUTBOX.c.destination)
+        .where(
+            OUTBOX.c.destination.in_(destinations),
+            OUTBOX.c.status == "pending",
+            sa.or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= now),
+        )
+        .distinct()
+    )
+
+
 def outbox_keys_in(keys: Sequence[str]) -> sa.Select[Any]:
     """Which of these keys have an entry."""
     return sa.select(OUTBOX.c.key).where(OUTBOX.c.key.in_(keys))
@@ -313,6 +552,27 @@ def marks_named(names: Sequence[str]) -> sa.Select[Any]:
     return sa.select(MARK.c.name, MARK.c.at).where(MARK.c.name.in_(names))
 
 
+# --- home tab viewers and inbound events -----------------------------------------------------
+
+VIEWER_GET = sa.select(VIEWER).where(VIEWER.c.user_id == sa.bindparam("user_id"))
+VIEWER_BROWSE = (
+    sa.update(VIEWER)
+    .where(VIEWER.c.user_id == sa.bindparam("key"))
+    .values(team=sa.bindparam("team"), page=sa.bindparam("page"))
+)
+VIEWERS_RECENT = (
+    sa.select(VIEWER)
+    .where(VIEWER.c.opened_at > sa.bindparam("since"))
+    .order_by(VIEWER.c.opened_at.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
+def events_before(before: datetime) -> sa.Delete:
+    """Forget the events received before `before`."""
+    return sa.delete(EVENT).where(EVENT.c.received_at < before)
+
+
 # --- dialect-specific ------------------------------------------------------------------------
 
 
@@ -333,3 +593,11 @@ def advance_mark(dialect: str, name: str, at: datetime) -> Any:
     statement = insert(MARK).values(name=name, at=at)
     newer = sa.case((statement.excluded.at > MARK.c.at, statement.excluded.at), else_=MARK.c.at)
     return statement.on_conflict_do_update(index_elements=["name"], set_={"at": newer})
+
+
+def viewer_opened(dialect: str, row: dict[str, Any]) -> Any:
+    """Insert a viewer, or on their next visit update their name, groups and moment."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(VIEWER).values(row)
+    kept = {name: statement.excluded[name] for name in ("name", "groups", "opened_at")}
+    return statement.on_conflict_do_update(index_elements=["user_id"], set_=kept)
