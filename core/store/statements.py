@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -145,7 +145,7 @@ class NameKey(sa.sql.expression.ColumnElement[str]):
     whose default collation would not keep a prefix's names together)."""
 
     inherit_cache = True
-    _traverse_internals: ClassVar[list[Any]] = []  # no state: one cache key, stays cached
+    _traverse_internals = []  # noqa: RUF012  (no state: one cache key, statements stay cached)
     type = sa.String()
 
 
@@ -265,9 +265,7 @@ def of_channels(
 
 def more_visible_than(channels: Sequence[str], cap: int) -> sa.Select[Any]:
     """A row when the teams own more than `cap` apps (`cap` entries of the team index read)."""
-    return (
-        sa.select(APP.c.app_id).where(APP.c.owner_channel.in_(channels)).offset(cap).limit(1)
-    )
+    return sa.select(APP.c.app_id).where(APP.c.owner_channel.in_(channels)).offset(cap).limit(1)
 
 
 def _of_team(query: sa.Select[Any], channels: Sequence[str] | None, team: str | None) -> Any:
