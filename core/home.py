@@ -23,6 +23,7 @@ is acknowledged and changes nothing.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,8 @@ COUNT_CAP = 10_000
 TEAMS_LISTED = 100
 #: event ids are remembered this long (the chat platform retries for minutes, not hours)
 EVENTS_KEPT = timedelta(days=1)
+#: about one opening in this many forgets the event ids older than EVENTS_KEPT
+FORGET_EVERY = 100
 
 
 def home_destination(user_id: str) -> str:
@@ -185,8 +188,8 @@ class Home:
         with self.store.unit_of_work() as uow:
             if event_id and not uow.events.first(event_id, now):
                 return False
-            if event_id:
-                uow.events.forget(now - EVENTS_KEPT)  # (an index range; mostly nothing)
+            if event_id and secrets.randbelow(FORGET_EVERY) == 0:
+                uow.events.forget(now - EVENTS_KEPT)  # now and then: the old ids, at once
             uow.homes.opened(
                 HomeViewer(
                     user_id=actor.user_id, name=actor.name, groups=actor.groups, opened_at=now

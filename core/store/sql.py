@@ -28,7 +28,13 @@ from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
 from core.store.ports import HomeViewer, OutboxEntry
-from core.store.runners import CompiledRunner, ConnectionRunner, Runner, ThreadConnections
+from core.store.runners import (
+    CompiledRunner,
+    ConnectionRunner,
+    Runner,
+    StaleWrite,
+    ThreadConnections,
+)
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
 
@@ -444,6 +450,9 @@ class SqlOutbox:
         """Which of these destinations have an entry pending that no one has leased."""
         if not destinations:
             return set()
+        if len(destinations) == 1:
+            values = {"destination": destinations[0], "now": now}
+            return {r["destination"] for r in self.run.rows(S.OUTBOX_WAITING_ONE, values)}
         return {r["destination"] for r in self.run.query(S.outbox_waiting(destinations, now))}
 
 
@@ -528,7 +537,7 @@ class SqlHomes:
             "page": viewer.page,
             "opened_at": viewer.opened_at,
         }
-        self.run.execute(S.viewer_opened(self.run.dialect, row))
+        self.run.write(S.VIEWER_OPENED[self.run.dialect], row)
 
     def get(self, user_id: str) -> HomeViewer | None:
         rows = self.run.rows(S.VIEWER_GET, {"user_id": user_id})
@@ -550,8 +559,11 @@ class SqlEvents:
 
     def first(self, event_id: str, at: datetime) -> bool:
         row = {"event_id": event_id, "received_at": at}
-        statement = S.insert_ignoring(self.run.dialect, S.EVENT, [row], "event_id")
-        return bool(self.run.execute(statement))
+        try:  # guarded: the insert must add the row, and adds none for an id seen before
+            self.run.write(S.EVENT_FIRST[self.run.dialect], row, guarded=True)
+        except StaleWrite:
+            return False
+        return True
 
     def forget(self, before: datetime) -> int:
         return len(self.run.execute(S.events_before(before).returning(S.EVENT.c.event_id)))

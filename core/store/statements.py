@@ -514,6 +514,17 @@ def outbox_update(names: tuple[str, ...]) -> sa.Update:
     )
 
 
+OUTBOX_WAITING_ONE = (  # on ix_outbox_waiting (pending entries by destination)
+    sa.select(OUTBOX.c.destination)
+    .where(
+        OUTBOX.c.destination == sa.bindparam("destination"),
+        OUTBOX.c.status == "pending",
+        sa.or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= sa.bindparam("now")),
+    )
+    .limit(1)
+)
+
+
 def outbox_waiting(destinations: Sequence[str], now: datetime) -> sa.Select[Any]:
     """Which of these destinations have a pending entry no one has leased."""
     return (
@@ -593,9 +604,28 @@ def advance_mark(dialect: str, name: str, at: datetime) -> Any:
     return statement.on_conflict_do_update(index_elements=["name"], set_={"at": newer})
 
 
-def viewer_opened(dialect: str, row: dict[str, Any]) -> Any:
-    """Insert a viewer, or on their next visit update their name, groups and moment."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(VIEWER).values(row)
+def _viewer_opened(insert: Any) -> Any:
+    statement = insert(VIEWER).values(
+        {name: _param(VIEWER, name) for name in ("user_id", "name", "groups", "team", "page")}
+        | {"opened_at": _param(VIEWER, "opened_at")}
+    )
     kept = {name: statement.excluded[name] for name in ("name", "groups", "opened_at")}
     return statement.on_conflict_do_update(index_elements=["user_id"], set_=kept)
+
+
+def _event_first(insert: Any) -> Any:
+    statement = insert(EVENT).values(
+        event_id=_param(EVENT, "event_id"), received_at=_param(EVENT, "received_at")
+    )
+    # an insert's rowcount is kept only when asked for (whether the row was added)
+    ignoring = statement.on_conflict_do_nothing(index_elements=["event_id"])
+    return ignoring.execution_options(preserve_rowcount=True)
+
+
+#: insert a viewer, or on their next visit update their name, groups and moment (by dialect)
+VIEWER_OPENED = {
+    "postgresql": _viewer_opened(postgresql.insert),
+    "sqlite": _viewer_opened(sqlite.insert),
+}
+#: record an event's id; a second time it changes no row (by dialect)
+EVENT_FIRST = {"postgresql": _event_first(postgresql.insert), "sqlite": _event_first(sqlite.insert)}

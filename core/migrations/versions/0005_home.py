@@ -6,6 +6,8 @@ Create Date: 2026-12-02
 
 - `home_viewer`: who opened the home tab, with the groups they had then and their filter.
 - `inbound_event`: the ids of events received, so that a retried event is not processed twice.
+- `ix_outbox_waiting`: the pending outbox entries by destination (is a home tab's drawing
+  already waiting?).
 - Indexes for the app picker and the home tab's app list: `lower(name)` (prefix search, in
   byte order on PostgreSQL), `(owner_channel, lower(name), app_id)` (a team's apps in name
   order, and name prefixes within teams), `(owner_channel, app_id, name)` (id prefixes within
@@ -53,6 +55,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id"),
     )
     op.create_index("ix_inbound_event_received_at", "inbound_event", ["received_at"])
+    # whether a person's home tab already has a publish waiting (checked at each change)
+    op.create_index(
+        "ix_outbox_waiting",
+        "outbox",
+        ["destination"],
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         _postgresql(bind)
@@ -116,6 +126,7 @@ def downgrade() -> None:
     op.execute("DROP INDEX IF EXISTS ix_app_team_id")
     op.execute("DROP INDEX IF EXISTS ix_app_team_name")
     op.execute("DROP INDEX IF EXISTS ix_app_name_key")
+    op.drop_index("ix_outbox_waiting", table_name="outbox")
     op.drop_index("ix_inbound_event_received_at", table_name="inbound_event")
     op.drop_table("inbound_event")
     op.drop_index("ix_home_viewer_opened_at", table_name="home_viewer")
