@@ -179,7 +179,10 @@ class SqlApps:
             ids = self.run.query(S.ids_containing(channels, needle, values["limit"]))
             contained = self.run.query(S.apps_in([r["app_id"] for r in ids])) if ids else []
         elif dialect == "postgresql":
-            contained = rows(S.APPS_CONTAINING_TRIGRAM)
+            query = S.apps_containing_trigram(values["pattern"], values["limit"])
+            if channels is not None:
+                query = S.of_channels(query, channels, {}, few=False)
+            contained = self.run.query(query)
         else:
             try:
                 contained = rows(S.APPS_CONTAINING_FTS)

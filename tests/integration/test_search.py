@@ -166,8 +166,10 @@ def test_the_searches_run_on_their_indexes(
     dialect = engine.dialect.name
     values = S.search_values("chat", 20)
     prefix = S.APPS_BY_NAME.params(values)
-    trigram = S.APPS_CONTAINING_TRIGRAM if dialect == "postgresql" else S.APPS_CONTAINING_FTS
-    substring = trigram.params(values)
+    if dialect == "postgresql":
+        substring = S.apps_containing_trigram(values["pattern"], 20)
+    else:
+        substring = S.APPS_CONTAINING_FTS.params(values)
     team = S.team_page(None, "CTEAM", 0, 20)
     with engine.connect() as connection:
         if dialect == "postgresql":
