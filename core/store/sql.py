@@ -157,12 +157,15 @@ class SqlApps:
         dialect = self.run.dialect
         needle = S.search_text(dialect, text)
         values = S.search_values(needle, limit)
-        few = channels is not None and self._few(channels)
+        # PostgreSQL weighs a team filter against the indexes itself (it keeps statistics);
+        # SQLite has none: how many apps the teams own decides the plan here
+        postgres = dialect == "postgresql"
+        few = channels is not None and not postgres and self._few(channels)
 
         def rows(query: Any) -> list[Any]:
             if channels is None:
                 return self.run.rows(query, values)
-            return self.run.query(S.of_channels(query, channels, values, few=few))
+            return self.run.query(S.of_channels(query, channels, values, few=few or postgres))
 
         found: dict[str, AppState] = {}
         prefixes = [S.APPS_BY_NAME] if needle else [S.APPS_FIRST]
@@ -178,10 +181,10 @@ class SqlApps:
             assert channels is not None
             ids = self.run.query(S.ids_containing(channels, needle, values["limit"]))
             contained = self.run.query(S.apps_in([r["app_id"] for r in ids])) if ids else []
-        elif dialect == "postgresql":
+        elif postgres:
             query = S.apps_containing_trigram(values["pattern"], values["limit"])
             if channels is not None:
-                query = S.of_channels(query, channels, {}, few=False)
+                query = S.of_channels(query, channels, {}, few=True)
             contained = self.run.query(query)
         else:
             try:
