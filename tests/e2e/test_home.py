@@ -303,3 +303,34 @@ def test_a_retried_event_changes_nothing_twice(served: Served) -> None:
     assert (
         rows(served, "SELECT count(*) FROM inbound_event WHERE event_id = 'EvRetried2'")[0][0] == 1
     )
+
+
+def test_the_pager_and_the_team_filter_are_drawn_again_by_the_worker(served: Served) -> None:
+    slack = served.slack
+    opened_home(served, TEAM_ADMIN, "EvPager1")
+    first = slack.home_of(TEAM_ADMIN, timeout=10)
+    [following] = buttons(first, "home_page")
+    interact(served, home_action_body("home_page", following, TEAM_ADMIN))
+    second = slack.wait_for(
+        lambda c: c.body.get("user_id") == TEAM_ADMIN and "Page 2 of" in texts(c.body["view"]),
+        timeout=10,
+        method="views.publish",
+    )
+    assert "*e2e-bill-1*" not in texts(second.body["view"])  # the first page's first app
+
+    picked = {"action_id": "home_team", "type": "conversations_select"}
+    other = view_action_body(
+        {**picked, "selected_conversation": OTHER}, {"id": "VHOME", "type": "home"}, ADMIN
+    )
+    opened_home(served, ADMIN, "EvPager2")
+    interact(served, other)
+    only = slack.wait_for(
+        lambda c: (
+            c.body.get("user_id") == ADMIN
+            and "Team <#COTHER>" in texts(c.body["view"])
+            and "Team <#CTEAM>" not in texts(c.body["view"])
+        ),
+        timeout=10,
+        method="views.publish",
+    )
+    assert buttons(only.body["view"], "home_all_teams") == [""]
