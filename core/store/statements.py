@@ -188,11 +188,15 @@ APPS_BY_ID = (  # an id prefix (digits) in [low, high), in id order
     .order_by(APP.c.app_id)
     .limit(_LIMIT)
 )
+
+
 def apps_containing_trigram(pattern: str, limit: int) -> sa.Select[Any]:
     """PostgreSQL, on ix_app_search (LIKE's escape: the backslash). The pattern is written into
     the statement: a prepared statement's generic plan, not knowing it, would scan the table."""
     literal = sa.bindparam("pattern", pattern, type_=sa.String(), literal_execute=True)
     return sa.select(APP).where(SEARCH_KEY.like(literal)).limit(limit)
+
+
 APPS_CONTAINING_FTS = (  # SQLite, through the FTS5 trigram table (a quoted phrase)
     sa.select(APP)
     .select_from(APP_SEARCH.join(APP, APP.c.app_id == APP_SEARCH.c.app_id))
