@@ -29,6 +29,8 @@ from core import (
     Notifier,
     OutboxDispatcher,
     PlanService,
+    ProviderJobs,
+    ProviderView,
     Provisioner,
     RecordingProvisioner,
     SqlStore,
@@ -56,6 +58,8 @@ class Planbot:
     checkpointer: Checkpointer
     #: draws home tabs (the delivery worker's notifier hands it the home tab's messages)
     home: HomePublisher
+    #: the provider connector's jobs (None when it is off: no credentials)
+    provider: ProviderJobs | None = None
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
         """Start the background work: group lookups, and (in this process) outbox delivery with
@@ -158,14 +162,26 @@ def build(
     # Retry-After (a failed lookup falls back to the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
+    connector = settings.provider_config()
     bot = Bot(
         service=service,
         responder=responder or OutboxResponder(service),
         groups=groups,
         words=words,
         surfaces=surfaces,
+        provider=ProviderView(store=store, provider=connector),
     )
     register(app, bot)
+    provider = None
+    if connector.enabled:
+        provider = ProviderJobs(
+            store=store,
+            config=config,
+            provider=connector,
+            clock=service.clock,
+            wake=dispatcher.wake,
+        )
+        service.lifecycle.also = provider.sweep_hook
     return Planbot(
         settings,
         app,
@@ -176,4 +192,5 @@ def build(
         client,
         Checkpointer(engine),
         home,
+        provider,
     )

@@ -228,8 +228,10 @@ def outcome_card(outcome: Outcome, words: Words, now: datetime) -> Message:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def status_message(status: AppStatus, tz: ZoneInfo) -> dict[str, Any]:
-    """An app's status card."""
+def status_message(
+    status: AppStatus, tz: ZoneInfo, *, extra: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """An app's status card; `extra` fields (the provider's figures) follow the plan's limits."""
     app = status.app
     price = format_money(status.monthly_price, status.currency)
     pairs = [
@@ -262,6 +264,7 @@ def status_message(status: AppStatus, tz: ZoneInfo) -> dict[str, Any]:
                 f"{limits.get('history_days', 0)} days history",
             )
         )
+    pairs.extend(extra)
     blocks = [header(f"{clip(app.name, 100)} ({app.app_id})"), *fields(pairs)]
     if app.billing_mode.value == "legacy":
         blocks.append(

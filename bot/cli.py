@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
+from bot import provider_cli
 from bot.settings import Settings, SettingsError
 from core import (
     HASHED_FIELDS,
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     export = audit.add_parser("export", help="export every audit record")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--output", "-o", default="-", help="file, or - for standard output")
+    provider_cli.add_parser(sub)
     return parser
 
 
@@ -156,6 +158,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _apps(settings, args)
     if command == "audit":
         return _audit(settings, args)
+    if command == "provider":
+        return provider_cli.run(settings, args)
     _parser().print_help()
     return 2
 

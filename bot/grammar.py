@@ -30,15 +30,18 @@ from core import ROLE_FOR, Operation, Plan, Role
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
+    "DEFAULT_USAGE_DAYS",
     "MAX_HISTORY_LIMIT",
     "MAX_PAGE",
     "MAX_TEXT_LENGTH",
+    "MAX_USAGE_DAYS",
     "PAID_PLANS",
     "ROLES",
     "SUBCOMMANDS",
     "AccessGrant",
     "AccessList",
     "AccessRevoke",
+    "AppUsage",
     "Bill",
     "Command",
     "CommandSyntaxError",
@@ -72,6 +75,8 @@ ROLES: tuple[str, ...] = tuple(role.label for role in Role if role > Role.NOBODY
 
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100
+DEFAULT_USAGE_DAYS = 14
+MAX_USAGE_DAYS = 90
 MAX_PAGE = 10_000
 
 _ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -181,6 +186,19 @@ SUBCOMMANDS: dict[str, Usage] = {
             details=(
                 "Without a month, shows this month: the charges to date and the projection to "
                 "the month's end."
+            ),
+        ),
+        Usage(
+            "usage",
+            "/plan usage <app> [days]",
+            "Show an app's daily figures from the provider: active users, logins, peak online, "
+            "registered users, groups, messages.",
+            "view",
+            aliases=("stats",),
+            example="/plan usage demo-chat 30",
+            details=(
+                f"Shows the last {DEFAULT_USAGE_DAYS} days unless you give a number of days "
+                f"(1 to {MAX_USAGE_DAYS}). The figures are the provider's, fetched once a day."
             ),
         ),
         Usage(
@@ -518,6 +536,19 @@ class Bill(Command):
         if self.month is not None:
             args.append(f"{self.month[0]:04d}-{self.month[1]:02d}")
         return args
+
+
+@dataclass(frozen=True)
+class AppUsage(Command):
+    """`/plan usage <app> [days]`."""
+
+    app: str
+    days: int = DEFAULT_USAGE_DAYS
+    subcommand: ClassVar[str] = "usage"
+
+    def _arguments(self) -> list[str]:
+        args = [_quote(self.app)]
+        return args if self.days == DEFAULT_USAGE_DAYS else [*args, str(self.days)]
 
 
 @dataclass(frozen=True)
@@ -964,6 +995,24 @@ def _parse_bill(args: list[_Token]) -> Command:
     return Bill(app, (year, month))
 
 
+def _parse_usage(args: list[_Token]) -> Command:
+    if not args:
+        raise _error("usage", "`/plan usage` needs an app: its id or exact name.")
+    if len(args) > 2:
+        raise _too_many("usage", args[2:])
+    app = _app(args[0], "usage")
+    if len(args) == 1:
+        return AppUsage(app)
+    token = args[1]
+    value = token.text
+    if token.eq is not None:
+        key = token.text[: token.eq].strip().lower()
+        if key != "days":
+            raise _error("usage", f"Unknown option {_show(key)}: give a number of days.")
+        value = token.text[token.eq + 1 :]
+    return AppUsage(app, _number(value, "usage", "number of days", 1, MAX_USAGE_DAYS))
+
+
 def _parse_access(args: list[_Token]) -> Command:
     if not args:
         return AccessList()
@@ -1069,6 +1118,7 @@ _PARSERS: dict[str, _Parser] = {
     "status": _one_app(Status),
     "history": _parse_history,
     "bill": _parse_bill,
+    "usage": _parse_usage,
     "upgrade": _parse_upgrade,
     "config": _parse_config,
     "extend": _one_app(Extend),

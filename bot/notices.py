@@ -9,6 +9,7 @@
 - `PurgeWarning`: a disabled app will be purged; an "Enable" button (`plan_start_enable`).
 - `StatementIssued`: a team's monthly statement as a table, paged to stay within Slack's limits.
 - `CardDecided`: a request's card once decided; `Rendered`: a reply the bot already built.
+- The provider connector's messages, drawn by `bot.provider_notices`.
 
 All user-supplied text (app names, summaries) is escaped (`&`, `<`, `>`), so an app named
 `<!channel>` pings nobody.
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot import blocks
+from bot import blocks, provider_notices
 from bot.kit import (
     MAX_BLOCKS,
     MAX_SECTION,
@@ -407,6 +408,7 @@ _BUILDERS: dict[type, Callable[[Any, Words], Message]] = {
     StatementIssued: statement_issued,
     CardDecided: lambda notice, words: blocks.outcome_card(notice.outcome, words, notice.at),
     Rendered: lambda notice, words: dict(notice.message),
+    **provider_notices.BUILDERS,
 }
 
 

@@ -7,9 +7,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core import AccessPolicy, ApprovalRule, CoreConfig, Operation, Role, load_catalog
+from core import (
+    AccessPolicy,
+    ApprovalRule,
+    CoreConfig,
+    Operation,
+    ProviderConfig,
+    Role,
+    load_catalog,
+    load_im_keys,
+    split_endpoint,
+)
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -87,6 +98,12 @@ class Settings:
     outbox_lease: float = 60.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    tencent_secret_id: str | None = None
+    tencent_secret_key: str | None = field(default=None, repr=False)
+    tencent_region: str = ""
+    tencent_endpoint: str | None = None
+    im_keys_path: str | None = None
+    im_api_host: str = "console.tim.qq.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -111,6 +128,7 @@ class Settings:
         webhook_secret = env.get("PLANBOT_WEBHOOK_SECRET", "").strip() or None
         if webhook_url and not webhook_secret:
             raise SettingsError("PLANBOT_WEBHOOK_SECRET: required when PLANBOT_WEBHOOK_URL is set")
+        provider = _provider(env)
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip() or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
@@ -131,6 +149,7 @@ class Settings:
             outbox_lease=_seconds(env, "PLANBOT_OUTBOX_LEASE", 60.0),
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            **provider,
         )
 
     def require_http(self) -> None:
@@ -170,3 +189,52 @@ class Settings:
                 approvals_channel=self.approvals_channel,
             ),
         )
+
+    def provider_config(self) -> ProviderConfig:
+        """The provider connector's configuration (off without a secret id and key)."""
+        keys = {}
+        if self.im_keys_path:
+            try:
+                keys = load_im_keys(self.im_keys_path)
+            except ValueError as err:
+                raise SettingsError(f"PLANBOT_IM_KEYS: {err}") from None
+        return ProviderConfig(
+            secret_id=self.tencent_secret_id,
+            secret_key=self.tencent_secret_key,
+            region=self.tencent_region,
+            endpoint=self.tencent_endpoint,
+            im_host=self.im_api_host,
+            im_keys=keys,
+        )
+
+
+def _provider(env: Mapping[str, str]) -> dict[str, Any]:
+    """The provider connector's settings, in the SDK's own names (off without id and key)."""
+    secret_id = env.get("TENCENTCLOUD_SECRET_ID", "").strip() or None
+    secret_key = env.get("TENCENTCLOUD_SECRET_KEY", "").strip() or None
+    if secret_id and not secret_key:
+        raise SettingsError("TENCENTCLOUD_SECRET_KEY: required when TENCENTCLOUD_SECRET_ID is set")
+    if secret_key and not secret_id:
+        raise SettingsError("TENCENTCLOUD_SECRET_ID: required when TENCENTCLOUD_SECRET_KEY is set")
+    endpoint = env.get("PLANBOT_TENCENT_ENDPOINT", "").strip() or None
+    if endpoint:
+        try:
+            split_endpoint(endpoint)
+        except ValueError as err:
+            raise SettingsError(f"PLANBOT_TENCENT_ENDPOINT: {err}") from None
+    keys = env.get("PLANBOT_IM_KEYS", "").strip() or None
+    if keys is not None and not Path(keys).is_file():
+        raise SettingsError(f"PLANBOT_IM_KEYS: no file at {keys}")
+    host = env.get("PLANBOT_IM_API_HOST", "").strip().rstrip("/") or "console.tim.qq.com"
+    if "://" in host and not host.startswith(("http://", "https://")):
+        raise SettingsError(f"PLANBOT_IM_API_HOST: {host!r} is not a host or an http(s) URL")
+    if "://" not in host and not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?", host):
+        raise SettingsError(f"PLANBOT_IM_API_HOST: {host!r} is not a host name")
+    return {
+        "tencent_secret_id": secret_id,
+        "tencent_secret_key": secret_key,
+        "tencent_region": env.get("TENCENTCLOUD_REGION", "").strip(),
+        "tencent_endpoint": endpoint,
+        "im_keys_path": keys,
+        "im_api_host": host,
+    }

@@ -25,7 +25,14 @@ from core import (
     parse_config_text,
 )
 
-__all__ = ["FIELD_LABELS", "VERBS", "Words"]
+__all__ = [
+    "CONNECTOR_OFF",
+    "FIELD_LABELS",
+    "FIGURE_LABELS",
+    "OVERAGE_PER_MAU",
+    "VERBS",
+    "Words",
+]
 
 #: the past participle of each operation ("upgraded"), as messages use it
 VERBS: dict[Operation, str] = {
@@ -49,6 +56,22 @@ FIELD_LABELS: dict[Field, str] = {
     Field.DEV_EXPIRES_AT: "Developer validity until",
     Field.PURGE_AT: "Purged after",
 }
+
+#: the provider's daily figures, as `/plan usage` names them
+FIGURE_LABELS: dict[str, str] = {
+    "active_users": "active users",
+    "logins": "logins",
+    "peak_online": "peak online",
+    "registered_users": "registered users",
+    "groups": "groups",
+    "messages": "messages sent",
+}
+#: what every surface says when the provider connector has no credentials
+CONNECTOR_OFF = (
+    "the provider connector is off: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+)
+#: the provider's price for each monthly active user above a paid plan's free ones (December 2022)
+OVERAGE_PER_MAU = "US$0.015"
 
 
 class Words:

@@ -70,6 +70,20 @@ from core.outbox import (
     Provisioner,
     Replier,
 )
+from core.provider import (
+    FIGURES,
+    DailyUsage,
+    DriftChanged,
+    ImKey,
+    ProviderConfig,
+    ProviderError,
+    ReconciliationDifferences,
+    ReconciliationLine,
+    UsageLevelReached,
+    load_im_keys,
+    split_endpoint,
+)
+from core.provider.jobs import ProviderJobs, ProviderView, ReconcileReport, SyncReport, UsageReport
 from core.provisioning import RecordingProvisioner, WebhookProvisioner, webhook_signature
 from core.queries import AppPage, AppStatus
 from core.requests import ChangeRequest, Click, Request, RequestState
@@ -168,5 +182,22 @@ __all__ = [
     "utcnow",
     "verify_chain",
     "webhook_signature",
+    # the provider connector
+    "FIGURES",
+    "DailyUsage",
+    "DriftChanged",
+    "ImKey",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderJobs",
+    "ProviderView",
+    "ReconcileReport",
+    "ReconciliationDifferences",
+    "ReconciliationLine",
+    "SyncReport",
+    "UsageLevelReached",
+    "UsageReport",
+    "load_im_keys",
+    "split_endpoint",
     *_error_names,
 ]

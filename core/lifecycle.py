@@ -56,12 +56,11 @@ from core.messages import (
     Message,
     PurgeWarning,
     StatementIssued,
-    dump,
     person,
 )
 from core.money import bill_month
 from core.money import statement as compute_statement
-from core.records import record_change
+from core.records import message_entry, record_change
 from core.requests import Request, RequestState
 from core.roles import Roles
 from core.statements import AppCharges, TeamStatement
@@ -105,6 +104,8 @@ class SweepReport:
     requests_expired: int = 0
     approval_cards_expired: int = 0
     failed: tuple[str, ...] = ()
+    #: one line per thing the sweep's other work (`Lifecycle.also`) did
+    notes: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -131,7 +132,8 @@ class SweepReport:
             f"{self.approval_cards_expired} approval cards updated",
         ]
         failed = f"; FAILED: {', '.join(self.failed)}" if self.failed else ""
-        return f"sweep at {self.now.isoformat()}: " + ", ".join(parts) + failed
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"sweep at {self.now.isoformat()}: " + ", ".join(parts) + notes + failed
 
 
 # --- statements ------------------------------------------------------------------------------
@@ -266,6 +268,9 @@ class Lifecycle:
         self.statement_budget = statement_budget
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: other work each sweep does after its own (the provider connector's jobs): given the
+        #: sweep's moment, returns a line per thing done and the names of what failed
+        self.also: Callable[[datetime], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
         self._reminders = _Notices(
             mark="dev_reminders",
             counter="reminders",
@@ -306,7 +311,15 @@ class Lifecycle:
             except Exception:  # one failing job must not stop the others; the next sweep retries
                 log.exception("lifecycle job %s failed", name)
                 failed.append(name)
-        return SweepReport(now=now, failed=tuple(failed), **counts)
+        notes: tuple[str, ...] = ()
+        if self.also is not None:
+            try:
+                notes, also_failed = self.also(now)
+                failed.extend(also_failed)
+            except Exception:  # like any job: logged, and the rest of the sweep is done
+                log.exception("lifecycle job provider failed")
+                failed.append("provider")
+        return SweepReport(now=now, failed=tuple(failed), notes=notes, **counts)
 
     # --- on a timer ------------------------------------------------------------------------------
 
@@ -330,7 +343,7 @@ class Lifecycle:
     def _run(self, interval: float) -> None:
         while not self._stop.is_set():
             report = self.sweep()
-            if report.total or report.failed:
+            if report.total or report.failed or report.notes:
                 log.info("%s", report.summary())
             self._stop.wait(interval)
 
@@ -615,13 +628,12 @@ class Lifecycle:
                                 expired_at=request.expires_at,
                             )
                             entries.append(
-                                OutboxEntry(
-                                    kind="message",
-                                    topic="approval",
+                                message_entry(
+                                    update,
                                     destination=card.destination,
                                     app_id=card.app_id,
-                                    payload=dump(update),
-                                    created_at=now,
+                                    now=now,
+                                    topic="approval",
                                     key=f"approval-expired:{request.id}",
                                 )
                             )
@@ -643,14 +655,8 @@ class Lifecycle:
         destination = destination or self.config.audit_channel
         if not destination:
             return None
-        return OutboxEntry(
-            kind="message",
-            topic=topic,
-            destination=destination,
-            app_id=app_id,
-            payload=dump(message),
-            created_at=now,
-            key=key,
+        return message_entry(
+            message, destination=destination, app_id=app_id, now=now, topic=topic, key=key
         )
 
     def _add_once(self, uow: UnitOfWork, entries: Sequence[OutboxEntry | None]) -> int:

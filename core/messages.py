@@ -16,6 +16,8 @@ stores and back (a `kind` field tells them apart).
 - `HomeChanged`: something people see on their home tab changed (written with the change);
   delivering it queues a `HomePublish` for each recent viewer who sees it, whose delivery draws
   that person's home tab again.
+- `DriftChanged`, `UsageLevelReached`, `ReconciliationDifferences`: the provider connector's
+  (`core.provider.messages`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pydantic import TypeAdapter
 from core.domain import Actor, BillingMode, Operation, Plan
 from core.facts import FieldChange, Outcome, Preview, Refusal
 from core.money import CostImpact
+from core.provider.messages import ProviderMessage
 from core.statements import TeamStatement
 
 __all__ = [
@@ -237,6 +240,7 @@ Message = (
     | Rendered
     | HomeChanged
     | HomePublish
+    | ProviderMessage
 )
 
 _CODEC: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Discriminated(discriminator="kind")])

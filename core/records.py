@@ -23,7 +23,15 @@ from core.money import CostImpact
 from core.requests import Request
 from core.store.ports import OutboxEntry, UnitOfWork
 
-__all__ = ["audience", "cost_record", "enqueue", "record_change", "reply", "snapshot"]
+__all__ = [
+    "audience",
+    "cost_record",
+    "enqueue",
+    "message_entry",
+    "record_change",
+    "reply",
+    "snapshot",
+]
 
 
 def snapshot(state: AppState) -> dict[str, Any]:
@@ -57,6 +65,27 @@ def audience(config: CoreConfig, owner_channel: str | None) -> list[str]:
     return list(dict.fromkeys(c for c in channels if c))
 
 
+def message_entry(
+    message: Message,
+    *,
+    destination: str,
+    app_id: str | None,
+    now: datetime,
+    topic: str,
+    key: str | None = None,
+) -> OutboxEntry:
+    """The outbox entry of a message for a channel or a person."""
+    return OutboxEntry(
+        kind="message",
+        topic=topic,
+        destination=destination,
+        app_id=app_id,
+        payload=dump(message),
+        created_at=now,
+        key=key,
+    )
+
+
 def enqueue(
     uow: UnitOfWork,
     message: Message,
@@ -69,14 +98,8 @@ def enqueue(
 ) -> None:
     """Queue a message for a channel or a person."""
     uow.outbox.add(
-        OutboxEntry(
-            kind="message",
-            topic=topic,
-            destination=destination,
-            app_id=app_id,
-            payload=dump(message),
-            created_at=now,
-            key=key,
+        message_entry(
+            message, destination=destination, app_id=app_id, now=now, topic=topic, key=key
         )
     )
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 
-from bot import blocks, grammar
+from bot import blocks, grammar, provider_views
 from bot.listeners.context import Bot
 from bot.listeners.modals import Forms
 from bot.words import Words
@@ -59,11 +59,10 @@ class Commands:
         return {
             grammar.Help: self._help,
             grammar.ListApps: self._list,
-            grammar.Status: lambda c, a, ch: blocks.status_message(
-                self.service.status(c.app, actor=a), self.tz
-            ),
+            grammar.Status: self._status,
             grammar.History: self._history,
             grammar.Bill: self._bill,
+            grammar.AppUsage: self._usage,
             grammar.Upgrade: lambda c, a, ch: self.request(
                 ChangeRequest(Operation.UPGRADE, app=c.app, plan=Plan(c.plan)), a, ch
             ),
@@ -107,6 +106,17 @@ class Commands:
             actor=actor, contains=command.filter, page=command.page, per_page=40
         )
         return blocks.list_message(page, contains=command.filter)
+
+    def _status(self, command: grammar.Status, actor: Actor, channel_id: str | None) -> Message:
+        status = self.service.status(command.app, actor=actor)
+        now = self.service.clock()
+        figures = provider_views.status_fields(self.bot.provider, status, now, self.tz)
+        return blocks.status_message(status, self.tz, extra=figures)
+
+    def _usage(self, command: grammar.AppUsage, actor: Actor, channel_id: str | None) -> Message:
+        status = self.service.status(command.app, actor=actor)  # the app, if they may see it
+        now = self.service.clock()
+        return provider_views.usage_message(status, self.bot.provider, command.days, now, self.tz)
 
     def _history(self, command: grammar.History, actor: Actor, channel_id: str | None) -> Message:
         app, entries = self.service.history(command.app, actor=actor, limit=command.limit)

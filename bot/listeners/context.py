@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from bot.delivery import GroupDirectory, Responder
 from bot.surfaces import Surfaces
 from bot.words import Words
-from core import Actor, PlanService
+from core import Actor, PlanService, ProviderView
 
 __all__ = ["Bot"]
 
@@ -23,6 +23,8 @@ class Bot:
     words: Words
     #: where modals open and home tabs are drawn (None: nowhere, `/plan` alone shows help)
     surfaces: Surfaces | None = None
+    #: the provider's stored figures, for `/plan usage` and the status card (None: not wired)
+    provider: ProviderView | None = None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -14,6 +14,7 @@ from typing import Any
 from core.access import Grant, Role
 from core.domain import Actor, AppState, BillingMode, HistoryEntry, Operation, Plan, Status
 from core.money import RateSegment
+from core.provider.model import FIGURES, DailyUsage, ReconciliationLine
 from core.requests import Approval, ChangeRequest, Request, RequestState
 
 __all__ = [
@@ -21,13 +22,17 @@ __all__ = [
     "app_state",
     "approval",
     "approval_row",
+    "daily_usage",
     "grant",
     "history_entry",
     "history_row",
+    "reconciliation_line",
+    "reconciliation_row",
     "request",
     "request_decided",
     "request_row",
     "segment",
+    "usage_row",
 ]
 
 Row = Mapping[str, Any]
@@ -225,4 +230,48 @@ def grant(row: Row) -> tuple[Grant, str]:
             row["principal_kind"], row["principal_id"], Role.parse(row["role"]), row["team"] or None
         ),
         row["principal_label"] or "",
+    )
+
+
+# --- the provider connector --------------------------------------------------------------------
+
+
+def usage_row(usage: DailyUsage, fetched_at: datetime) -> dict[str, Any]:
+    """Every column of an app's day of usage."""
+    return {
+        "app_id": usage.app_id,
+        "day": usage.day,
+        **{name: usage.figure(name) for name in FIGURES},
+        "fetched_at": fetched_at,
+    }
+
+
+def daily_usage(row: Row) -> DailyUsage:
+    """The day of usage of a row."""
+    return DailyUsage(row["app_id"], row["day"], **{name: int(row[name]) for name in FIGURES})
+
+
+def reconciliation_row(month: str, line: ReconciliationLine, at: datetime) -> dict[str, Any]:
+    """Every column of one app's reconciled month."""
+    return {
+        "month": month,
+        "app_id": line.app_id,
+        "ours": str(line.ours),
+        "billed": str(line.billed),
+        "list_price": None if line.list_price is None else str(line.list_price),
+        "legacy": line.legacy,
+        "reconciled_at": at,
+    }
+
+
+def reconciliation_line(row: Row) -> ReconciliationLine:
+    """The reconciliation line of a row (with the app's `name`)."""
+    listed = row["list_price"]
+    return ReconciliationLine(
+        app_id=row["app_id"],
+        name=row["name"] or "",
+        ours=Decimal(row["ours"]),
+        billed=Decimal(row["billed"]),
+        list_price=None if listed is None else Decimal(listed),
+        legacy=bool(row["legacy"]),
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, Self
 
 from core.access import Grant
 from core.audit import AuditRecord
 from core.domain import AppState, HistoryEntry, Status
 from core.money import RateSegment
+from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Marks",
     "Outbox",
     "OutboxEntry",
+    "Provider",
     "Requests",
     "Store",
     "UnitOfWork",
@@ -370,6 +372,58 @@ class Events(Protocol):
         ...
 
 
+class Provider(Protocol):
+    """What the provider connector keeps beside planbot's records, and reads of them."""
+
+    def statuses(self) -> dict[str, Status]:
+        """Every app's status, by id (what the account's ids are compared with)."""
+        ...
+
+    def live_apps(self, app_ids: Sequence[str] | None = None) -> list[AppState]:
+        """The apps not purged (only those of `app_ids` when given), in id order."""
+        ...
+
+    def apps_in(self, start: datetime, end: datetime) -> list[AppState]:
+        """The apps that existed in [start, end) (created before its end, not purged before
+        it), in id order."""
+        ...
+
+    def store_usage(self, days: Sequence[DailyUsage], now: datetime) -> int:
+        """Store days of usage, one row per app and day (a day stored again takes the newer
+        figures); how many of them were not stored before."""
+        ...
+
+    def usage(self, app_id: str, *, first: date, last: date) -> list[DailyUsage]:
+        """The app's stored days from `first` to `last`, oldest first."""
+        ...
+
+    def drift(self) -> Drift:
+        """The last drift stored."""
+        ...
+
+    def save_drift(self, drift: Drift, now: datetime) -> None:
+        """Replace the stored drift (an id that stays keeps the moment it first drifted)."""
+        ...
+
+    def save_reconciliation(
+        self, month: str, lines: Sequence[ReconciliationLine], now: datetime
+    ) -> None:
+        """Replace the stored reconciliation of a month (YYYY-MM)."""
+        ...
+
+    def reconciliation(self, month: str) -> list[ReconciliationLine]:
+        """The stored reconciliation of a month, in id order."""
+        ...
+
+    def marks(self, names: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        """The connector's marks with these names: when, and a note (where a job stopped)."""
+        ...
+
+    def set_mark(self, name: str, at: datetime, note: str = "") -> None:
+        """Set a mark (its moment and note replace the stored ones)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction with the repositories; committed explicitly, else rolled back."""
 
@@ -399,6 +453,9 @@ class UnitOfWork(Protocol):
 
     @property
     def events(self) -> Events: ...
+
+    @property
+    def provider(self) -> Provider: ...
 
     def __enter__(self) -> Self: ...
 

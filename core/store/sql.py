@@ -14,7 +14,7 @@ import functools
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from core.access import Grant
 from core.audit import AuditRecord, chained
 from core.domain import AppState, HistoryEntry, Status
 from core.money import RateSegment
+from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
@@ -147,7 +148,7 @@ class SqlApps:
         found: list[AppState] = []
         ids = list(dict.fromkeys(app_ids))
         for start in range(0, len(ids), 500):
-            rows = self.run.query(S.apps_in(ids[start : start + 500]))
+            rows = self.run.query(S.apps_with_ids(ids[start : start + 500]))
             found.extend(mapping.app_state(r) for r in rows)
         return found
 
@@ -180,7 +181,8 @@ class SqlApps:
         if few:
             assert channels is not None
             ids = self.run.query(S.ids_containing(channels, needle, values["limit"]))
-            contained = self.run.query(S.apps_in([r["app_id"] for r in ids])) if ids else []
+            found_ids = [r["app_id"] for r in ids]
+            contained = self.run.query(S.apps_with_ids(found_ids)) if ids else []
         elif postgres:
             query = S.apps_containing_trigram(values["pattern"], values["limit"])
             if channels is not None:
@@ -575,6 +577,78 @@ class SqlEvents:
         return len(self.run.execute(S.events_before(before).returning(S.EVENT.c.event_id)))
 
 
+class SqlProvider:
+    """The provider connector's records (see `core.store.ports.Provider`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def statuses(self) -> dict[str, Status]:
+        return {r["app_id"]: Status(r["status"]) for r in self.run.query(S.APP_STATUSES)}
+
+    def live_apps(self, app_ids: Sequence[str] | None = None) -> list[AppState]:
+        if app_ids is not None and not app_ids:
+            return []
+        return [mapping.app_state(r) for r in self.run.query(S.live_apps(app_ids))]
+
+    def apps_in(self, start: datetime, end: datetime) -> list[AppState]:
+        return [mapping.app_state(r) for r in self.run.query(S.apps_in(start, end))]
+
+    def store_usage(self, days: Sequence[DailyUsage], now: datetime) -> int:
+        latest = {(d.app_id, d.day): d for d in days}  # the last of a day given twice
+        new = 0
+        for app_id in sorted({a for a, _ in latest}):
+            wanted = [day for a, day in latest if a == app_id]
+            stored = {r["day"] for r in self.run.query(S.usage_days_of(app_id, wanted))}
+            new += len(set(wanted) - stored)
+        rows = [mapping.usage_row(d, now) for _, d in sorted(latest.items())]
+        for start in range(0, len(rows), 500):
+            self.run.execute(S.upsert_usage(self.run.dialect, rows[start : start + 500]))
+        return new
+
+    def usage(self, app_id: str, *, first: date, last: date) -> list[DailyUsage]:
+        rows = self.run.rows(S.USAGE_BETWEEN, {"app_id": app_id, "first": first, "last": last})
+        return [mapping.daily_usage(r) for r in rows]
+
+    def drift(self) -> Drift:
+        rows = self.run.rows(S.DRIFT_ALL)
+        return Drift.of(
+            unknown=[r["app_id"] for r in rows if r["kind"] == "unknown"],
+            missing=[r["app_id"] for r in rows if r["kind"] == "missing"],
+        )
+
+    def save_drift(self, drift: Drift, now: datetime) -> None:
+        wanted = drift.kinds()
+        existing = {r["app_id"]: r["kind"] for r in self.run.rows(S.DRIFT_ALL)}
+        gone = sorted(a for a, kind in existing.items() if wanted.get(a) != kind)
+        if gone:
+            self.run.execute(S.drift_delete(gone))
+        new = [
+            {"app_id": a, "kind": k, "since": now}
+            for a, k in sorted(wanted.items())
+            if existing.get(a) != k
+        ]
+        self.run.write_many(S.DRIFT_INSERT, new)
+
+    def save_reconciliation(
+        self, month: str, lines: Sequence[ReconciliationLine], now: datetime
+    ) -> None:
+        self.run.write(S.RECONCILED_DELETE, {"month": month})
+        rows = [mapping.reconciliation_row(month, line, now) for line in lines]
+        self.run.write_many(S.RECONCILED_INSERT, rows)
+
+    def reconciliation(self, month: str) -> list[ReconciliationLine]:
+        rows = self.run.rows(S.RECONCILED_OF, {"month": month})
+        return [mapping.reconciliation_line(r) for r in rows]
+
+    def marks(self, names: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        rows = self.run.query(S.provider_marks_named(names))
+        return {r["name"]: (r["at"], r["note"]) for r in rows}
+
+    def set_mark(self, name: str, at: datetime, note: str = "") -> None:
+        self.run.execute(S.set_provider_mark(self.run.dialect, name, at, note))
+
+
 class SqlUnitOfWork:
     """One transaction on a runner, with the repositories (see `core.store.ports`)."""
 
@@ -594,6 +668,7 @@ class SqlUnitOfWork:
         self.marks = SqlMarks(run)
         self.homes = SqlHomes(run)
         self.events = SqlEvents(run)
+        self.provider = SqlProvider(run)
         return self
 
     def __exit__(self, *exc: object) -> None:

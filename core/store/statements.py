@@ -29,6 +29,10 @@ from core.store.tables import (
     OutboxRow,
     PendingRequestRow,
     PlanHistoryRow,
+    ProviderDriftRow,
+    ProviderMarkRow,
+    ProviderReconciliationRow,
+    ProviderUsageRow,
 )
 
 APP = cast(sa.Table, AppRow.__table__)  # type: ignore[attr-defined]
@@ -44,6 +48,10 @@ VIEWER = cast(sa.Table, HomeViewerRow.__table__)  # type: ignore[attr-defined]
 EVENT = cast(sa.Table, InboundEventRow.__table__)  # type: ignore[attr-defined]
 #: SQLite's trigram table for substring search (migration 0005_home; not a model)
 APP_SEARCH = sa.table("app_search", sa.column("key"), sa.column("app_id"))
+USAGE = cast(sa.Table, ProviderUsageRow.__table__)  # type: ignore[attr-defined]
+DRIFT = cast(sa.Table, ProviderDriftRow.__table__)  # type: ignore[attr-defined]
+RECONCILED = cast(sa.Table, ProviderReconciliationRow.__table__)  # type: ignore[attr-defined]
+PROVIDER_MARK = cast(sa.Table, ProviderMarkRow.__table__)  # type: ignore[attr-defined]
 
 
 def _param(table: sa.Table, name: str) -> sa.BindParameter[Any]:
@@ -320,7 +328,7 @@ def apps_upcoming(
     return query.order_by(due, APP.c.app_id).limit(limit)
 
 
-def apps_in(app_ids: Sequence[str]) -> sa.Select[Any]:
+def apps_with_ids(app_ids: Sequence[str]) -> sa.Select[Any]:
     """The apps with these ids."""
     return sa.select(APP).where(APP.c.app_id.in_(app_ids))
 
@@ -588,6 +596,66 @@ def events_before(before: datetime) -> sa.Delete:
     return sa.delete(EVENT).where(EVENT.c.received_at < before)
 
 
+# --- the provider connector ------------------------------------------------------------------
+
+APP_STATUSES = sa.select(APP.c.app_id, APP.c.status)
+USAGE_COLUMNS = tuple(c.name for c in USAGE.columns)
+USAGE_BETWEEN = (
+    sa.select(USAGE)
+    .where(
+        USAGE.c.app_id == sa.bindparam("app_id"),
+        USAGE.c.day >= sa.bindparam("first"),
+        USAGE.c.day <= sa.bindparam("last"),
+    )
+    .order_by(USAGE.c.day)
+)
+DRIFT_ALL = sa.select(DRIFT.c.app_id, DRIFT.c.kind)
+DRIFT_INSERT = insert_of(DRIFT, [c.name for c in DRIFT.columns])
+RECONCILED_DELETE = sa.delete(RECONCILED).where(RECONCILED.c.month == sa.bindparam("month"))
+RECONCILED_INSERT = insert_of(RECONCILED, [c.name for c in RECONCILED.columns])
+RECONCILED_OF = (
+    sa.select(RECONCILED, APP.c.name)
+    .select_from(RECONCILED.outerjoin(APP, APP.c.app_id == RECONCILED.c.app_id))
+    .where(RECONCILED.c.month == sa.bindparam("month"))
+    .order_by(sa.func.length(RECONCILED.c.app_id), RECONCILED.c.app_id)
+)
+
+
+def live_apps(app_ids: Sequence[str] | None) -> sa.Select[Any]:
+    """The apps not purged (only those of `app_ids` when given)."""
+    query = sa.select(APP).where(APP.c.status != Status.PURGED.value)
+    if app_ids is not None:
+        query = query.where(APP.c.app_id.in_(app_ids))
+    return query.order_by(sa.func.length(APP.c.app_id), APP.c.app_id)
+
+
+def apps_in(start: datetime, end: datetime) -> sa.Select[Any]:
+    """The apps that existed in [start, end): created before its end, not purged before it."""
+    return (
+        sa.select(APP)
+        .where(
+            APP.c.created_at < end,
+            sa.or_(APP.c.status != Status.PURGED.value, APP.c.updated_at >= start),
+        )
+        .order_by(sa.func.length(APP.c.app_id), APP.c.app_id)
+    )
+
+
+def usage_days_of(app_id: str, days: Sequence[Any]) -> sa.Select[Any]:
+    """Which of these days of an app are stored."""
+    return sa.select(USAGE.c.day).where(USAGE.c.app_id == app_id, USAGE.c.day.in_(days))
+
+
+def drift_delete(app_ids: Sequence[str]) -> sa.Delete:
+    """Ids no longer in the drift (or in it as another kind)."""
+    return sa.delete(DRIFT).where(DRIFT.c.app_id.in_(app_ids))
+
+
+def provider_marks_named(names: Sequence[str]) -> sa.Select[Any]:
+    """The connector's marks with these names."""
+    return sa.select(PROVIDER_MARK).where(PROVIDER_MARK.c.name.in_(names))
+
+
 # --- dialect-specific ------------------------------------------------------------------------
 
 
@@ -635,3 +703,20 @@ VIEWER_OPENED = {
 }
 #: record an event's id; a second time it changes no row (by dialect)
 EVENT_FIRST = {"postgresql": _event_first(postgresql.insert), "sqlite": _event_first(sqlite.insert)}
+
+
+def upsert_usage(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
+    """Days of usage, one row per app and day: a day stored again takes the newer figures."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(USAGE).values(list(rows))
+    newer = {
+        name: statement.excluded[name] for name in USAGE_COLUMNS if name not in ("app_id", "day")
+    }
+    return statement.on_conflict_do_update(index_elements=["app_id", "day"], set_=newer)
+
+
+def set_provider_mark(dialect: str, name: str, at: datetime, note: str) -> Any:
+    """Set one of the connector's marks (its moment and note replace the stored ones)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(PROVIDER_MARK).values(name=name, at=at, note=note)
+    return statement.on_conflict_do_update(index_elements=["name"], set_={"at": at, "note": note})

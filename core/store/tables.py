@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,10 @@ __all__ = [
     "OutboxRow",
     "PendingRequestRow",
     "PlanHistoryRow",
+    "ProviderDriftRow",
+    "ProviderMarkRow",
+    "ProviderReconciliationRow",
+    "ProviderUsageRow",
     "UTCDateTime",
 ]
 
@@ -233,3 +237,53 @@ class InboundEventRow(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=80)
     received_at: datetime = _when(index=True)
+
+
+class ProviderUsageRow(SQLModel, table=True):
+    """One app's figures for one day, as the provider's daily statistics gave them."""
+
+    __tablename__ = "provider_usage"
+
+    app_id: str = Field(primary_key=True, max_length=20)
+    day: date = Field(primary_key=True)
+    active_users: int = Field(default=0, sa_type=sa.BigInteger)
+    logins: int = Field(default=0, sa_type=sa.BigInteger)
+    peak_online: int = Field(default=0, sa_type=sa.BigInteger)
+    registered_users: int = Field(default=0, sa_type=sa.BigInteger)
+    groups: int = Field(default=0, sa_type=sa.BigInteger)
+    messages: int = Field(default=0, sa_type=sa.BigInteger)
+    fetched_at: datetime = _when()
+
+
+class ProviderDriftRow(SQLModel, table=True):
+    """An app id in the last known drift: in the account but not planbot's, or the reverse."""
+
+    __tablename__ = "provider_drift"
+
+    app_id: str = Field(primary_key=True, max_length=20)
+    kind: str = Field(max_length=16)  # "unknown" (account only) or "missing" (planbot only)
+    since: datetime = _when()
+
+
+class ProviderReconciliationRow(SQLModel, table=True):
+    """One app's charge for a month beside the amount the provider billed for it."""
+
+    __tablename__ = "provider_reconciliation"
+
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    app_id: str = Field(primary_key=True, max_length=20)
+    ours: str = Field(max_length=24)
+    billed: str = Field(max_length=24)
+    list_price: str | None = Field(default=None, max_length=24)
+    legacy: bool = False
+    reconciled_at: datetime = _when()
+
+
+class ProviderMarkRow(SQLModel, table=True):
+    """When a provider job last ran or succeeded, and where a long job stopped (`note`)."""
+
+    __tablename__ = "provider_mark"
+
+    name: str = Field(primary_key=True, max_length=80)
+    at: datetime = _when()
+    note: str = Field(default="", max_length=500)

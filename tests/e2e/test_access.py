@@ -239,9 +239,9 @@ def test_help_lists_only_what_the_role_allows(peer: Served, locked: Served) -> N
         return set(re.findall(r"^• `/plan (\w+)", text, re.MULTILINE)) - {"help"}
 
     viewer = say(peer, "help", user="UVIEWER")
-    assert forms(viewer) == {"list", "status", "history", "bill"}
+    assert forms(viewer) == {"list", "status", "history", "bill", "usage"}
     operator = say(peer, "help", user=OPERATOR)
-    assert forms(operator) == {"list", "status", "history", "bill"} | {
+    assert forms(operator) == {"list", "status", "history", "bill", "usage"} | {
         "upgrade",
         "config",
         "extend",

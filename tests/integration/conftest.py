@@ -41,6 +41,10 @@ TABLES = (
     "lifecycle_mark",
     "home_viewer",
     "inbound_event",
+    "provider_usage",
+    "provider_drift",
+    "provider_reconciliation",
+    "provider_mark",
     "app",
 )
 

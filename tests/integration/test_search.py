@@ -184,7 +184,10 @@ def test_the_searches_run_on_their_indexes(
             return "\n".join(str(r[-1]) for r in rows)
 
         assert "ix_app_name_key" in plan(prefix)
-        assert "ix_app_team_" in plan(team)  # (which of the two: the planner weighs the sizes)
+        if dialect == "postgresql":  # a tiny table: any index on the team will do
+            assert "Index Cond: ((owner_channel)" in plan(team)
+        else:
+            assert "ix_app_team_" in plan(team)
         if dialect == "postgresql":
             assert "ix_app_search" in plan(substring)
         else:

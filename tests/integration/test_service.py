@@ -536,12 +536,12 @@ def test_status_shows_the_months_configuration_change(service: PlanService, cloc
     before = service.status(STD, actor=ADA)
     assert not before.config_change_used and before.next_config_change is None
     assert before.monthly_price == Decimal(399)
-    apply(service, ChangeRequest(Operation.CONFIGURE, app=STD, addons={"mau_pack": "50k"}))
+    apply(service, ChangeRequest(Operation.CONFIGURE, app=STD, addons={"group_members": "6000"}))
     after = service.status(STD, actor=ADA)
     assert after.config_change_used
     assert after.next_config_change == datetime(2026, 12, 1, tzinfo=SHANGHAI)
-    assert after.monthly_price == Decimal(399 + 150)
-    assert "Extra monthly active users: 50k" in after.config_text
+    assert after.monthly_price == Decimal(399 + 199)
+    assert "Members per group: 6000" in after.config_text
     with pytest.raises(errors.ConfigChangeLimitReached) as refused:
         service.preview(ChangeRequest(Operation.CONFIGURE, app=STD, plan=Plan.PREMIUM), actor=ADA)
     assert "2026-12-01" in refused.value.message

@@ -12,13 +12,14 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Self
 
 from core.access import Grant
 from core.audit import GENESIS, AuditRecord, chained
 from core.domain import PURGE_AFTER, AppState, HistoryEntry, Plan, Status
 from core.money import RateSegment
+from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request, RequestState
 from core.store import mapping
 from core.store.ports import HomeViewer, OutboxEntry
@@ -42,6 +43,10 @@ class Tables:
     marks: dict[str, datetime] = field(default_factory=dict)
     viewers: dict[str, HomeViewer] = field(default_factory=dict)
     events: dict[str, datetime] = field(default_factory=dict)
+    usage: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reconciled: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    provider_marks: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
 class FakeStore:
@@ -84,6 +89,7 @@ class FakeUnitOfWork:
         self.marks = _Marks(self.tables)
         self.homes = _Homes(self.tables)
         self.events = _Events(self.tables)
+        self.provider = _Provider(self.tables)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -104,6 +110,7 @@ class FakeUnitOfWork:
                 marks=_Marks(self.tables),
                 homes=_Homes(self.tables),
                 events=_Events(self.tables),
+                provider=_Provider(self.tables),
             )
         callbacks, self._after = self._after, []
         for callback in callbacks:
@@ -128,6 +135,10 @@ def _copy(tables: Tables) -> Tables:
         marks=dict(tables.marks),
         viewers=dict(tables.viewers),
         events=dict(tables.events),
+        usage=dict(tables.usage),
+        drift=dict(tables.drift),
+        reconciled=dict(tables.reconciled),
+        provider_marks=dict(tables.provider_marks),
     )
 
 
@@ -602,3 +613,77 @@ class _Events:
         for event_id in old:
             del self.t.events[event_id]
         return len(old)
+
+
+def _by_id(app_id: str) -> tuple[int, str]:
+    return len(app_id), app_id
+
+
+class _Provider:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def statuses(self) -> dict[str, Status]:
+        return {a: Status(r["status"]) for a, r in self.t.apps.items()}
+
+    def live_apps(self, app_ids: Sequence[str] | None = None) -> list[AppState]:
+        rows = [
+            r
+            for r in self.t.apps.values()
+            if r["status"] != Status.PURGED.value and (app_ids is None or r["app_id"] in app_ids)
+        ]
+        rows.sort(key=lambda r: _by_id(r["app_id"]))
+        return [mapping.app_state(r) for r in rows]
+
+    def apps_in(self, start: datetime, end: datetime) -> list[AppState]:
+        rows = [
+            r
+            for r in self.t.apps.values()
+            if r["created_at"] < end and (r["status"] != "purged" or r["updated_at"] >= start)
+        ]
+        rows.sort(key=lambda r: _by_id(r["app_id"]))
+        return [mapping.app_state(r) for r in rows]
+
+    def store_usage(self, days: Sequence[DailyUsage], now: datetime) -> int:
+        latest = {(d.app_id, d.day): d for d in days}
+        new = len([k for k in latest if k not in self.t.usage])
+        for key, usage in latest.items():
+            self.t.usage[key] = mapping.usage_row(usage, now)
+        return new
+
+    def usage(self, app_id: str, *, first: date, last: date) -> list[DailyUsage]:
+        found = [r for (a, day), r in self.t.usage.items() if a == app_id and first <= day <= last]
+        return [mapping.daily_usage(r) for r in sorted(found, key=lambda r: r["day"])]
+
+    def drift(self) -> Drift:
+        return Drift.of(
+            unknown=[a for a, r in self.t.drift.items() if r["kind"] == "unknown"],
+            missing=[a for a, r in self.t.drift.items() if r["kind"] == "missing"],
+        )
+
+    def save_drift(self, drift: Drift, now: datetime) -> None:
+        wanted = drift.kinds()
+        kept = {a: r for a, r in self.t.drift.items() if wanted.get(a) == r["kind"]}
+        for app_id, kind in wanted.items():
+            kept.setdefault(app_id, {"app_id": app_id, "kind": kind, "since": now})
+        self.t.drift = kept
+
+    def save_reconciliation(
+        self, month: str, lines: Sequence[ReconciliationLine], now: datetime
+    ) -> None:
+        for key in [k for k in self.t.reconciled if k[0] == month]:
+            del self.t.reconciled[key]
+        for line in lines:
+            self.t.reconciled[(month, line.app_id)] = mapping.reconciliation_row(month, line, now)
+
+    def reconciliation(self, month: str) -> list[ReconciliationLine]:
+        rows = [r for (m, _), r in self.t.reconciled.items() if m == month]
+        rows.sort(key=lambda r: _by_id(r["app_id"]))
+        names = {a: r["name"] for a, r in self.t.apps.items()}
+        return [mapping.reconciliation_line({**r, "name": names.get(r["app_id"])}) for r in rows]
+
+    def marks(self, names: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        return {n: self.t.provider_marks[n] for n in names if n in self.t.provider_marks}
+
+    def set_mark(self, name: str, at: datetime, note: str = "") -> None:
+        self.t.provider_marks[name] = (at, note)

@@ -155,21 +155,26 @@ def test_configure_to_what_the_app_already_has_is_refused() -> None:
     assert "nothing to change" in refused.value.message
 
 
-DEFAULTS = {"history_retention": "plan", "group_members": "plan", "mau_pack": "none"}
+DEFAULTS = {"history_retention": "plan", "group_members": "plan"}
 
 
 def test_an_addon_set_to_its_default_is_no_change() -> None:
     app = an_app(Plan.STANDARD)
     with pytest.raises(errors.NothingToChange):
         configure(
-            app, edition=None, addons={"mau_pack": "none"}, now=NOW, tz=SHANGHAI, defaults=DEFAULTS
+            app,
+            edition=None,
+            addons={"group_members": "plan"},
+            now=NOW,
+            tz=SHANGHAI,
+            defaults=DEFAULTS,
         )
 
 
 def test_setting_an_addon_back_to_its_default_removes_it() -> None:
-    app = an_app(Plan.STANDARD, config={"mau_pack": "50k", "history_retention": "90d"})
+    app = an_app(Plan.STANDARD, config={"group_members": "3000", "history_retention": "90d"})
     after = configure(
-        app, edition=None, addons={"mau_pack": "none"}, now=NOW, tz=SHANGHAI, defaults=DEFAULTS
+        app, edition=None, addons={"group_members": "plan"}, now=NOW, tz=SHANGHAI, defaults=DEFAULTS
     )
     assert dict(after.config) == {"history_retention": "90d"}
     assert after.config_changed_at == NOW
@@ -319,11 +324,11 @@ def test_disable_twice_is_refused() -> None:
 
 
 def test_enable_within_90_days_restores_plan_and_configuration() -> None:
-    disabled = disable(an_app(Plan.PREMIUM, config={"mau_pack": "50k"}), NOW)
+    disabled = disable(an_app(Plan.PREMIUM, config={"group_members": "6000"}), NOW)
     enabled = enable(disabled, NOW + timedelta(days=89))
     assert enabled.status is Status.ACTIVE
     assert enabled.plan is Plan.PREMIUM
-    assert dict(enabled.config) == {"mau_pack": "50k"}
+    assert dict(enabled.config) == {"group_members": "6000"}
     assert enabled.disabled_at is None
 
 
@@ -484,7 +489,7 @@ def test_every_refusal_is_its_own_plan_error_with_a_docstring() -> None:
 
 OPERATION_NAMES = ["upgrade", "configure", "extend", "disable", "enable", "migrate", "tick"]
 ADDON_CHOICES = st.sampled_from(
-    [{}, {"history_retention": "90d"}, {"group_members": "3000"}, {"mau_pack": "none"}]
+    [{}, {"history_retention": "90d"}, {"group_members": "3000"}, {"group_members": "plan"}]
 )
 STEP = st.tuples(
     st.sampled_from(OPERATION_NAMES),

@@ -16,6 +16,7 @@ from bot.grammar import (
     AccessGrant,
     AccessList,
     AccessRevoke,
+    AppUsage,
     Bill,
     Command,
     CommandSyntaxError,
@@ -104,6 +105,9 @@ def assert_safe_message(message: str) -> None:
         ("billing demo-chat 2025-03", Bill("demo-chat", (2025, 3))),
         ("bill demo-chat 2025-3", Bill("demo-chat", (2025, 3))),
         ("bill demo-chat 2024-12", Bill("demo-chat", (2024, 12))),
+        ("usage demo-chat", AppUsage("demo-chat", 14)),
+        ("usage demo-chat 30", AppUsage("demo-chat", 30)),
+        ("stats demo-chat days=7", AppUsage("demo-chat", 7)),
         ("access", AccessList()),
         ("access list", AccessList()),
         ("access grant <@U0123ABC|alice> operator", AccessGrant(ALICE, "operator", None)),
@@ -145,6 +149,7 @@ def test_roles_of_subcommands() -> None:
         "status": "viewer",
         "history": "viewer",
         "bill": "viewer",
+        "usage": "viewer",
         "upgrade": "operator",
         "config": "operator",
         "extend": "operator",
@@ -321,6 +326,10 @@ def test_alias_typo_suggests_canonical_name() -> None:
         ("migrate", "migrate", "needs an app"),
         ("history", "history", "needs an app"),
         ("bill", "bill", "needs an app"),
+        ("usage", "usage", "needs an app"),
+        ("usage demo 0", "usage", "not a valid number of days"),
+        ("usage demo 91", "usage", "from 1 to 90"),
+        ("usage demo weeks=2", "usage", "Unknown option `weeks`"),
         ("create", "create", "needs a name"),
         ("config", "config", "needs the app first"),
         ("config edition=premium", "config", "needs the app first"),
@@ -344,6 +353,7 @@ def test_missing_arguments(text: str, subcommand: str, needle: str) -> None:
         ("create My App", "create"),
         ("history demo 5 6", "history"),
         ("bill demo 2025-03 2025-04", "bill"),
+        ("usage demo 7 8", "usage"),
         ("help upgrade now", "help"),
         ("list a b", "list"),
     ],
@@ -694,7 +704,13 @@ def test_grammar_like_text_parses_or_raises_a_syntax_error(text: str) -> None:
 @settings(max_examples=300)
 @given(st.text(min_size=1).filter(lambda s: s.strip()))
 def test_any_app_name_round_trips(app: str) -> None:
-    for command in (Status(app), Upgrade(app, "premium"), Bill(app, (2025, 1)), History(app, 7)):
+    for command in (
+        Status(app),
+        Upgrade(app, "premium"),
+        Bill(app, (2025, 1)),
+        History(app, 7),
+        AppUsage(app, 30),
+    ):
         assert parse(unparse(command)) == command
     configured = Configure(app, "standard", (("note", app),))
     assert parse(unparse(configured)) == configured

@@ -1,7 +1,7 @@
 """the home tab and the app picker: viewers, inbound events, search indexes
 
 Revision ID: 0005_home
-Revises: 0001
+Revises: 0003_provider
 Create Date: 2026-12-02
 
 - `home_viewer`: who opened the home tab, with the groups they had then and their filter.
@@ -26,7 +26,7 @@ from alembic import op
 import core.store.tables
 
 revision: str = "0005_home"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003_provider"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
