@@ -1035,15 +1035,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"bench: planbot-postgres skipped: {err}", file=sys.stderr)
             before = slack.counts()
             bench.measure(servers)
-            for server in servers:
-                if server.audit_channel:
-                    bench.measure_home(server, len(fleet.ids))
             planbots = [s for s in servers if s.audit_channel]
             if planbots:
                 waited = time.monotonic()
                 after = slack.settled_counts(10.0 if profile.name == "full" else 5.0)
                 waited = time.monotonic() - waited
                 notes += [planbot_note(bench, s, before, after, waited) for s in planbots]
+            for server in planbots:  # once the deliveries of the cells above have settled
+                bench.measure_home(server, len(fleet.ids))
             for server in servers:
                 server.proc.stop()
             if cmd and args.memory_apps:
@@ -1141,10 +1140,34 @@ def home_run(bench: Bench, cmd: list[str], slack: FakeSlackProc, n: int, workdir
     database_url = f"sqlite:///{workdir / 'home.sqlite3'}"
     server = start_planbot("planbot-home", cmd, slack, database_url, csv_path, workdir)
     try:
+        swept = swept_after(database_url, timeout=300)
         bench.measure_home(server, n)
     finally:
         server.proc.stop()
-    return f"home run: {n:,} apps imported in {server.import_seconds:.1f} s (SQLite, one worker)"
+    return (
+        f"home run: {n:,} apps imported in {server.import_seconds:.1f} s (SQLite, one worker); "
+        f"measured once its delivery worker's first sweep was done ({swept:.0f} s after start)"
+    )
+
+
+def swept_after(database_url: str, timeout: float) -> float:
+    """Wait until a fresh server's first sweep is done (its marks written, its outbox drained:
+    last month's statements of every team), so that it does not weigh on the cells; seconds."""
+    import sqlite3
+
+    path = database_url.removeprefix("sqlite:///")
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            marks = db.execute(
+                "SELECT count(*) FROM lifecycle_mark WHERE name = 'dev_reminders' "
+                "OR name LIKE 'statements:%'"
+            ).fetchone()[0]
+            pending = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
+        if marks >= 2 and not pending[0]:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise BenchError(f"planbot-home: its first sweep was not done within {timeout:.0f} s")
 
 
 def home_table(rows: Sequence[HomeRow]) -> str:
