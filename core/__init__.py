@@ -39,6 +39,8 @@ from core.facts import (
     Refusal,
     parse_config_text,
 )
+from core.forms import FORM_OPERATIONS, PICKER_LIMIT
+from core.home import APPS_PER_PAGE, AppLine, ComingUp, HomeBoard, WaitingRequest
 from core.importer import ImportResult
 from core.lifecycle import Lifecycle, SweepReport
 from core.messages import (
@@ -50,6 +52,8 @@ from core.messages import (
     ChangeApplied,
     DeliveryFailed,
     DevExpiryReminder,
+    HomeChanged,
+    HomePublish,
     Message,
     PurgeWarning,
     Rendered,
@@ -100,12 +104,16 @@ from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.sql import SqlStore
 
 __all__ = [
+    "APPS_PER_PAGE",
+    "FORM_OPERATIONS",
     "HASHED_FIELDS",
+    "PICKER_LIMIT",
     "ROLE_FOR",
     "AccessChanged",
     "AccessPolicy",
     "Actor",
     "AppCharges",
+    "AppLine",
     "AppPage",
     "AppState",
     "AppStatus",
@@ -121,6 +129,7 @@ __all__ = [
     "ChainReport",
     "ChangeApplied",
     "ChangeRequest",
+    "ComingUp",
     "Checkpointer",
     "Click",
     "CoreConfig",
@@ -134,6 +143,9 @@ __all__ = [
     "FieldChange",
     "Grant",
     "HistoryEntry",
+    "HomeBoard",
+    "HomeChanged",
+    "HomePublish",
     "ImportResult",
     "Lifecycle",
     "Message",
@@ -164,6 +176,7 @@ __all__ = [
     "Status",
     "SweepReport",
     "TeamStatement",
+    "WaitingRequest",
     "WebhookProvisioner",
     "add_months",
     "billing_window",
