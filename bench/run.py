@@ -10,6 +10,11 @@ previews, Confirm clicks on fresh pending requests prepared untimed) at each con
 one server after the other, so drift in the machine's background load hits them all alike.
 Prints one Markdown table with req/s, latency percentiles, non-200s and acks later than 3 s, and
 the ratios planbot / bare-stock and planbot / bare-ceiling.
+
+Then the home tab and the app picker, on each planbot server (10,000 apps) and on a SQLite planbot
+with `--home-apps` apps (100,000 by default): the picker's options requests (`block_suggestion`,
+the keystrokes of someone typing a name or id) and `app_home_opened` events (each a new event id,
+from 500 people), at 16 and 64 concurrent, in a second table.
 """
 
 from __future__ import annotations
@@ -44,7 +49,14 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.loadgen import LoadResult, Request, check_loopback, run, run_load
-from fakes.signing import block_action_body, signed_headers, slash_command_body
+from fakes.signing import (
+    block_action_body,
+    block_suggestion_body,
+    event_body,
+    signed_headers,
+    signed_json_headers,
+    slash_command_body,
+)
 
 __all__ = ["FULL", "QUICK", "BenchError", "Profile", "main"]
 
@@ -54,6 +66,22 @@ TOKEN = "xoxb-bench-token"
 USER = "U_BENCH"
 CHANNEL = "C_BENCH"
 SCENARIOS = ("status", "preview", "confirm")
+HOME_SCENARIOS = ("options", "home")
+HOME_CONCURRENCIES = (16, 64)
+#: what the app picker is asked, as someone types (the fleet's names are bench-app-<i>)
+KEYSTROKES = (
+    "",
+    "b",
+    "be",
+    "ben",
+    "bench-app-1",
+    "bench-app-12",
+    "bench-app-123",
+    "app-99",
+    "pp-123",
+    "1400001",
+    "zzz",
+)
 BARE_STOCK, BARE_CEILING = "bare-stock", "bare-ceiling"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MB = 1024 * 1024
@@ -77,6 +105,7 @@ class Profile:
     warmup: int
     settle: float
     preview_pool: int
+    home_apps: int = 100_000
 
 
 FULL = Profile(
@@ -98,6 +127,7 @@ QUICK = Profile(
     warmup=20,
     settle=0.1,
     preview_pool=50,
+    home_apps=2000,
 )
 
 
@@ -383,6 +413,31 @@ def click_request(request_id: str, response_url: str) -> Request:
     return Request(body, signed_headers(body, SECRET))
 
 
+def options_request(typed: str) -> Request:
+    """A signed options request of the app picker, as the bench user types `typed`."""
+    body = block_suggestion_body("plan_pick_app", typed, USER, block_id="plan_app")
+    return Request(body, signed_headers(body, SECRET))
+
+
+def home_request(i: int, tag: str) -> Request:
+    """A signed `app_home_opened` event: a new event id each, from one of 500 people."""
+    event = {"type": "app_home_opened", "user": f"U_HOME{i % 500:03d}", "tab": "home"}
+    body = event_body(event, event_id=f"Ev{tag}{i:08d}")
+    return Request(body, signed_json_headers(body, SECRET))
+
+
+@dataclass(frozen=True)
+class HomeRow:
+    """One cell of the home tab and app picker table."""
+
+    scenario: str
+    apps: int
+    server: str
+    conc: int
+    result: LoadResult
+    cpu_ms: float | None
+
+
 def confirm_value(body: bytes | None) -> str | None:
     """The value of the `plan_confirm` button in a preview's JSON answer, if any."""
     if not body:
@@ -433,6 +488,7 @@ class Bench:
         self.fleet = fleet
         self.slack = slack
         self.outcomes: dict[str, Outcome] = {}
+        self.home_rows: list[HomeRow] = []
 
     def load(
         self, server: Server, build: Callable[[int], Request], count: int, concurrency: int
@@ -510,6 +566,35 @@ class Bench:
         for server in servers:
             if server.proc.alive():
                 self.outcomes[server.name].peak_rss = memory_bytes(server.proc.pid)[1]
+
+    def measure_home(self, server: Server, apps: int) -> None:
+        """The app picker's options and `app_home_opened` at 16 and 64 concurrent."""
+        options = lambda i: options_request(KEYSTROKES[i % len(KEYSTROKES)])  # noqa: E731
+        self.warm_up(server, options)
+        found = run(
+            run_load(
+                server.url,
+                lambda i: options_request("bench-app-1"),
+                count=1,
+                concurrency=1,
+                collect_bodies=True,
+            )
+        )
+        if b"bench-app-1" not in ((found.bodies or [b""])[0] or b""):
+            raise BenchError(f"{server.name}: the app picker found no bench-app-1")
+        for scenario in HOME_SCENARIOS:
+            for conc in HOME_CONCURRENCIES:
+                time.sleep(self.profile.settle)
+                tag = f"{server.name}{scenario}{conc}"
+                build = options if scenario == "options" else (lambda i, t=tag: home_request(i, t))
+                count = self.profile.counts.get(conc, max(4 * conc, 100))
+                result, cpu = self.load(server, build, count, conc)
+                self.home_rows.append(HomeRow(scenario, apps, server.name, conc, result, cpu))
+                print(
+                    f"  {server.name:16} {scenario:8} c={conc:<4} {apps:>7,} apps "
+                    f"{_summary(result, cpu)}",
+                    flush=True,
+                )
 
     def warm_up(self, server: Server, *builds: Callable[[int], Request]) -> None:
         """A few untimed requests of each kind; fail clearly if they are not answered 200."""
@@ -849,6 +934,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0,
         help="also import this many apps into a fresh SQLite planbot and report its memory",
     )
+    parser.add_argument(
+        "--home-apps",
+        type=int,
+        default=None,
+        help="apps of the SQLite planbot measuring the home tab and app picker alone (default "
+        "100000; 2000 with --quick; 0: none)",
+    )
     parser.add_argument("--planbot-cmd", help="how to run planbot (default: the planbot command)")
     parser.add_argument(
         "--workers",
@@ -949,11 +1041,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 after = slack.settled_counts(10.0 if profile.name == "full" else 5.0)
                 waited = time.monotonic() - waited
                 notes += [planbot_note(bench, s, before, after, waited) for s in planbots]
+            for server in planbots:  # once the deliveries of the cells above have settled
+                bench.measure_home(server, len(fleet.ids))
             for server in servers:
                 server.proc.stop()
             if cmd and args.memory_apps:
                 memory_mb, line = memory_run(cmd, slack, args.memory_apps, workdir, profile)
                 notes.append(line)
+            home_apps = profile.home_apps if args.home_apps is None else args.home_apps
+            if cmd and home_apps:
+                notes.append(home_run(bench, cmd, slack, home_apps, workdir))
         except BenchError as err:
             print(f"bench: {err}", file=sys.stderr)
             notes.append(f"stopped early: {str(err).splitlines()[0]}")
@@ -962,7 +1059,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for outcome in bench.outcomes.values():
         notes += outcome.notes
     report = render(
-        bench.outcomes, profile, notes, memory_mb, time.monotonic() - started, args.workers
+        bench.outcomes,
+        profile,
+        notes,
+        memory_mb,
+        time.monotonic() - started,
+        args.workers,
+        home_rows=bench.home_rows,
     )
     print("\n" + report)
     if args.out:
@@ -1030,6 +1133,60 @@ def memory_run(
     return peak, line
 
 
+def home_run(bench: Bench, cmd: list[str], slack: FakeSlackProc, n: int, workdir: Path) -> str:
+    """The home tab and app picker cells on a fresh SQLite planbot with `n` apps."""
+    csv_path = workdir / f"apps-home-{n}.csv"
+    make_fleet(n, csv_path, seed=10)
+    database_url = f"sqlite:///{workdir / 'home.sqlite3'}"
+    server = start_planbot("planbot-home", cmd, slack, database_url, csv_path, workdir)
+    try:
+        swept = swept_after(database_url, timeout=300)
+        bench.measure_home(server, n)
+    finally:
+        server.proc.stop()
+    return (
+        f"home run: {n:,} apps imported in {server.import_seconds:.1f} s (SQLite, one worker); "
+        f"measured once its delivery worker's first sweep was done ({swept:.0f} s after start)"
+    )
+
+
+def swept_after(database_url: str, timeout: float) -> float:
+    """Wait until a fresh server's first sweep is done (its marks written, its outbox drained:
+    last month's statements of every team), so that it does not weigh on the cells; seconds."""
+    import sqlite3
+
+    path = database_url.removeprefix("sqlite:///")
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            marks = db.execute(
+                "SELECT count(*) FROM lifecycle_mark WHERE name = 'dev_reminders' "
+                "OR name LIKE 'statements:%'"
+            ).fetchone()[0]
+            pending = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
+        if marks >= 2 and not pending[0]:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise BenchError(f"planbot-home: its first sweep was not done within {timeout:.0f} s")
+
+
+def home_table(rows: Sequence[HomeRow]) -> str:
+    """The home tab and app picker cells, as a Markdown table."""
+    lines = [
+        "| scenario | apps | server | conc | n | req/s | p50 ms | p90 ms | p99 ms | max ms "
+        "| non-200 | >3s | CPU ms/req |",
+        "|" + "---|" * 13,
+    ]
+    for row in rows:
+        r, cpu = row.result, row.cpu_ms
+        lines.append(
+            f"| {row.scenario} | {row.apps:,} | {row.server} | {row.conc} | {r.count} "
+            f"| {r.rps:.0f} | {_ms(r.p50)} | {_ms(r.p90)} | {_ms(r.p99)} | {_ms(r.max)} "
+            f"| {r.non_200} | {r.late} | {'' if cpu is None else f'{cpu:.2f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def render(
     outcomes: Mapping[str, Outcome],
     profile: Profile,
@@ -1037,6 +1194,8 @@ def render(
     memory_mb: float | None,
     seconds: float,
     workers: str = "1",
+    *,
+    home_rows: Sequence[HomeRow] = (),
 ) -> str:
     """The whole Markdown report."""
     parts = [
@@ -1054,7 +1213,24 @@ def render(
         "",
         table(outcomes, profile),
     ]
+    if home_rows:
+        parts += [
+            "",
+            "Home tab and app picker: `options` = the app picker's `block_suggestion` requests "
+            "(keystrokes of someone typing a name or id, as an admin who sees every app); "
+            "`home` = `app_home_opened` events (each a new id; the ack records the opening and "
+            "queues the drawing, which the delivery worker does).",
+            "",
+            home_table(home_rows),
+        ]
     checks = targets(outcomes, memory_mb)
+    for row in home_rows:
+        if row.scenario == "options" and row.conc == 64:
+            ok = "met" if row.result.p99 < 100 else "MISSED"
+            checks.append(
+                f"- {row.server} app picker at 64 with {row.apps:,} apps: p99 "
+                f"{row.result.p99:.1f} ms (< 100: {ok})"
+            )
     if checks:
         parts += ["", "Performance targets (reported, not asserted):", "", *checks]
     if notes:

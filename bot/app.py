@@ -19,8 +19,10 @@ from bot.delivery import (
     SlackReplier,
     make_client,
 )
+from bot.home import HomePublisher
 from bot.listeners import Bot, register
 from bot.settings import Settings
+from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
 from core import (
     Checkpointer,
@@ -56,6 +58,8 @@ class Planbot:
     lifecycle: Lifecycle
     client: WebClient
     checkpointer: Checkpointer
+    #: draws home tabs (the delivery worker's notifier hands it the home tab's messages)
+    home: HomePublisher
     #: the provider connector's jobs (None when it is off: no credentials)
     provider: ProviderJobs | None = None
 
@@ -76,6 +80,8 @@ class Planbot:
         self.dispatcher.stop()
         self.checkpointer.stop()
         self.bot.responder.close()
+        if self.bot.surfaces is not None:
+            self.bot.surfaces.close()
         self.bot.groups.close()
         self.bot.channels.close()
         self.service.close()
@@ -110,12 +116,14 @@ def build(
     notifier: Notifier | None = None,
     responder: Responder | None = None,
     replier: Replier | None = None,
+    surfaces: Surfaces | None = None,
     verified_upstream: bool = False,
 ) -> Planbot:
     """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
 
-    `notifier`, `responder` and `replier` replace the Slack channel and response_url delivery
-    (the local shell draws them in the terminal instead). `verified_upstream`: the HTTP server has checked
+    `notifier`, `responder`, `replier` and `surfaces` replace the Slack channel, response_url
+    and views delivery (the local shell draws them in the terminal instead). `verified_upstream`:
+    the HTTP server has checked
     each request's Slack signature before Bolt sees it, so Bolt does not check it a second time.
     """
     config = settings.core_config()
@@ -126,9 +134,14 @@ def build(
     store = SqlStore(engine)
     service = PlanService(engine=engine, store=store, config=config)
     words = Words(config.catalog, config.billing_tz)
+    bot_token = token or settings.bot_token
+    if surfaces is None:  # modals open within a trigger's 3 s: a short timeout, no retries
+        views = WebClient(token=bot_token, base_url=settings.api_url, timeout=5, retry_handlers=[])
+        surfaces = SlackSurfaces(views)
+    home = HomePublisher(service, surfaces, words)
     dispatcher = OutboxDispatcher(
         store=store,
-        notifier=notifier or SlackNotifier(client, words),
+        notifier=notifier or SlackNotifier(client, words, home=home),
         provisioner=_provisioner(settings),
         replier=replier or SlackReplier(words, client if bot_token else None),
         lease=timedelta(seconds=settings.outbox_lease),
@@ -163,6 +176,7 @@ def build(
         responder=responder or OutboxResponder(service),
         groups=groups,
         words=words,
+        surfaces=surfaces,
         provider=ProviderView(store=store, provider=connector),
         channels=ChannelDirectory(lookups if bot_token else None),
     )
@@ -186,5 +200,6 @@ def build(
         service.lifecycle,
         client,
         Checkpointer(engine),
+        home,
         provider,
     )

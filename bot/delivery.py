@@ -18,9 +18,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from bot.home import HomePublisher
 from bot.notices import render
 from bot.words import Words
-from core import DeliveryError, PlanService, Rendered, load_message
+from core import DeliveryError, HomeChanged, HomePublish, PlanService, Rendered, load_message
 
 __all__ = [
     "GroupDirectory",
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Slack errors that say the destination itself can't be reached (the audit channel is told)
 UNREACHABLE_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+#: the outbox messages that are about home tabs, not channels
+HOME_KINDS = frozenset({"home_changed", "home_publish"})
 
 #: Slack errors that retrying will not fix
 PERMANENT_ERRORS = frozenset(
@@ -82,11 +85,13 @@ def rendered(payload: Mapping[str, Any], words: Words) -> dict[str, Any]:
 
 
 class SlackNotifier:
-    """Delivers outbox message entries to Slack channels (the core's Notifier port)."""
+    """Delivers outbox message entries to Slack channels (the core's Notifier port); the home
+    tab's messages go to `home`, which draws home tabs."""
 
-    def __init__(self, client: WebClient, words: Words) -> None:
+    def __init__(self, client: WebClient, words: Words, home: HomePublisher | None = None) -> None:
         self.client = client
         self.words = words
+        self.home = home
 
     def render(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The Slack message for an outbox payload."""
@@ -100,6 +105,8 @@ class SlackNotifier:
         replaces: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any] | None:
         """Post (or update) the message; map Slack's failures to retryable or permanent."""
+        if payload.get("kind") in HOME_KINDS:
+            return self.deliver_home(payload)
         message = self.render(payload)
         try:
             if replaces:
@@ -124,6 +131,14 @@ class SlackNotifier:
         except (SlackRequestError, OSError) as err:
             raise DeliveryError(f"Slack unreachable: {err}") from err
         return {"channel": response.get("channel"), "ts": response.get("ts")}
+
+    def deliver_home(self, payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """A home tab message: expanded, or drawn (nothing to do where no tab is drawn)."""
+        if self.home is None:
+            return {}
+        message = load_message(payload)
+        assert isinstance(message, HomeChanged | HomePublish)
+        return self.home.deliver(message)
 
 
 class Responder(Protocol):

@@ -39,7 +39,9 @@ from core.facts import (
     Refusal,
     parse_config_text,
 )
+from core.forms import FORM_OPERATIONS, PICKER_LIMIT
 from core.health import OutboxBacklog, outbox_backlog, owner_channels
+from core.home import APPS_PER_PAGE, AppLine, ComingUp, HomeBoard, WaitingRequest
 from core.importer import ImportResult
 from core.lifecycle import Lifecycle, SweepReport
 from core.messages import (
@@ -51,6 +53,8 @@ from core.messages import (
     ChangeApplied,
     DeliveryFailed,
     DevExpiryReminder,
+    HomeChanged,
+    HomePublish,
     Message,
     PurgeWarning,
     Rendered,
@@ -104,12 +108,16 @@ from core.store.sql import SqlStore
 from core.store.waits import observe_waits
 
 __all__ = [
+    "APPS_PER_PAGE",
+    "FORM_OPERATIONS",
     "HASHED_FIELDS",
+    "PICKER_LIMIT",
     "ROLE_FOR",
     "AccessChanged",
     "AccessPolicy",
     "Actor",
     "AppCharges",
+    "AppLine",
     "AppPage",
     "AppState",
     "AppStatus",
@@ -125,6 +133,7 @@ __all__ = [
     "ChainReport",
     "ChangeApplied",
     "ChangeRequest",
+    "ComingUp",
     "Checkpointer",
     "Click",
     "CoreConfig",
@@ -138,6 +147,9 @@ __all__ = [
     "FieldChange",
     "Grant",
     "HistoryEntry",
+    "HomeBoard",
+    "HomeChanged",
+    "HomePublish",
     "ImportResult",
     "Lifecycle",
     "Message",
@@ -170,6 +182,7 @@ __all__ = [
     "Store",
     "SweepReport",
     "TeamStatement",
+    "WaitingRequest",
     "WebhookProvisioner",
     "add_months",
     "billing_window",

@@ -22,6 +22,7 @@ from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import Actor, AppState, Operation
 from core.facts import Outcome, Preview, Refusal, changed_fields
+from core.home import home_changed
 from core.messages import CardDecided, RequestEvent, person
 from core.previews import cost_of, preview, rule
 from core.queries import resolve_with_segments
@@ -175,6 +176,8 @@ class Changes:
             if channel is not None:
                 approvals.post_card(uow, self.config, request, shown, channel, now)
                 uow.after_commit(self.wake)
+            if rule_.needs_peer:
+                self._home_changed(uow, request, now)
             uow.commit()
         return PendingRequest(
             request,
@@ -339,6 +342,9 @@ class Changes:
     ) -> Outcome:
         """Write what the decision says; the outcome (raises the refusal's error, once its
         records are committed)."""
+        ended = not isinstance(decision, Refused) or decision.state is not None
+        if request.needs_peers and ended and not isinstance(decision, Applied):
+            self._home_changed(uow, request, now)  # (an applied change tells it with the change)
         if isinstance(decision, Refused):
             self._refuse(uow, decision, request, actor, now)
             raise decision.error
@@ -552,6 +558,14 @@ class Changes:
             )
         if audit_channel or notify_requester:
             uow.after_commit(self.wake)
+
+    def _home_changed(self, uow: UnitOfWork, request: Request, now: datetime) -> None:
+        """A request waiting for peers came or went: redraw the home tabs that show it."""
+        team = [request.owner_team] if request.app_id is None else []
+        home_changed(
+            uow, now=now, app_ids=[request.app_id], teams=team, users=[request.requester.user_id]
+        )
+        uow.after_commit(self.wake)
 
     def _same_day(self, a: datetime, b: datetime) -> bool:
         tz = self.config.billing_tz

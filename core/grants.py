@@ -9,6 +9,7 @@ from core.access import Grant
 from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import Actor
+from core.home import home_changed
 from core.messages import AccessChanged, person
 from core.records import enqueue
 from core.roles import Roles
@@ -75,6 +76,9 @@ class AccessAdmin:
             "role": grant.role.label,
             "team": grant.team or "(all apps)",
         }
+        to_user = grant.principal_kind == "user"  # a group's: whoever may be in it
+        users = [grant.principal_id] if to_user else []
+        home_changed(uow, now=now, users=users, everyone=not to_user)
         seq = uow.audit.append(
             AuditRecord(
                 at=now,

@@ -50,6 +50,7 @@ from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import PURGE_AFTER, Actor, AppState, Operation, Plan, Status
 from core.facts import Field, FieldChange, Outcome
+from core.home import home_changed
 from core.messages import (
     DevExpiryReminder,
     Message,
@@ -603,6 +604,15 @@ class Lifecycle:
                 ]
                 if not found:
                     return {"requests_expired": expired, "approval_cards_expired": cards}
+                waited = [r for r in found if r.needs_peers]  # shown on home tabs until now
+                if waited:
+                    home_changed(
+                        uow,
+                        now=now,
+                        app_ids=[r.app_id for r in waited],
+                        teams=[r.owner_team for r in waited if r.app_id is None],
+                        users=[r.requester.user_id for r in waited],
+                    )
                 for request in found:
                     closed = request.closed(RequestState.EXPIRED, SWEEPER, now)
                     uow.requests.decide(request, _no_decider(closed))

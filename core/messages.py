@@ -14,6 +14,9 @@ stores and back (a `kind` field tells them apart).
 - `DevExpiryReminder`, `PurgeWarning`, `StatementIssued`: the lifecycle's notices.
 - `CardDecided`: the reply that replaces a request's card once a click decided it.
 - `Rendered`: a reply the edge already rendered (its own answers to a click).
+- `HomeChanged`: something people see on their home tab changed (written with the change);
+  delivering it queues a `HomePublish` for each recent viewer who sees it, whose delivery draws
+  that person's home tab again.
 - `DriftChanged`, `UsageLevelReached`, `ReconciliationDifferences`: the provider connector's
   (`core.provider.messages`).
 - `DeliveryFailed`: messages to a destination can't be delivered (the audit channel hears it).
@@ -45,6 +48,8 @@ __all__ = [
     "ChangeApplied",
     "DeliveryFailed",
     "DevExpiryReminder",
+    "HomeChanged",
+    "HomePublish",
     "Message",
     "PurgeWarning",
     "Rendered",
@@ -249,6 +254,29 @@ class Rendered:
     message: Mapping[str, Any]
 
 
+@dataclass(frozen=True, kw_only=True)
+class HomeChanged:
+    """What people see on their home tab changed: the apps of these teams (or these apps, whose
+    teams are looked up when delivered), these people's requests, or (`everyone`) what anyone
+    may see (a group's role changed)."""
+
+    kind: Literal["home_changed"] = "home_changed"
+    app_ids: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    everyone: bool = False
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class HomePublish:
+    """Draw this person's home tab again, as it is when delivered."""
+
+    kind: Literal["home_publish"] = "home_publish"
+    user_id: str
+    at: datetime
+
+
 Message = (
     ChangeApplied
     | RequestEvent
@@ -262,6 +290,8 @@ Message = (
     | StatementIssued
     | CardDecided
     | Rendered
+    | HomeChanged
+    | HomePublish
     | ProviderMessage
 )
 

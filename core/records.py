@@ -17,6 +17,7 @@ from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import Actor, AppState, HistoryEntry, Operation
 from core.facts import FieldChange
+from core.home import home_changed
 from core.messages import ChangeApplied, Message, dump, person
 from core.money import CostImpact
 from core.requests import Request
@@ -176,6 +177,8 @@ def record_change(
             delivered=config.provisioning_recorded_only,
         )
     )
+    requester = [request.requester.user_id] if request is not None else []
+    home_changed(uow, now=now, app_ids=[after.app_id], users=requester)
     seq = uow.audit.append(
         AuditRecord(
             at=now,

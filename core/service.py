@@ -16,7 +16,9 @@ from sqlalchemy.engine import Engine
 from core import domain
 from core.changes import Changes, PendingRequest
 from core.config import CoreConfig
+from core.forms import Forms
 from core.grants import AccessAdmin
+from core.home import Home
 from core.importer import Imports
 from core.lifecycle import Lifecycle
 from core.messages import Message
@@ -60,6 +62,8 @@ class PlanService:
         self.imports = Imports(
             store=self.store, catalog=config.catalog, tz=config.billing_tz, clock=self._now
         )
+        self.home = Home(store=store, config=config, roles=roles, clock=now, wake=wake)
+        self.forms = Forms(store=store, config=config, roles=roles, clock=now)
         # the edge's verbs, straight from the services that own them
         self.status = self.queries.status
         self.list_apps = self.queries.list_apps

@@ -17,13 +17,23 @@ from slack_sdk.signature import SignatureVerifier
 
 __all__ = [
     "FORM_CONTENT_TYPE",
+    "JSON_CONTENT_TYPE",
     "block_action_body",
+    "block_suggestion_body",
+    "event_body",
+    "home_action_body",
+    "shortcut_body",
     "sign",
     "signed_headers",
+    "signed_json_headers",
     "slash_command_body",
+    "view_action_body",
+    "view_closed_body",
+    "view_submission_body",
 ]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+JSON_CONTENT_TYPE = "application/json"
 
 _counter = itertools.count(1)
 
@@ -47,6 +57,208 @@ def sign(body: bytes | str, secret: str, timestamp: int | None = None) -> dict[s
 def signed_headers(body: bytes | str, secret: str, timestamp: int | None = None) -> dict[str, str]:
     """`sign` plus the form Content-Type Slack sends with commands and interactivity."""
     return {"Content-Type": FORM_CONTENT_TYPE, **sign(body, secret, timestamp)}
+
+
+def signed_json_headers(
+    body: bytes | str, secret: str, timestamp: int | None = None, *, retry: int | None = None
+) -> dict[str, str]:
+    """`sign` plus the JSON Content-Type of the Events API (and Slack's retry headers when
+    `retry` is the attempt's number)."""
+    headers = {"Content-Type": JSON_CONTENT_TYPE, **sign(body, secret, timestamp)}
+    if retry:
+        headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+    return headers
+
+
+def event_body(
+    event: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """An Events API callback's JSON body (``event_callback``) carrying `event`."""
+    n = next(_counter)
+    now = int(time.time())
+    body = {
+        "token": token,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": {"event_ts": f"{now}.{n:06d}", **event},
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{now}{n:08d}",
+        "event_time": now,
+        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True}],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _interaction(payload: dict[str, Any]) -> bytes:
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+
+
+def _user(user_id: str, team_id: str) -> dict[str, Any]:
+    name = user_id.lower()
+    return {"id": user_id, "username": name, "name": name, "team_id": team_id}
+
+
+def shortcut_body(
+    callback_id: str,
+    user_id: str,
+    *,
+    trigger_id: str | None = None,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """A global shortcut's form-encoded ``payload=<json>`` body (type ``shortcut``)."""
+    return _interaction(
+        {
+            "type": "shortcut",
+            "token": token,
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": team_id, "domain": "fake"},
+            "user": _user(user_id, team_id),
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "api_app_id": api_app_id,
+            "callback_id": callback_id,
+            "trigger_id": trigger_id or _trigger_id(),
+        }
+    )
+
+
+def _view(view: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": "V0FAKE",
+        "hash": "1.fake",
+        "team_id": "T1",
+        "private_metadata": "",
+        **view,
+        "state": {"values": values or {}},
+    }
+
+
+def block_suggestion_body(
+    action_id: str,
+    value: str,
+    user_id: str,
+    *,
+    block_id: str = "block",
+    view: dict[str, Any] | None = None,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """What an ``external_select`` sends as the person types (type ``block_suggestion``)."""
+    return _interaction(
+        {
+            "type": "block_suggestion",
+            "user": _user(user_id, team_id),
+            "container": {"type": "view", "view_id": "V0FAKE"},
+            "api_app_id": api_app_id,
+            "token": token,
+            "action_id": action_id,
+            "block_id": block_id,
+            "value": value,
+            "team": {"id": team_id, "domain": "fake"},
+            "view": _view(view or {"type": "modal"}, None),
+        }
+    )
+
+
+def view_submission_body(
+    view: dict[str, Any],
+    user_id: str,
+    values: dict[str, Any] | None = None,
+    *,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """A modal's submission (type ``view_submission``) with its input `values` (Slack's
+    ``state.values``: block id -> action id -> the element's value)."""
+    return _interaction(
+        {
+            "type": "view_submission",
+            "team": {"id": team_id, "domain": "fake"},
+            "user": _user(user_id, team_id),
+            "api_app_id": api_app_id,
+            "token": token,
+            "trigger_id": _trigger_id(),
+            "view": _view(view, values),
+            "response_urls": [],
+            "is_enterprise_install": False,
+        }
+    )
+
+
+def view_closed_body(
+    view: dict[str, Any],
+    user_id: str,
+    *,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """A modal closed with its Close button, for a view with ``notify_on_close``."""
+    return _interaction(
+        {
+            "type": "view_closed",
+            "team": {"id": team_id, "domain": "fake"},
+            "user": _user(user_id, team_id),
+            "api_app_id": api_app_id,
+            "token": token,
+            "view": _view(view, None),
+            "is_cleared": False,
+            "is_enterprise_install": False,
+        }
+    )
+
+
+def view_action_body(
+    action: dict[str, Any],
+    view: dict[str, Any],
+    user_id: str,
+    values: dict[str, Any] | None = None,
+    *,
+    trigger_id: str | None = None,
+    team_id: str = "T1",
+    api_app_id: str = "A1",
+    token: str = "verification-token",
+) -> bytes:
+    """A ``block_actions`` payload from a modal or a home tab (`view`), with no response_url."""
+    return _interaction(
+        {
+            "type": "block_actions",
+            "user": _user(user_id, team_id),
+            "api_app_id": api_app_id,
+            "token": token,
+            "container": {"type": "view", "view_id": view.get("id", "V0FAKE")},
+            "trigger_id": trigger_id or _trigger_id(),
+            "team": {"id": team_id, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": _view(view, values),
+            "actions": [{"action_ts": f"{time.time():.6f}", "block_id": "block", **action}],
+        }
+    )
+
+
+def home_action_body(
+    action_id: str, value: str, user_id: str, *, trigger_id: str | None = None
+) -> bytes:
+    """A button pressed on a home tab."""
+    action = {
+        "action_id": action_id,
+        "type": "button",
+        "value": value,
+        "text": {"type": "plain_text", "text": "Button", "emoji": True},
+    }
+    home = {"id": "VHOME", "type": "home", "hash": "1.home"}
+    return view_action_body(action, home, user_id, trigger_id=trigger_id)
 
 
 def slash_command_body(

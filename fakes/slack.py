@@ -2,11 +2,11 @@
 
 `FakeSlack` serves, from a background thread, the Web API methods a bot uses (``auth.test``,
 ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``, ``chat.getPermalink``,
-``users.info``, ``usergroups.users.list``, ``conversations.info``, ``users.conversations``;
-any other method answers ``{"ok": true}``) and a ``response_url`` receiver (``POST
-/response/<name>``, or ``/response/<name>/<id>``). It records every call, and it can be scripted
-to fail (429 with ``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack
-outage::
+``users.info``, ``usergroups.users.list``, ``conversations.info``, ``users.conversations``,
+``views.open``, ``views.update``, ``views.push``, ``views.publish``; any other method answers
+``{"ok": true}``) and a ``response_url`` receiver (``POST /response/<name>``, or
+``/response/<name>/<id>``). It records every call, and it can be scripted to fail (429 with
+``Retry-After``, 5xx, or a connection reset) so tests can simulate a Slack outage::
 
     with FakeSlack() as slack:
         client = WebClient(token="xoxb-test", base_url=slack.api_url)
@@ -100,6 +100,7 @@ class _State:
     outage: _Outage | None = None
     last_ts_us: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    views: int = 0
 
 
 class FakeSlack:
@@ -250,6 +251,17 @@ class FakeSlack:
                 f"seen {len(seen)}: {seen!r}"
             )
         return found
+
+    def views(self, method: str = "views.open") -> list[dict[str, Any]]:
+        """Bodies of delivered calls of a views method (``views.open``, ``views.update``,
+        ``views.push``, ``views.publish``), oldest first; each ``view`` decoded."""
+        return [c.body for c in self.calls(method)]
+
+    def home_of(self, user_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The last home view published for `user_id` (waits for a first one)."""
+        self.wait_for(lambda c: c.body.get("user_id") == user_id, timeout, method="views.publish")
+        published = [b for b in self.views("views.publish") if b.get("user_id") == user_id]
+        return dict(published[-1]["view"])
 
     def response_url(self, name: str = "default") -> str:
         """A loopback `response_url` whose posts are kept under `name`."""
@@ -490,6 +502,17 @@ class FakeSlack:
             }
             found.update(override or {})
             return {"ok": True, "channel": found}
+        if method in ("views.open", "views.update", "views.push", "views.publish"):
+            view = body.get("view")
+            if not isinstance(view, dict):
+                return {"ok": False, "error": "invalid_arguments"}
+            if method == "views.open" and not body.get("trigger_id"):
+                return {"ok": False, "error": "invalid_trigger_id"}
+            with self._lock:
+                self._state.views += 1
+                number = self._state.views
+            view_id = str(body.get("view_id") or f"V{number:08d}")
+            return {"ok": True, "view": {**view, "id": view_id, "hash": f"{number}.hash"}}
         if method == "usergroups.users.list":
             group = str(body.get("usergroup", ""))
             with self._lock:

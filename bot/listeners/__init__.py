@@ -2,6 +2,8 @@
 
 - `commands`: `/plan` (the answer is the ack);
 - `actions`: the buttons of cards and notices;
+- `modals`: the plan operation modal (the shortcut, its picker, its preview and confirmation);
+- `home`: the home tab (`app_home_opened` and its buttons);
 - `errors`: the one error handler.
 
 A `PlanError` becomes a refusal the person reads; anything else reaches the error handler, which
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors
+from bot.listeners import actions, commands, errors, home, modals
 from bot.listeners.context import Bot
 
 __all__ = ["Bot", "register"]
@@ -22,4 +24,6 @@ def register(app: App, bot: Bot) -> None:
     """Attach planbot's listeners to a Bolt app."""
     commands.register(app, bot)
     actions.register(app, bot)
+    modals.register(app, bot)
+    home.register(app, bot)
     errors.register(app, bot)

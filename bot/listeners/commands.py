@@ -13,6 +13,7 @@ from slack_bolt import Ack, App
 from bot import blocks, grammar, observe, provider_views
 from bot.channels import Reach
 from bot.listeners.context import Bot
+from bot.listeners.modals import Forms
 from bot.words import Words, mention
 from core import Actor, ChangeRequest, Grant, Operation, Plan, PlanError, Role
 
@@ -218,8 +219,14 @@ def register(app: App, bot: Bot) -> None:
     """`/plan`: the answer is the ack (ephemeral)."""
     commands = Commands(bot)
 
+    forms = Forms(bot)
+
     @app.command("/plan")
     def on_plan(ack: Ack, command: dict[str, Any]) -> None:
+        if not (command.get("text") or "").strip() and command.get("trigger_id") and bot.surfaces:
+            ack()  # `/plan` alone opens the modal, beside the ack (see bot.surfaces)
+            forms.open(command["trigger_id"], command.get("channel_id"))
+            return
         actor = bot.actor(command["user_id"], command.get("user_name"))
         message = commands.answer(
             command.get("text") or "",

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from bot import observe
 from bot.channels import ChannelDirectory
 from bot.delivery import GroupDirectory, Responder
+from bot.surfaces import Surfaces
 from bot.words import Words
 from core import Actor, PlanService, ProviderView
 
@@ -22,6 +23,8 @@ class Bot:
     responder: Responder
     groups: GroupDirectory
     words: Words
+    #: where modals open and home tabs are drawn (None: nowhere, `/plan` alone shows help)
+    surfaces: Surfaces | None = None
     #: the provider's stored figures, for `/plan usage` and the status card (None: not wired)
     provider: ProviderView | None = None
     channels: ChannelDirectory = field(default_factory=lambda: ChannelDirectory(None))

@@ -10,7 +10,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 
-from bot import blocks, observe
+from bot import blocks, modals, observe
 from bot.listeners.context import Bot
 
 __all__ = ["register"]
@@ -27,6 +27,14 @@ def register(app: App, bot: Bot) -> None:
         observe.note(outcome="error")
         log.error("unexpected error (reference %s)", reference, exc_info=error)
         message = blocks.failure_message(reference)
+        if isinstance(body, dict) and body.get("type") == "view_submission":
+            # a modal's submission: its answer replaces the modal, which never stays dead
+            view = modals.message_view("Not done", message)
+            return BoltResponse(
+                status=200,
+                body=json.dumps({"response_action": "update", "view": view}),
+                headers={"content-type": "application/json"},
+            )
         if isinstance(body, dict) and body.get("type") == "block_actions":
             bot.responder.send(
                 body.get("response_url"),

@@ -1,4 +1,5 @@
-"""`planbot shell`: the bot in a terminal (`session`), and Block Kit drawn as text (`render`)."""
+"""`planbot shell`: the bot in a terminal (`session`), Block Kit drawn as text (`render`), and
+modals and home tabs (`views`)."""
 
 from bot.shell.session import (
     DEMO_APPS,
@@ -7,6 +8,7 @@ from bot.shell.session import (
     ShellNotifier,
     ShellResponder,
     ShellSession,
+    ShellSurfaces,
     demo_csv,
     is_refusal,
     run_shell,
@@ -23,6 +25,7 @@ __all__ = [
     "ShellNotifier",
     "ShellResponder",
     "ShellSession",
+    "ShellSurfaces",
     "demo_csv",
     "is_refusal",
     "run_shell",

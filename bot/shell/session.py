@@ -10,6 +10,12 @@ embedded default database, and stands in for Slack around them:
 - `ShellResponder` catches what the listeners send to a click's `response_url` (the card
   replacement), and `ShellNotifier` catches what the outbox posts to channels (audit messages,
   approval cards, notices), drawn under a channel heading after every command and click.
+- `ShellSurfaces` keeps the modals the listeners open and the home tabs the delivery worker
+  draws; `/home` opens the home tab (an `app_home_opened` event through Bolt), `shortcut` the
+  global shortcut's modal (as does `/plan` alone). A view's fields are numbered like buttons:
+  `<number> <text>` fills one (a select by its option's number or text, the app picker by
+  typing part of a name or id, which asks the options handler as Slack does), and its Submit
+  and Close are numbered too.
 - There is no bot token (the app authorizes requests locally, user groups are not looked up) and
   the Web API URL points at a closed loopback port, so nothing ever reaches Slack; the provisioning
   webhook is left out too.
@@ -55,10 +61,11 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import blocks, grammar
 from bot.app import Planbot, build
-from bot.delivery import SlackNotifier, rendered
+from bot.delivery import HOME_KINDS, SlackNotifier, rendered
 from bot.kit import escape
 from bot.settings import Settings
 from bot.shell.render import Button, confirm_prompt, render_message
+from bot.shell.views import Field, ShellSurfaces, draw_view, option_text
 from bot.words import Words
 from core import Actor, PlanError, utcnow
 
@@ -70,6 +77,7 @@ __all__ = [
     "ShellReplier",
     "ShellResponder",
     "ShellSession",
+    "ShellSurfaces",
     "demo_csv",
     "is_refusal",
     "run_shell",
@@ -96,6 +104,7 @@ _QUIT = frozenset({"quit", "exit", ":q", "/quit", "/exit"})
 _HELP = frozenset({"help", "?", "/help"})
 _PRESS_RE = re.compile(r"([0-9]{1,6})(?:\s+(y|yes|n|no))?", re.IGNORECASE)
 _AS_RE = re.compile(r"as\s+(\S+)", re.IGNORECASE)
+_FILL_RE = re.compile(r"([0-9]{1,6})(?:\s+(.*))?")
 # Slack's autocomplete turns a picked person or channel into a control sequence; `@U123` and
 # `#C123` typed in the shell stand for that pick.
 _PICKED_USER_RE = re.compile(r"(?<!\S)@([UW][A-Z0-9]{2,})(?!\S)")
@@ -106,6 +115,10 @@ planbot shell: type what you would type in Slack.
   /plan <subcommand> ...   a /plan command (the leading /plan is optional)
   <number>                 press the button shown with that number, e.g. [1] Confirm
   <number> y               press it and answer yes to its "Are you sure?" question
+  /home                    your home tab (what needs you, what is coming up, your apps)
+  shortcut                 the plan operation modal (also `/plan` alone)
+  <number> <text>          fill in a modal's field: pick an option by number or text, or type
+                           part of an app's name or id in the app picker
   as <USER>                act as another Slack user id (try the access rules); `as me` is you
   tick                     run one lifecycle sweep now (expiry, reminders, purge, statements)
   help, ?                  this help, then planbot's own
@@ -226,7 +239,10 @@ class ShellNotifier:
         *,
         replaces: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any] | None:
-        """Keep the rendered message; return a receipt shaped like `chat.postMessage`'s."""
+        """Keep the rendered message; return a receipt shaped like `chat.postMessage`'s (home
+        tab messages are drawn into the shell's surfaces instead)."""
+        if payload.get("kind") in HOME_KINDS:
+            return self.renderer.deliver_home(payload)
         message = self.renderer.render(payload)
         with self._lock:
             if replaces and replaces.get("ts"):
@@ -330,6 +346,8 @@ class _Card:
     message: dict[str, Any]
     ephemeral: bool
     buttons: list[Button] = field(default_factory=list)
+    #: "modal" or "home" when the card is a view (its clicks carry the view, not a message)
+    view: str | None = None
 
 
 Ask = Callable[[str], str]
@@ -352,8 +370,18 @@ class ShellSession:
         color: bool = False,
         width: int = 80,
         ask: Ask | None = None,
+        surfaces: ShellSurfaces | None = None,
     ) -> None:
         self.planbot = planbot
+        self.surfaces = surfaces or ShellSurfaces()
+        self.fields: dict[int, tuple[str, Field]] = {}
+        self.values: dict[str, dict[str, dict[str, dict[str, Any]]]] = {"modal": {}, "home": {}}
+        self.errors: dict[str, str] = {}
+        self.modal_ends: tuple[int | None, int | None] = (None, None)
+        self.drawn: dict[str, tuple[tuple[Any, Any], int]] = {}
+        #: whether the home tab is the last thing drawn for this person (then it is redrawn
+        #: as it changes; else a line says it changed)
+        self.home_shown = False
         self.verifier = SignatureVerifier(signing_secret)
         self.notifier = notifier
         self.responder = responder
@@ -379,6 +407,8 @@ class ShellSession:
         line = line.strip()
         if not line:
             return "ok"
+        if not (_FILL_RE.fullmatch(line) or _PRESS_RE.fullmatch(line)):
+            self.home_shown = False  # a command: its answer comes next, not the home tab
         lowered = line.lower()
         if lowered in _QUIT:
             return "quit"
@@ -389,6 +419,14 @@ class ShellSession:
             return self.tick()
         if match := _AS_RE.fullmatch(line):
             return self.switch_user(match.group(1))
+        if lowered in ("/home", "home"):
+            return self.open_home()
+        if lowered in ("shortcut", "/shortcut"):
+            return self.shortcut()
+        if (match := _FILL_RE.fullmatch(line)) and int(match.group(1)) in self.fields:
+            return self.fill(int(match.group(1)), match.group(2))
+        if (match := _FILL_RE.fullmatch(line)) and int(match.group(1)) in self.modal_ends:
+            return self.end_modal(int(match.group(1)) == self.modal_ends[0])
         if match := _PRESS_RE.fullmatch(line):
             answer = match.group(2)
             return self.press(int(match.group(1)), answer.lower() if answer else None)
@@ -425,12 +463,14 @@ class ShellSession:
     def _trigger_id(self) -> str:
         return f"{time.time_ns() // 1000}.{next(self._counter)}.{secrets.token_hex(16)}"
 
-    def dispatch(self, body: str) -> BoltResponse:
-        """Sign a form body as Slack does and hand it to the Bolt app."""
+    def dispatch(
+        self, body: str, content_type: str = "application/x-www-form-urlencoded"
+    ) -> BoltResponse:
+        """Sign a body (a form, or an event's JSON) as Slack does and hand it to the Bolt app."""
         timestamp = str(int(time.time()))
         signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
         headers: dict[str, str | Sequence[str]] = {
-            "content-type": "application/x-www-form-urlencoded",
+            "content-type": content_type,
             "x-slack-request-timestamp": timestamp,
             "x-slack-signature": signature or "",
         }
@@ -500,6 +540,15 @@ class ShellSession:
         return "refused" if refused else "ok"
 
     def _click_body(self, card: _Card, button: Button, url: str) -> str:
+        if card.view is not None:
+            pressed = {
+                "action_id": button.action_id,
+                "block_id": button.block_id or "actions",
+                "type": "button",
+                "text": {"type": "plain_text", "text": button.text, "emoji": True},
+                "value": button.value or "",
+            }
+            return self._view_action(card.view, pressed)
         now = f"{time.time():.6f}"
         action: dict[str, Any] = {
             "action_id": button.action_id,
@@ -547,6 +596,246 @@ class ShellSession:
             }
         return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
 
+    # -- views: the home tab and modals ---------------------------------------------------
+
+    def _user(self) -> dict[str, Any]:
+        return {
+            "id": self.user_id,
+            "username": self.user_name,
+            "name": self.user_name,
+            "team_id": SHELL_TEAM,
+        }
+
+    def _view(self, where: str) -> dict[str, Any]:
+        """The view as Slack sends it with an interaction: with its state."""
+        view = self.surfaces.modal if where == "modal" else self.surfaces.homes.get(self.user_id)
+        return {**(view or {}), "state": {"values": self.values[where]}}
+
+    def _interaction(self, payload: dict[str, Any]) -> str:
+        base = {
+            "user": self._user(),
+            "api_app_id": "APLANBOT",
+            "token": "planbot-shell",
+            "team": {"id": SHELL_TEAM, "domain": "planbot-shell"},
+            "is_enterprise_install": False,
+        }
+        return urlencode({"payload": json.dumps({**base, **payload}, separators=(",", ":"))})
+
+    def _view_action(self, where: str, action: dict[str, Any]) -> str:
+        view = self._view(where)
+        return self._interaction(
+            {
+                "type": "block_actions",
+                "container": {"type": "view", "view_id": view.get("id", "")},
+                "trigger_id": self._trigger_id(),
+                "view": view,
+                "actions": [{"action_ts": f"{time.time():.6f}", **action}],
+            }
+        )
+
+    def open_home(self) -> str:
+        """The home tab, as Slack asks for it: an `app_home_opened` event."""
+        self.home_shown = True
+        event = {
+            "type": "event_callback",
+            "token": "planbot-shell",
+            "team_id": SHELL_TEAM,
+            "api_app_id": "APLANBOT",
+            "event_id": f"EvSHELL{time.time_ns()}{next(self._counter)}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": self.user_id, "tab": "home"},
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        response = self.dispatch(body, content_type="application/json")
+        if self.user_id not in self.surfaces.homes:
+            self.say("Opening your home tab…")
+        return "ok" if response.status == 200 and not self.after() else "refused"
+
+    def shortcut(self) -> str:
+        """The global shortcut: it opens the plan operation modal."""
+        body = self._interaction(
+            {
+                "type": "shortcut",
+                "callback_id": "plan_shortcut",
+                "trigger_id": self._trigger_id(),
+                "action_ts": f"{time.time():.6f}",
+            }
+        )
+        response = self.dispatch(body)
+        return "ok" if response.status == 200 and not self.after() else "refused"
+
+    def fill(self, number: int, typed: str | None) -> str:
+        """Fill in a view's field: an option by number or text, the app picker by typing."""
+        where, found = self.fields[number]
+        if typed is None and self.ask is not None:
+            if found.kind == "static_select":
+                self.say(self._options_list(found.options))
+            typed = self.ask(f"{found.label}: ").strip()
+        if typed is None or not typed.strip():
+            self.say(f"Type `{number} <text>` to fill in {found.label}.")
+            return "refused"
+        typed = typed.strip()
+        state: dict[str, Any] | None
+        action: dict[str, Any] = {"action_id": found.action_id, "block_id": found.block_id}
+        if found.kind == "checkboxes":
+            yes = typed.lower() in ("y", "yes", "x", "1")
+            state = {"type": "checkboxes", "selected_options": found.options[:1] if yes else []}
+        elif found.kind == "conversations_select":
+            channel = typed.lstrip("#").upper()
+            if not _PICKED_CHANNEL_RE.fullmatch(f"#{channel}"):
+                self.say(f"`{typed}` is not a channel id (like C0123ABCD).")
+                return "refused"
+            state = {"type": "conversations_select", "selected_conversation": channel}
+        else:
+            options = found.options
+            if found.kind == "external_select":
+                options = self._suggestions(where, found, typed)
+            chosen = self._choose(options, typed, found.kind == "external_select")
+            if chosen is None:
+                self.say(f"No option of {found.label} matches `{typed}`.")
+                return "refused"
+            state = {"type": found.kind, "selected_option": chosen}
+            self.say(f"{found.label}: {option_text(chosen)}")
+        action.update(state)
+        self.values[where].setdefault(found.block_id, {})[found.action_id] = state
+        if found.dispatch:
+            response = self.dispatch(self._view_action(where, action))
+            if response.status != 200:
+                return "refused"
+        elif where == "modal" and self.surfaces.modal is not None:
+            self.surfaces.changed.append("modal")  # drawn again with the value
+        return "refused" if self.after() else "ok"
+
+    def _suggestions(self, where: str, found: Field, typed: str) -> list[dict[str, Any]]:
+        """What the options handler answers to what was typed, as Slack would ask it."""
+        body = self._interaction(
+            {
+                "type": "block_suggestion",
+                "action_id": found.action_id,
+                "block_id": found.block_id,
+                "value": typed,
+                "container": {"type": "view", "view_id": self._view(where).get("id", "")},
+                "view": self._view(where),
+            }
+        )
+        answer = self._ack_message(self.dispatch(body)) or {}
+        options = [o for o in answer.get("options") or [] if isinstance(o, dict)]
+        if options:
+            self.say(self._options_list(options))
+        return options
+
+    def _choose(
+        self, options: list[dict[str, Any]], typed: str, first: bool
+    ) -> dict[str, Any] | None:
+        """The option a person meant: by its number, its value or its text, else (searched)
+        the first."""
+        if not options:
+            return None
+        lowered = typed.lower()
+        if typed.isdigit() and not first and 1 <= int(typed) <= len(options):
+            return options[int(typed) - 1]
+        for option in options:
+            if lowered in (str(option.get("value", "")).lower(), option_text(option).lower()):
+                return option
+        for option in options:
+            if option_text(option).lower().startswith(lowered):
+                return option
+        if first and len(options) > 1 and self.ask is not None:
+            picked = self.ask(f"Which one (1-{len(options)}, Enter for 1)? ").strip()
+            if picked.isdigit() and 1 <= int(picked) <= len(options):
+                return options[int(picked) - 1]
+        return options[0] if first else None
+
+    @staticmethod
+    def _options_list(options: list[dict[str, Any]]) -> str:
+        return "\n".join(f"  {n}) {option_text(o)}" for n, o in enumerate(options, start=1))
+
+    def end_modal(self, submit: bool) -> str:
+        """Submit the open modal (its answer: a new view, errors, or closed), or close it."""
+        modal = self.surfaces.modal
+        if modal is None:
+            return "refused"
+        view = self._view("modal")
+        if not submit:
+            if modal.get("notify_on_close"):
+                self.dispatch(self._interaction({"type": "view_closed", "view": view}))
+            self._close_modal()
+            self.say(self.rule("modal closed"))
+            return "refused" if self.after() else "ok"
+        response = self.dispatch(
+            self._interaction(
+                {"type": "view_submission", "trigger_id": self._trigger_id(), "view": view}
+            )
+        )
+        answer = self._ack_message(response) or {}
+        refused = response.status != 200
+        if answer.get("response_action") == "errors":
+            self.errors = {str(k): str(v) for k, v in (answer.get("errors") or {}).items()}
+            self.surfaces.changed.append("modal")
+            refused = True
+        elif answer.get("response_action") in ("update", "push") and answer.get("view"):
+            self.values["modal"], self.errors = {}, {}
+            self.surfaces.replace(answer["view"])
+        else:
+            self._close_modal()
+            self.say(self.rule("modal closed"))
+        refused = self.after() or refused
+        return "refused" if refused else "ok"
+
+    def _close_modal(self) -> None:
+        self.surfaces.replace(None)
+        self.values["modal"], self.errors = {}, {}
+        self._forget_view("modal")
+
+    def _forget_view(self, where: str) -> None:
+        for number in [n for n, (w, _) in self.fields.items() if w == where]:
+            del self.fields[number]
+        for number in [n for n, (card, _) in self.buttons.items() if card.view == where]:
+            del self.buttons[number]
+        if where == "modal":
+            self.modal_ends = (None, None)
+
+    def draw_views(self) -> None:
+        """Draw the modal and home tab that changed."""
+        for changed in self.surfaces.take():
+            if changed == "modal" and self.surfaces.modal is not None:
+                self._draw("modal", self.surfaces.modal, "modal")
+            elif changed == self.user_id and self.home_shown:
+                self._draw("home", self.surfaces.homes[changed], "your home tab")
+            elif changed == self.user_id:  # kept up to date, drawn when asked for
+                self.say(self._dim("(your home tab changed: /home shows it)"))
+
+    def _draw(self, where: str, view: dict[str, Any], heading: str) -> None:
+        # the same view drawn again (a field filled in) keeps its numbers
+        key = (view.get("id"), view.get("hash"))
+        known = self.drawn.get(where)
+        start = known[1] if known and known[0] == key else self.next_number
+        self.drawn[where] = (key, start)
+        self._forget_view(where)
+        blocks = {str(b.get("block_id")) for b in view.get("blocks") or [] if isinstance(b, dict)}
+        self.values[where] = {k: v for k, v in self.values[where].items() if k in blocks}
+        drawing = draw_view(
+            view,
+            self.values[where],
+            color=self.color,
+            width=self.width,
+            start=start,
+            errors=self.errors if where == "modal" else None,
+        )
+        card = _Card(self.channel, self._ts(), {}, ephemeral=True, view=where)
+        card.buttons = drawing.buttons
+        for button in drawing.buttons:
+            self.buttons[button.number] = (card, button)
+        for item in drawing.fields:
+            self.fields[item.number] = (where, item)
+        if where == "modal":
+            self.modal_ends = (drawing.submit, drawing.close)
+        numbers = [b.number for b in drawing.buttons] + [f.number for f in drawing.fields]
+        numbers += [n for n in self.modal_ends if n is not None and where == "modal"]
+        self.next_number = max([self.next_number - 1, *numbers]) + 1
+        self.out.write("\n" + self.rule(heading) + "\n" + drawing.text + "\n")
+        self.out.flush()
+
     @staticmethod
     def _ack_message(response: BoltResponse) -> dict[str, Any] | None:
         body = response.body or ""
@@ -580,7 +869,9 @@ class ShellSession:
                 card = _Card(posted.channel, posted.ts, posted.message, ephemeral=False)
             self.cards_by_ts[(card.channel, card.ts)] = card
             self.show(card, self._heading(card, "updated" if posted.updated else None))
-        return self._replies() or refused
+        refused = self._replies() or refused
+        self.draw_views()
+        return refused
 
     def _replies(self) -> bool:
         """Draw what was sent to reply URLs (replacing the card each answers); True if one
@@ -870,6 +1161,7 @@ def run_shell(
     notifier = ShellNotifier(renderer)
     responder = ShellResponder()
     history = _Readline(Path(env.get("HOME") or Path.home()) / HISTORY_FILE)
+    surfaces = ShellSurfaces()
     planbot = build(
         config,
         signing_secret=secret,
@@ -877,7 +1169,9 @@ def run_shell(
         notifier=notifier,
         responder=responder,
         replier=ShellReplier(words, responder),
+        surfaces=surfaces,
     )
+    renderer.home = planbot.home  # home tabs are drawn into the shell's surfaces
     try:
         seeded = seed_demo_apps(planbot)
         # Everything loaded so far (SQLAlchemy, pydantic, Bolt: some 100k objects) lives until the
@@ -895,6 +1189,7 @@ def run_shell(
             color=_use_color(color, out, env),
             width=_width(out),
             ask=None if one_shot is not None else _asker(tty, out, history),
+            surfaces=surfaces,
         )
         if one_shot is not None:
             refused = False

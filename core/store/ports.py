@@ -22,8 +22,11 @@ from core.requests import Approval, Request
 __all__ = [
     "Apps",
     "Audit",
+    "Events",
     "Grants",
     "History",
+    "HomeViewer",
+    "Homes",
     "Marks",
     "Outbox",
     "OutboxEntry",
@@ -56,6 +59,19 @@ class OutboxEntry:
     status: str = "pending"
     attempts: int = 0
     receipt: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HomeViewer:
+    """Someone who opened the home tab: the groups they had then, and what they last looked at
+    (`team`: the owner team their app list is filtered to, None for every team)."""
+
+    user_id: str
+    name: str = ""
+    groups: frozenset[str] = frozenset()
+    team: str | None = None
+    page: int = 1
+    opened_at: datetime
 
 
 class Apps(Protocol):
@@ -148,6 +164,45 @@ class Apps(Protocol):
         before `end`."""
         ...
 
+    def many(self, app_ids: Sequence[str]) -> list[AppState]:
+        """The apps with these ids (those that exist)."""
+        ...
+
+    def search(self, text: str, *, channels: Sequence[str] | None, limit: int) -> list[AppState]:
+        """Apps whose name or id starts with `text` (in name order), then, for three characters
+        or more, apps whose name or id contains it; case-insensitive; of `channels` only (None:
+        every app). An empty `text`: the first apps in name order."""
+        ...
+
+    def team_page(
+        self, *, channels: Sequence[str] | None, team: str | None, offset: int, limit: int
+    ) -> list[AppState]:
+        """A page of apps by owner team (apps of no team first), then name; of `channels` only
+        (None: every app), and of `team` only when given."""
+        ...
+
+    def count(self, *, channels: Sequence[str] | None, team: str | None, cap: int) -> int:
+        """How many apps `team_page` pages through, counted up to `cap`."""
+        ...
+
+    def teams(self, *, limit: int) -> list[str]:
+        """The owner teams of apps, in order (at most `limit`)."""
+        ...
+
+    def upcoming(
+        self,
+        status: Status,
+        column: str,
+        low: datetime,
+        high: datetime,
+        *,
+        channels: Sequence[str] | None,
+        limit: int,
+    ) -> list[AppState]:
+        """Apps in `status` whose `column` is in (low, high], soonest first, of `channels` only
+        (None: every app)."""
+        ...
+
 
 class History(Protocol):
     """The plan history of apps."""
@@ -200,6 +255,10 @@ class Requests(Protocol):
 
     def expired(self, now: datetime, *, limit: int) -> list[Request]:
         """Pending requests past their expiry, locked (others' locks skipped)."""
+        ...
+
+    def awaiting_approval(self, now: datetime, *, limit: int) -> list[Request]:
+        """Pending requests that wait for peers and have not expired, oldest first."""
         ...
 
 
@@ -267,6 +326,10 @@ class Outbox(Protocol):
         """When the oldest entry still waiting was written."""
         ...
 
+    def waiting(self, destinations: Sequence[str], now: datetime) -> set[str]:
+        """Which of these destinations have an entry pending that no one has leased."""
+        ...
+
 
 class Grants(Protocol):
     """Roles given to users and groups."""
@@ -293,6 +356,38 @@ class Marks(Protocol):
 
     def advance(self, name: str, at: datetime) -> None:
         """Move a mark forward to `at` (never back)."""
+        ...
+
+
+class Homes(Protocol):
+    """The people who opened the home tab."""
+
+    def opened(self, viewer: HomeViewer) -> None:
+        """They opened it now (their name and groups as given; their filter kept)."""
+        ...
+
+    def get(self, user_id: str) -> HomeViewer | None:
+        """The viewer with that id."""
+        ...
+
+    def browse(self, user_id: str, *, team: str | None, page: int) -> None:
+        """What they look at now (the team filter and the page of their app list)."""
+        ...
+
+    def recent(self, since: datetime, *, limit: int) -> list[HomeViewer]:
+        """Who opened it since `since`, latest first."""
+        ...
+
+
+class Events(Protocol):
+    """The ids of the events received."""
+
+    def first(self, event_id: str, at: datetime) -> bool:
+        """Record the event; whether it is the first time it arrived."""
+        ...
+
+    def forget(self, before: datetime) -> int:
+        """Forget the events received before `before`; how many."""
         ...
 
 
@@ -371,6 +466,12 @@ class UnitOfWork(Protocol):
 
     @property
     def marks(self) -> Marks: ...
+
+    @property
+    def homes(self) -> Homes: ...
+
+    @property
+    def events(self) -> Events: ...
 
     @property
     def provider(self) -> Provider: ...

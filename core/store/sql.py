@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
@@ -29,8 +30,14 @@ from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
 from core.store.db import read_only
-from core.store.ports import OutboxEntry
-from core.store.runners import CompiledRunner, ConnectionRunner, Runner, ThreadConnections
+from core.store.ports import HomeViewer, OutboxEntry
+from core.store.runners import (
+    CompiledRunner,
+    ConnectionRunner,
+    Runner,
+    StaleWrite,
+    ThreadConnections,
+)
 from core.store.waits import waited
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
@@ -154,6 +161,91 @@ class SqlApps:
         )
         return [mapping.app_state(r) for r in self.run.query(query)]
 
+    def many(self, app_ids: Sequence[str]) -> list[AppState]:
+        found: list[AppState] = []
+        ids = list(dict.fromkeys(app_ids))
+        for start in range(0, len(ids), 500):
+            rows = self.run.query(S.apps_with_ids(ids[start : start + 500]))
+            found.extend(mapping.app_state(r) for r in rows)
+        return found
+
+    def search(self, text: str, *, channels: Sequence[str] | None, limit: int) -> list[AppState]:
+        if channels is not None and not channels:
+            return []
+        dialect = self.run.dialect
+        needle = S.search_text(dialect, text)
+        values = S.search_values(needle, limit)
+        # PostgreSQL weighs a team filter against the indexes itself (it keeps statistics);
+        # SQLite has none: how many apps the teams own decides the plan here
+        postgres = dialect == "postgresql"
+        few = channels is not None and not postgres and self._few(channels)
+
+        def rows(query: Any) -> list[Any]:
+            if channels is None:
+                return self.run.rows(query, values)
+            return self.run.query(S.of_channels(query, channels, values, few=few or postgres))
+
+        found: dict[str, AppState] = {}
+        prefixes = [S.APPS_BY_NAME] if needle else [S.APPS_FIRST]
+        if needle.isdigit():
+            prefixes.insert(0, S.APPS_BY_ID)
+        for query in prefixes:
+            for row in rows(query):
+                found.setdefault(row["app_id"], mapping.app_state(row))
+        if len(found) >= limit or len(needle) < 3:
+            return list(found.values())[:limit]
+        values["limit"] = limit + len(found)  # those found already may come again
+        if few:
+            assert channels is not None
+            ids = self.run.query(S.ids_containing(channels, needle, values["limit"]))
+            found_ids = [r["app_id"] for r in ids]
+            contained = self.run.query(S.apps_with_ids(found_ids)) if ids else []
+        elif postgres:
+            query = S.apps_containing_trigram(values["pattern"], values["limit"])
+            if channels is not None:
+                query = S.of_channels(query, channels, {}, few=True)
+            contained = self.run.query(query)
+        else:
+            try:
+                contained = rows(S.APPS_CONTAINING_FTS)
+            except (sa.exc.OperationalError, sqlite3.OperationalError):  # an older SQLite
+                contained = rows(S.APPS_CONTAINING_SCAN)  # made no trigram table: scan
+        contained.sort(key=lambda r: (r["name"].lower(), r["app_id"]))
+        for row in contained:
+            if row["app_id"] not in found:
+                found[row["app_id"]] = mapping.app_state(row)
+        return list(found.values())[:limit]
+
+    def _few(self, channels: Sequence[str]) -> bool:
+        """Whether the teams own few enough apps to scan them all."""
+        return not self.run.query(S.more_visible_than(channels, S.FEW_VISIBLE))
+
+    def team_page(
+        self, *, channels: Sequence[str] | None, team: str | None, offset: int, limit: int
+    ) -> list[AppState]:
+        query = S.team_page(channels, team, offset, limit)
+        return [mapping.app_state(r) for r in self.run.query(query)]
+
+    def count(self, *, channels: Sequence[str] | None, team: str | None, cap: int) -> int:
+        rows = self.run.query(S.team_count(channels, team, cap))
+        return int(next(iter(rows[0].values())))
+
+    def teams(self, *, limit: int) -> list[str]:
+        return [r["team"] for r in self.run.query(S.owner_teams(limit))]
+
+    def upcoming(
+        self,
+        status: Status,
+        column: str,
+        low: datetime,
+        high: datetime,
+        *,
+        channels: Sequence[str] | None,
+        limit: int,
+    ) -> list[AppState]:
+        query = S.apps_upcoming(status, column, low, high, channels, limit)
+        return [mapping.app_state(r) for r in self.run.query(query)]
+
 
 class SqlHistory:
     """Plan history (see `core.store.ports.History`)."""
@@ -227,6 +319,15 @@ class SqlRequests:
             )
             found.append(mapping.request(row, approvals))
         return found
+
+    def awaiting_approval(self, now: datetime, *, limit: int) -> list[Request]:
+        rows = self.run.rows(S.REQUESTS_AWAITING, {"now": now, "limit": limit})
+        if not rows:
+            return []
+        approvals: dict[str, list[Any]] = {}
+        for approval in self.run.query(S.approvals_of_many([r["id"] for r in rows])):
+            approvals.setdefault(approval["request_id"], []).append(approval)
+        return [mapping.request(r, approvals.get(r["id"], [])) for r in rows]
 
 
 class SqlAudit:
@@ -374,6 +475,15 @@ class SqlOutbox:
         rows = self.run.query(S.OUTBOX_OLDEST_PENDING)
         return next(iter(rows[0].values())) if rows else None
 
+    def waiting(self, destinations: Sequence[str], now: datetime) -> set[str]:
+        """Which of these destinations have an entry pending that no one has leased."""
+        if not destinations:
+            return set()
+        if len(destinations) == 1:
+            values = {"destination": destinations[0], "now": now}
+            return {r["destination"] for r in self.run.rows(S.OUTBOX_WAITING_ONE, values)}
+        return {r["destination"] for r in self.run.query(S.outbox_waiting(destinations, now))}
+
 
 class SqlGrants:
     """Grants (see `core.store.ports.Grants`)."""
@@ -428,6 +538,64 @@ class SqlMarks:
 
     def advance(self, name: str, at: datetime) -> None:
         self.run.execute(S.advance_mark(self.run.dialect, name, at))
+
+
+def _viewer(row: Any) -> HomeViewer:
+    return HomeViewer(
+        user_id=row["user_id"],
+        name=row["name"] or "",
+        groups=frozenset(row["groups"] or ()),
+        team=row["team"] or None,
+        page=row["page"] or 1,
+        opened_at=row["opened_at"],
+    )
+
+
+class SqlHomes:
+    """Home tab viewers (see `core.store.ports.Homes`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def opened(self, viewer: HomeViewer) -> None:
+        row = {
+            "user_id": viewer.user_id,
+            "name": viewer.name,
+            "groups": sorted(viewer.groups),
+            "team": viewer.team or "",
+            "page": viewer.page,
+            "opened_at": viewer.opened_at,
+        }
+        self.run.write(S.VIEWER_OPENED[self.run.dialect], row)
+
+    def get(self, user_id: str) -> HomeViewer | None:
+        rows = self.run.rows(S.VIEWER_GET, {"user_id": user_id})
+        return _viewer(rows[0]) if rows else None
+
+    def browse(self, user_id: str, *, team: str | None, page: int) -> None:
+        self.run.write(S.VIEWER_BROWSE, {"key": user_id, "team": team or "", "page": page})
+
+    def recent(self, since: datetime, *, limit: int) -> list[HomeViewer]:
+        rows = self.run.rows(S.VIEWERS_RECENT, {"since": since, "limit": limit})
+        return [_viewer(r) for r in rows]
+
+
+class SqlEvents:
+    """Inbound event ids (see `core.store.ports.Events`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def first(self, event_id: str, at: datetime) -> bool:
+        row = {"event_id": event_id, "received_at": at}
+        try:  # guarded: the insert must add the row, and adds none for an id seen before
+            self.run.write(S.EVENT_FIRST[self.run.dialect], row, guarded=True)
+        except StaleWrite:
+            return False
+        return True
+
+    def forget(self, before: datetime) -> int:
+        return len(self.run.execute(S.events_before(before).returning(S.EVENT.c.event_id)))
 
 
 class SqlProvider:
@@ -519,6 +687,8 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(run)
         self.grants = SqlGrants(run)
         self.marks = SqlMarks(run)
+        self.homes = SqlHomes(run)
+        self.events = SqlEvents(run)
         self.provider = SqlProvider(run)
         return self
 

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 
 from core.domain import PURGE_AFTER, BillingMode, Plan, Status
 from core.store.tables import (
@@ -22,6 +23,8 @@ from core.store.tables import (
     AppRow,
     AuditEventRow,
     AuditHeadRow,
+    HomeViewerRow,
+    InboundEventRow,
     LifecycleMarkRow,
     OutboxRow,
     PendingRequestRow,
@@ -41,6 +44,10 @@ HEAD = cast(sa.Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
 OUTBOX = cast(sa.Table, OutboxRow.__table__)  # type: ignore[attr-defined]
 MARK = cast(sa.Table, LifecycleMarkRow.__table__)  # type: ignore[attr-defined]
 GRANT = cast(sa.Table, AccessGrantRow.__table__)  # type: ignore[attr-defined]
+VIEWER = cast(sa.Table, HomeViewerRow.__table__)  # type: ignore[attr-defined]
+EVENT = cast(sa.Table, InboundEventRow.__table__)  # type: ignore[attr-defined]
+#: SQLite's trigram table for substring search (migration 0005_home; not a model)
+APP_SEARCH = sa.table("app_search", sa.column("key"), sa.column("app_id"))
 USAGE = cast(sa.Table, ProviderUsageRow.__table__)  # type: ignore[attr-defined]
 DRIFT = cast(sa.Table, ProviderDriftRow.__table__)  # type: ignore[attr-defined]
 RECONCILED = cast(sa.Table, ProviderReconciliationRow.__table__)  # type: ignore[attr-defined]
@@ -147,6 +154,212 @@ def apps_page(
     return query.order_by(APP.c.name, APP.c.app_id), count
 
 
+# --- the app picker and the home tab's list -------------------------------------------------
+#
+# Each a range on an index (migration 0005_home): `ix_app_name_key` (lower(name), app_id) for a
+# name prefix, `ix_app_team_name` (owner_channel, lower(name), app_id) for a team's apps and a
+# prefix within teams, the primary key for an id prefix (`ix_app_team_id` within teams), and the trigram index for a substring
+# (PostgreSQL: pg_trgm's GIN on `SEARCH_KEY`; SQLite: the FTS5 table `app_search`). With no
+# team to filter by they are constants (compiled once, as the hot path's are).
+
+#: apps of a person's teams counted up to this before a substring search: fewer are scanned
+#: through the team index, more are searched through the trigram index
+FEW_VISIBLE = 5000
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_text(dialect: str, text: str) -> str:
+    """What a person typed, as the database's lower() would have it (SQLite's lowers ASCII
+    only), without control characters."""
+    cleaned = "".join(ch for ch in text if ch.isprintable()).strip()
+    return cleaned.translate(_ASCII_LOWER) if dialect == "sqlite" else cleaned.lower()
+
+
+class NameKey(sa.sql.expression.ColumnElement[str]):
+    """lower(name), compared byte by byte as the indexes hold it (`COLLATE "C"` on PostgreSQL,
+    whose default collation would not keep a prefix's names together)."""
+
+    inherit_cache = True
+    _traverse_internals = []  # noqa: RUF012  (no state: one cache key, statements stay cached)
+    type = sa.String()
+
+
+@compiles(NameKey)
+def _name_key(element: NameKey, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.func.lower(APP.c.name), **kw))
+
+
+@compiles(NameKey, "postgresql")
+def _name_key_postgresql(element: NameKey, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(sa.func.lower(APP.c.name).collate("C"), **kw))
+
+
+NAME_KEY = NameKey()
+#: the expression of PostgreSQL's ix_app_search, written as the index was
+SEARCH_KEY: sa.ColumnElement[str] = sa.literal_column(
+    "(lower(app.name) || chr(31) || app.app_id)", type_=sa.String()
+)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer())
+
+
+def _text(name: str) -> sa.BindParameter[str]:
+    return sa.bindparam(name, type_=sa.String())
+
+
+APPS_FIRST = sa.select(APP).order_by(NAME_KEY, APP.c.app_id).limit(_LIMIT)
+APPS_BY_NAME = (  # a name prefix in [low, high), in name order
+    sa.select(APP)
+    .where(_text("low") <= NAME_KEY, _text("high") > NAME_KEY)
+    .order_by(NAME_KEY, APP.c.app_id)
+    .limit(_LIMIT)
+)
+APPS_BY_ID = (  # an id prefix (digits) in [low, high), in id order
+    sa.select(APP)
+    .where(
+        APP.c.app_id >= _text("low"),
+        APP.c.app_id < _text("high"),
+        APP.c.app_id.like(_text("prefix_like"), escape="\\"),
+    )
+    .order_by(APP.c.app_id)
+    .limit(_LIMIT)
+)
+
+
+def apps_containing_trigram(pattern: str, limit: int) -> sa.Select[Any]:
+    """PostgreSQL, on ix_app_search (LIKE's escape: the backslash). The pattern is written into
+    the statement: a prepared statement's generic plan, not knowing it, would scan the table."""
+    literal = sa.bindparam("pattern", pattern, type_=sa.String(), literal_execute=True)
+    return sa.select(APP).where(SEARCH_KEY.like(literal)).limit(limit)
+
+
+APPS_CONTAINING_FTS = (  # SQLite, through the FTS5 trigram table (a quoted phrase)
+    sa.select(APP)
+    .select_from(APP_SEARCH.join(APP, APP.c.app_id == APP_SEARCH.c.app_id))
+    .where(APP_SEARCH.c.key.op("MATCH")(_text("phrase")))
+    .limit(_LIMIT)
+)
+APPS_CONTAINING_SCAN = (  # where there is no trigram index
+    sa.select(APP)
+    .where(
+        sa.or_(
+            sa.func.lower(APP.c.name).like(_text("pattern"), escape="\\"),
+            APP.c.app_id.like(_text("pattern"), escape="\\"),
+        )
+    )
+    .limit(_LIMIT)
+)
+
+
+def ids_containing(channels: Sequence[str], needle: str, limit: int) -> sa.Select[Any]:
+    """The ids of the teams' apps whose name or id contains `needle`, read from the team index
+    alone (ix_app_team_id holds owner, id and name): a scan, for teams with few apps."""
+    pattern = "%" + _like_literal(needle) + "%"
+    return (
+        sa.select(APP.c.app_id)
+        .where(
+            APP.c.owner_channel.in_(channels),
+            sa.or_(
+                sa.func.lower(APP.c.name).like(pattern, escape="\\"),
+                APP.c.app_id.like(pattern, escape="\\"),
+            ),
+        )
+        .limit(limit)
+    )
+
+
+def search_values(needle: str, limit: int) -> dict[str, Any]:
+    """The values of the search statements for what was typed (`search_text`)."""
+    literal = _like_literal(needle)
+    return {
+        "low": needle,
+        "high": _after_prefix(needle) if needle else "",
+        "prefix_like": literal + "%",
+        "pattern": "%" + literal + "%",
+        "phrase": '"' + needle.replace('"', '""') + '"',
+        "limit": limit,
+    }
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string greater than every string that starts with `prefix`."""
+    return prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF))
+
+
+def _visible(query: sa.Select[Any], channels: Sequence[str] | None) -> sa.Select[Any]:
+    return query if channels is None else query.where(APP.c.owner_channel.in_(channels))
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def of_channels(
+    query: sa.Select[Any], channels: Sequence[str], values: dict[str, Any], *, few: bool
+) -> sa.Select[Any]:
+    """A search statement for the apps of `channels` only, with its values bound (built per
+    call: the teams vary). `few`: the teams own few apps, so their index drives the query;
+    else the filter is an expression no index serves (SQLite, without statistics, would take
+    the team index and sort every app of the teams), and the name or id order drives it."""
+    owner = APP.c.owner_channel if few else sa.func.coalesce(APP.c.owner_channel, "")
+    return query.where(owner.in_(channels)).params(values)
+
+
+def more_visible_than(channels: Sequence[str], cap: int) -> sa.Select[Any]:
+    """A row when the teams own more than `cap` apps (`cap` entries of the team index read)."""
+    return sa.select(APP.c.app_id).where(APP.c.owner_channel.in_(channels)).offset(cap).limit(1)
+
+
+def _of_team(query: sa.Select[Any], channels: Sequence[str] | None, team: str | None) -> Any:
+    query = _visible(query, channels)
+    return query if team is None else query.where(APP.c.owner_channel == team)
+
+
+def team_page(
+    channels: Sequence[str] | None, team: str | None, offset: int, limit: int
+) -> sa.Select[Any]:
+    """A page of apps by owner team (none first), then name (on ix_app_team_name)."""
+    query = _of_team(sa.select(APP), channels, team)
+    order = (APP.c.owner_channel.nulls_first(), NAME_KEY, APP.c.app_id)
+    return query.order_by(*order).offset(offset).limit(limit)
+
+
+def team_count(channels: Sequence[str] | None, team: str | None, cap: int) -> sa.Select[Any]:
+    """How many apps `team_page` pages through, up to `cap`."""
+    inner = _of_team(sa.select(sa.literal(1)).select_from(APP), channels, team).limit(cap)
+    return sa.select(sa.func.count()).select_from(inner.subquery())
+
+
+def owner_teams(limit: int) -> sa.Select[Any]:
+    """The distinct owner teams, in order: one index lookup per team (a loose index scan)."""
+    seed = sa.select(sa.func.min(APP.c.owner_channel).label("team")).cte("teams", recursive=True)
+    following = (
+        sa.select(sa.func.min(APP.c.owner_channel))
+        .where(APP.c.owner_channel > seed.c.team)
+        .scalar_subquery()
+    )
+    teams = seed.union_all(sa.select(following).where(seed.c.team.is_not(None)))
+    return sa.select(teams.c.team).where(teams.c.team.is_not(None)).limit(limit)
+
+
+def apps_upcoming(
+    status: Status,
+    column: str,
+    low: datetime,
+    high: datetime,
+    channels: Sequence[str] | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """Apps in `status` whose `column` is in (low, high], soonest first."""
+    due = APP.c[column]
+    query = _visible(sa.select(APP).where(notice_window(status, column, low, high)), channels)
+    return query.order_by(due, APP.c.app_id).limit(limit)
+
+
+def apps_with_ids(app_ids: Sequence[str]) -> sa.Select[Any]:
+    """The apps with these ids."""
+    return sa.select(APP).where(APP.c.app_id.in_(app_ids))
+
+
 # --- what the lifecycle looks for (each a range on an index) ---------------------------------
 
 
@@ -239,6 +452,23 @@ APPROVALS_OF = (
     .order_by(APPROVAL.c.id)
 )
 APPROVAL_INSERT = insert_of(APPROVAL, [c.name for c in APPROVAL.columns if c.name != "id"])
+
+
+REQUESTS_AWAITING = (
+    sa.select(REQUEST)
+    .where(
+        REQUEST.c.state == "pending",
+        REQUEST.c.approvals_needed > 0,
+        REQUEST.c.expires_at > sa.bindparam("now"),
+    )
+    .order_by(REQUEST.c.created_at, REQUEST.c.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def approvals_of_many(request_ids: Sequence[str]) -> sa.Select[Any]:
+    """The approvals of several requests."""
+    return sa.select(APPROVAL).where(APPROVAL.c.request_id.in_(request_ids)).order_by(APPROVAL.c.id)
 
 
 def request_expiry_due(now: datetime) -> sa.ColumnElement[bool]:
@@ -334,6 +564,30 @@ def outbox_update(names: tuple[str, ...]) -> sa.Update:
     )
 
 
+OUTBOX_WAITING_ONE = (  # on ix_outbox_waiting (pending entries by destination)
+    sa.select(OUTBOX.c.destination)
+    .where(
+        OUTBOX.c.destination == sa.bindparam("destination"),
+        OUTBOX.c.status == "pending",
+        sa.or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= sa.bindparam("now")),
+    )
+    .limit(1)
+)
+
+
+def outbox_waiting(destinations: Sequence[str], now: datetime) -> sa.Select[Any]:
+    """Which of these destinations have a pending entry no one has leased."""
+    return (
+        sa.select(OUTBOX.c.destination)
+        .where(
+            OUTBOX.c.destination.in_(destinations),
+            OUTBOX.c.status == "pending",
+            sa.or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= now),
+        )
+        .distinct()
+    )
+
+
 def outbox_keys_in(keys: Sequence[str]) -> sa.Select[Any]:
     """Which of these keys have an entry."""
     return sa.select(OUTBOX.c.key).where(OUTBOX.c.key.in_(keys))
@@ -355,6 +609,27 @@ MARK_GET = sa.select(MARK.c.at).where(MARK.c.name == sa.bindparam("name"))
 def marks_named(names: Sequence[str]) -> sa.Select[Any]:
     """The marks with these names."""
     return sa.select(MARK.c.name, MARK.c.at).where(MARK.c.name.in_(names))
+
+
+# --- home tab viewers and inbound events -----------------------------------------------------
+
+VIEWER_GET = sa.select(VIEWER).where(VIEWER.c.user_id == sa.bindparam("user_id"))
+VIEWER_BROWSE = (
+    sa.update(VIEWER)
+    .where(VIEWER.c.user_id == sa.bindparam("key"))
+    .values(team=sa.bindparam("team"), page=sa.bindparam("page"))
+)
+VIEWERS_RECENT = (
+    sa.select(VIEWER)
+    .where(VIEWER.c.opened_at > sa.bindparam("since"))
+    .order_by(VIEWER.c.opened_at.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
+def events_before(before: datetime) -> sa.Delete:
+    """Forget the events received before `before`."""
+    return sa.delete(EVENT).where(EVENT.c.received_at < before)
 
 
 # --- the provider connector ------------------------------------------------------------------
@@ -437,6 +712,33 @@ def advance_mark(dialect: str, name: str, at: datetime) -> Any:
     statement = insert(MARK).values(name=name, at=at)
     newer = sa.case((statement.excluded.at > MARK.c.at, statement.excluded.at), else_=MARK.c.at)
     return statement.on_conflict_do_update(index_elements=["name"], set_={"at": newer})
+
+
+def _viewer_opened(insert: Any) -> Any:
+    statement = insert(VIEWER).values(
+        {name: _param(VIEWER, name) for name in ("user_id", "name", "groups", "team", "page")}
+        | {"opened_at": _param(VIEWER, "opened_at")}
+    )
+    kept = {name: statement.excluded[name] for name in ("name", "groups", "opened_at")}
+    return statement.on_conflict_do_update(index_elements=["user_id"], set_=kept)
+
+
+def _event_first(insert: Any) -> Any:
+    statement = insert(EVENT).values(
+        event_id=_param(EVENT, "event_id"), received_at=_param(EVENT, "received_at")
+    )
+    # an insert's rowcount is kept only when asked for (whether the row was added)
+    ignoring = statement.on_conflict_do_nothing(index_elements=["event_id"])
+    return ignoring.execution_options(preserve_rowcount=True)
+
+
+#: insert a viewer, or on their next visit update their name, groups and moment (by dialect)
+VIEWER_OPENED = {
+    "postgresql": _viewer_opened(postgresql.insert),
+    "sqlite": _viewer_opened(sqlite.insert),
+}
+#: record an event's id; a second time it changes no row (by dialect)
+EVENT_FIRST = {"postgresql": _event_first(postgresql.insert), "sqlite": _event_first(sqlite.insert)}
 
 
 def upsert_usage(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:

@@ -15,6 +15,8 @@ __all__ = [
     "ApprovalRow",
     "AuditEventRow",
     "AuditHeadRow",
+    "HomeViewerRow",
+    "InboundEventRow",
     "LifecycleMarkRow",
     "OutboxRow",
     "PendingRequestRow",
@@ -216,6 +218,28 @@ class AccessGrantRow(SQLModel, table=True):
     team: str = Field(default="", max_length=40)
     granted_by: str = Field(max_length=40)
     granted_at: datetime = _when()
+
+
+class HomeViewerRow(SQLModel, table=True):
+    """Someone who opened planbot's home tab: who they are, and what they last looked at."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(default="", max_length=120)
+    groups: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False))
+    team: str = Field(default="", max_length=40)  # the team filter ("": every team)
+    page: int = 1
+    opened_at: datetime = _when(index=True)
+
+
+class InboundEventRow(SQLModel, table=True):
+    """An event received from the chat platform, by its id: a retry of it is not processed."""
+
+    __tablename__ = "inbound_event"
+
+    event_id: str = Field(primary_key=True, max_length=80)
+    received_at: datetime = _when(index=True)
 
 
 class ProviderUsageRow(SQLModel, table=True):

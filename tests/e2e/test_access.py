@@ -261,7 +261,7 @@ def test_help_lists_only_what_the_role_allows(peer: Served, locked: Served) -> N
 
     viewer = say(peer, "help", user="UVIEWER")
     assert forms(viewer) == {"list", "status", "history", "bill", "usage"}
-    operator = say(peer, "", user=OPERATOR)
+    operator = say(peer, "help", user=OPERATOR)
     assert forms(operator) == {"list", "status", "history", "bill", "usage"} | {
         "upgrade",
         "config",

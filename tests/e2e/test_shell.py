@@ -95,6 +95,42 @@ def test_acting_as_a_viewer_is_told_which_role_is_missing(tmp_path: Path) -> Non
     assert "developer ($0.00/month)" in status.stdout
 
 
+def test_home_draws_the_home_tab(tmp_path: Path) -> None:
+    result = one_shot(tmp_path, "/home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout
+    for section in ("Needs you", "Coming up in the next 30 days", "Your apps"):
+        assert section in text
+    assert "Developer app demo-chat (`1400000001`) expires on" in text
+    assert "[2] Extend" in text
+    assert "demo-premium (`1400000004`): premium, active" in text
+    assert "$699.00 for the month if nothing changes" in text
+
+
+def test_the_shortcut_modal_finds_apps_by_typing_previews_and_confirms(tmp_path: Path) -> None:
+    typed = one_shot(tmp_path, "shortcut; 1 demo")
+    assert "1) demo-chat (1400000001)" in typed.stdout and "demo-premium" in typed.stdout
+    steps = "shortcut; 1 demo-ch; 5 upgrade; 10 premium; 11; 13"
+    result = one_shot(tmp_path, steps)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout
+    assert "Upgrade demo-chat (1400000001) from developer to premium?" in text
+    assert "[13] Confirm" in text
+    assert "@USHELL upgraded demo-chat" in text  # the audit message
+    assert "✅ demo-chat (1400000001) upgraded." in text
+    status = one_shot(tmp_path, "/plan status demo-chat")
+    assert "premium" in status.stdout
+
+
+def test_a_modal_refusal_shows_under_its_field_and_exits_1(tmp_path: Path) -> None:
+    result = one_shot(tmp_path, "shortcut; 2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "⛔ Pick an app." in result.stdout
+    viewer = one_shot(tmp_path, "shortcut; 1 demo-prem; 5 config", "--as", "UVIEWER")
+    assert "There is nothing you may do to this app now." in viewer.stdout
+    assert "Traceback" not in viewer.stdout + viewer.stderr
+
+
 class Terminal:
     """The shell on a pseudo-terminal: type a line, read until a marker, never wait forever."""
 

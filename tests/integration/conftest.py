@@ -39,6 +39,8 @@ TABLES = (
     "outbox",
     "access_grant",
     "lifecycle_mark",
+    "home_viewer",
+    "inbound_event",
     "provider_usage",
     "provider_drift",
     "provider_reconciliation",

@@ -91,7 +91,7 @@ def test_twenty_threads_confirming_one_request_apply_it_once(
     after = facts(engine, request_id)
     assert (after["plan"], after["version"]) == ("premium", 2)
     assert after["audit"] == [("upgrade", "applied")]
-    assert after["outbox"] == 3  # audit channel, owner channel, provisioning
+    assert after["outbox"] == 4  # audit channel, owner channel, provisioning, home tabs
     assert after["history"] == 2  # the import, the upgrade
     assert after["chain"]
 
@@ -174,7 +174,7 @@ def test_two_processes_confirming_one_request_apply_it_once(
     after = facts(engine, request_id)
     assert (after["plan"], after["version"]) == ("premium", 2)
     assert after["audit"] == [("upgrade", "applied")]
-    assert after["outbox"] == 3
+    assert after["outbox"] == 4  # audit channel, owner channel, provisioning, home tabs
     assert after["chain"]
 
 

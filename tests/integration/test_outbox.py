@@ -282,7 +282,10 @@ def test_a_confirmed_change_reaches_its_channels_once(
     )
     service.confirm(pending.id, actor=ADA)
     assert wakes  # the dispatcher is told to deliver right after the commit
-    assert dispatcher.deliver_due().delivered == 3
+    assert dispatcher.deliver_due().delivered == 4
+    home = [p for d, p in sent if d == "home"]  # the home tabs that show the app are redrawn
+    assert [(p["kind"], p["app_ids"]) for p in home] == [("home_changed", ["1400000001"])]
+    sent = [(d, p) for d, p in sent if d != "home"]
     assert sorted(d for d, _ in sent) == ["CAUDIT", "CTEAM"]
     assert all(p["operation"] == "upgrade" and p["request_id"] == pending.id for _, p in sent)
     assert {p["kind"] for _, p in sent} == {"change_applied"}

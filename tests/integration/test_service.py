@@ -213,6 +213,9 @@ def test_preview_request_confirm(
         assert event["before"]["version"] == status.app.version - 1
 
     entries = outbox(engine, first_entry)
+    home = [e["payload"] for e in entries if e["topic"] == "home"]
+    assert [(h["kind"], h["app_ids"]) for h in home] == [("home_changed", [app_id])]
+    entries = [e for e in entries if e["topic"] != "home"]  # (home tabs: tests/unit/test_home.py)
     assert sorted((e["kind"], e["destination"]) for e in entries) == [
         ("message", "CAUDIT"),
         ("message", "CTEAM"),

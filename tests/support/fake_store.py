@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Self
 
@@ -22,7 +22,7 @@ from core.money import RateSegment
 from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request, RequestState
 from core.store import mapping
-from core.store.ports import OutboxEntry
+from core.store.ports import HomeViewer, OutboxEntry
 from core.store.runners import StaleWrite
 
 __all__ = ["FakeStore", "FakeUnitOfWork"]
@@ -41,6 +41,8 @@ class Tables:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     grants: list[tuple[Grant, str]] = field(default_factory=list)
     marks: dict[str, datetime] = field(default_factory=dict)
+    viewers: dict[str, HomeViewer] = field(default_factory=dict)
+    events: dict[str, datetime] = field(default_factory=dict)
     usage: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconciled: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -88,6 +90,8 @@ class FakeUnitOfWork:
         self.outbox = _Outbox(self.tables)
         self.grants = _Grants(self.tables)
         self.marks = _Marks(self.tables)
+        self.homes = _Homes(self.tables)
+        self.events = _Events(self.tables)
         self.provider = _Provider(self.tables)
         return self
 
@@ -107,6 +111,8 @@ class FakeUnitOfWork:
                 outbox=_Outbox(self.tables),
                 grants=_Grants(self.tables),
                 marks=_Marks(self.tables),
+                homes=_Homes(self.tables),
+                events=_Events(self.tables),
                 provider=_Provider(self.tables),
             )
         callbacks, self._after = self._after, []
@@ -130,6 +136,8 @@ def _copy(tables: Tables) -> Tables:
         outbox=list(tables.outbox),
         grants=list(tables.grants),
         marks=dict(tables.marks),
+        viewers=dict(tables.viewers),
+        events=dict(tables.events),
         usage=dict(tables.usage),
         drift=dict(tables.drift),
         reconciled=dict(tables.reconciled),
@@ -292,6 +300,75 @@ class _Apps:
         rows.sort(key=lambda r: (r["owner_channel"] or "", r["name"], r["app_id"]))
         return [mapping.app_state(r) for r in rows]
 
+    def many(self, app_ids: Sequence[str]) -> list[AppState]:
+        return [
+            mapping.app_state(self.t.apps[i]) for i in dict.fromkeys(app_ids) if i in self.t.apps
+        ]
+
+    def _visible(self, channels: Sequence[str] | None) -> list[dict[str, Any]]:
+        rows = list(self.t.apps.values())
+        return rows if channels is None else [r for r in rows if r["owner_channel"] in channels]
+
+    def search(self, text: str, *, channels: Sequence[str] | None, limit: int) -> list[AppState]:
+        needle = "".join(ch for ch in text if ch.isprintable()).strip().lower()
+        rows = self._visible(channels)
+        by_name = sorted(rows, key=lambda r: (r["name"].lower(), r["app_id"]))
+        found: dict[str, dict[str, Any]] = {}
+        if needle.isdigit():
+            for row in sorted(rows, key=lambda r: r["app_id"]):
+                if row["app_id"].startswith(needle):
+                    found.setdefault(row["app_id"], row)
+        for row in by_name:
+            if row["name"].lower().startswith(needle):
+                found.setdefault(row["app_id"], row)
+        if len(needle) >= 3:
+            for row in by_name:
+                if needle in row["name"].lower() or needle in row["app_id"]:
+                    found.setdefault(row["app_id"], row)
+        return [mapping.app_state(r) for r in list(found.values())[:limit]]
+
+    def _of_team(self, channels: Sequence[str] | None, team: str | None) -> list[dict[str, Any]]:
+        rows = self._visible(channels)
+        if team is not None:
+            rows = [r for r in rows if r["owner_channel"] == team]
+        return sorted(
+            rows,
+            key=lambda r: (
+                r["owner_channel"] is not None,
+                r["owner_channel"] or "",
+                r["name"].lower(),
+                r["app_id"],
+            ),
+        )
+
+    def team_page(
+        self, *, channels: Sequence[str] | None, team: str | None, offset: int, limit: int
+    ) -> list[AppState]:
+        rows = self._of_team(channels, team)[offset : offset + limit]
+        return [mapping.app_state(r) for r in rows]
+
+    def count(self, *, channels: Sequence[str] | None, team: str | None, cap: int) -> int:
+        return min(cap, len(self._of_team(channels, team)))
+
+    def teams(self, *, limit: int) -> list[str]:
+        found = {r["owner_channel"] for r in self.t.apps.values() if r["owner_channel"]}
+        return sorted(found)[:limit]
+
+    def upcoming(
+        self,
+        status: Status,
+        column: str,
+        low: datetime,
+        high: datetime,
+        *,
+        channels: Sequence[str] | None,
+        limit: int,
+    ) -> list[AppState]:
+        rows = self._window(status, column, low, high)
+        if channels is not None:
+            rows = [r for r in rows if r["owner_channel"] in channels]
+        return [mapping.app_state(r) for r in rows[:limit]]
+
 
 class _History:
     def __init__(self, t: Tables) -> None:
@@ -364,6 +441,16 @@ class _Requests:
 
     def expired(self, now: datetime, *, limit: int) -> list[Request]:
         return self._expired(now)[:limit]
+
+    def awaiting_approval(self, now: datetime, *, limit: int) -> list[Request]:
+        found = [
+            self.get(r["id"])
+            for r in self.t.requests.values()
+            if r["state"] == RequestState.PENDING.value
+            and r["approvals_needed"]
+            and r["expires_at"] > now
+        ]
+        return sorted((r for r in found if r), key=lambda r: (r.created_at, r.id))[:limit]
 
 
 class _Audit:
@@ -471,6 +558,15 @@ class _Outbox:
             (r["created_at"] for r in self.t.outbox if r["status"] == "pending"), default=None
         )
 
+    def waiting(self, destinations: Sequence[str], now: datetime) -> set[str]:
+        return {
+            r["destination"]
+            for r in self.t.outbox
+            if r["destination"] in destinations
+            and r["status"] == "pending"
+            and (r.get("lease_until") is None or r["lease_until"] <= now)
+        }
+
 
 def _entry(row: dict[str, Any]) -> OutboxEntry:
     fields = ("id", "key", "kind", "topic", "destination", "app_id", "payload", "created_at")
@@ -512,6 +608,46 @@ class _Marks:
 
     def advance(self, name: str, at: datetime) -> None:
         self.t.marks[name] = max(at, self.t.marks.get(name, at))
+
+
+class _Homes:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def opened(self, viewer: HomeViewer) -> None:
+        known = self.t.viewers.get(viewer.user_id)
+        if known is not None:
+            viewer = replace(viewer, team=known.team, page=known.page)
+        self.t.viewers[viewer.user_id] = viewer
+
+    def get(self, user_id: str) -> HomeViewer | None:
+        return self.t.viewers.get(user_id)
+
+    def browse(self, user_id: str, *, team: str | None, page: int) -> None:
+        known = self.t.viewers.get(user_id)
+        if known is not None:
+            self.t.viewers[user_id] = replace(known, team=team, page=page)
+
+    def recent(self, since: datetime, *, limit: int) -> list[HomeViewer]:
+        found = [v for v in self.t.viewers.values() if v.opened_at > since]
+        return sorted(found, key=lambda v: v.opened_at, reverse=True)[:limit]
+
+
+class _Events:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def first(self, event_id: str, at: datetime) -> bool:
+        if event_id in self.t.events:
+            return False
+        self.t.events[event_id] = at
+        return True
+
+    def forget(self, before: datetime) -> int:
+        old = [e for e, at in self.t.events.items() if at < before]
+        for event_id in old:
+            del self.t.events[event_id]
+        return len(old)
 
 
 def _by_id(app_id: str) -> tuple[int, str]:
