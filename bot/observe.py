@@ -1,8 +1,9 @@
 """What is known of the request being answered, for the logs and the metrics; and the log format.
 
 The server edge opens a record for each Slack request (`begin`), the listeners fill in what they
-learn on the way (`note`: the kind of request, who, which app, how it ended), and the log
-formatter and the metrics read it. The record lives in a context variable, so it follows the
+learn on the way (`note`: the kind of request, who, which app, how it ended; every payload's kind
+is noted from its type and ids before the listeners run, `payload_kind`), and the log formatter
+and the metrics read it. The record lives in a context variable, so it follows the
 request through the listeners (which run on the server's event loop, in the request's own
 context) and is gone with it. Outside a request `note` does nothing.
 
@@ -22,9 +23,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
+
+from core import RequestAlreadyDecided
 
 __all__ = [
     "LOG_FORMATS",
@@ -38,6 +42,8 @@ __all__ = [
     "current",
     "end",
     "note",
+    "payload_kind",
+    "refused",
 ]
 
 #: what `/plan <word>` is called in kinds (`command:<word>`), by the grammar's command class
@@ -67,13 +73,38 @@ _ACTION_WORDS = {
     "plan_reject": "reject",
     "plan_start_extend": "extend",
     "plan_start_enable": "enable",
+    # the home tab's
+    "home_approve": "home_approve",
+    "home_reject": "home_reject",
+    "home_withdraw": "home_withdraw",
+    "home_extend": "home_extend",
+    "home_enable": "home_enable",
+    "home_page": "home_page",
+    "home_team": "home_team",
+    "home_all_teams": "home_all_teams",
+    "home_new": "home_new",
+    # the plan modal's pickers
+    "plan_pick_app": "pick_app",
+    "plan_pick_operation": "pick_operation",
+}
+#: the other payloads Slack sends, by type and the id it sends back (a view's or a shortcut's
+#: callback id, a picker's action id, an event's type): their kinds
+_PAYLOAD_WORDS = {
+    ("view_submission", "plan_form"): "view:form",
+    ("view_submission", "plan_form_confirm"): "view:confirm",
+    ("view_closed", "plan_form_confirm"): "view_closed:confirm",
+    ("shortcut", "plan_shortcut"): "shortcut:plan",
+    ("block_suggestion", "plan_pick_app"): "options:app",
+    ("event_callback", "app_home_opened"): "event:app_home_opened",
 }
 #: every kind a request can be counted under
 KINDS = frozenset(
     {f"command:{w}" for w in _COMMAND_WORDS.values()}
     | {"command:invalid", "command:other"}
     | {f"action:{w}" for w in _ACTION_WORDS.values()}
-    | {"action:other", "other"}
+    | set(_PAYLOAD_WORDS.values())
+    | {f"{t}:other" for t in ("action", "view", "view_closed", "shortcut", "options", "event")}
+    | {"other"}
 )
 #: how a request ended: answered (`ok`), refused by a rule or a typo, a click on something already
 #: decided, a failure of planbot's own (`error`), or turned away at the door
@@ -115,6 +146,38 @@ def command_kind(command: object) -> str:
 def action_kind(action_id: str) -> str:
     """`action:<word>` for a button's action id."""
     return "action:" + _ACTION_WORDS.get(action_id, "other")
+
+
+def payload_kind(body: Mapping[str, Any]) -> str | None:
+    """The kind of a Slack payload other than `/plan`, from its type and the id it carries
+    (None for a slash command, whose listener says which it was)."""
+    if "command" in body:
+        return None
+    kind = str(body.get("type") or "")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else {}
+        return action_kind(str(first.get("action_id", "")) if isinstance(first, dict) else "")
+    if kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        key = str(view.get("callback_id", "")) if isinstance(view, dict) else ""
+    elif kind == "block_suggestion":
+        key = str(body.get("action_id", ""))
+    elif kind == "event_callback":
+        event = body.get("event")
+        key = str(event.get("type", "")) if isinstance(event, dict) else ""
+    else:
+        key = str(body.get("callback_id", ""))
+    prefix = {"block_suggestion": "options", "event_callback": "event"}.get(kind, kind)
+    found = _PAYLOAD_WORDS.get((kind, key))
+    if found is not None:
+        return found
+    return f"{prefix}:other" if f"{prefix}:other" in KINDS else "other"
+
+
+def refused(err: Exception) -> None:
+    """Note how a refused request ended: a click on something already decided, or refused."""
+    note(outcome="already_done" if isinstance(err, RequestAlreadyDecided) else "refused")
 
 
 def outcome_of_status(status: int) -> str:

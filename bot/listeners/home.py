@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import home, modals
+from bot import home, modals, observe
 from bot.listeners.context import Bot
 from bot.listeners.modals import Forms
 from core import ChangeRequest, Click, Operation, PlanError
@@ -59,6 +59,7 @@ def register(app: App, bot: Bot) -> None:
                 CLICKS[action["action_id"]], str(action.get("value") or ""), actor=actor
             )
         except PlanError as err:  # already decided, not theirs, not allowed: nothing changed
+            observe.refused(err)
             show(body.get("trigger_id"), modals.refusal_view(err))
 
     for action_id in CLICKS:
@@ -74,6 +75,7 @@ def register(app: App, bot: Bot) -> None:
         try:
             pending = service.request(change, actor=actor, channel_id=None)
         except PlanError as err:
+            observe.refused(err)
             show(body.get("trigger_id"), modals.refusal_view(err))
             return
         show(body.get("trigger_id"), modals.confirm_view(pending, bot.words, channel=None))

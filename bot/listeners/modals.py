@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import modals
+from bot import modals, observe
 from bot.listeners.context import Bot
 from core import Actor, Click, PlanError
 
@@ -76,6 +76,8 @@ class Forms:
     def submitted(self, view: dict[str, Any], actor: Actor) -> dict[str, Any]:
         """The preview (or the errors under the fields) for a submitted form."""
         state = modals.form_state(view)
+        if state.app_id is None or state.operation is None:
+            observe.note(outcome="refused")
         if state.app_id is None:
             return {"response_action": "errors", "errors": {modals.APP_BLOCK: "Pick an app."}}
         if state.operation is None:
@@ -88,6 +90,7 @@ class Forms:
             change = modals.change_of(state, app, self.catalog)
             pending = self.service.request(change, actor=actor, channel_id=state.channel)
         except PlanError as err:
+            observe.refused(err)
             return {"response_action": "errors", "errors": modals.field_errors(err, state)}
         view = modals.confirm_view(pending, self.words, channel=state.channel)
         return {"response_action": "update", "view": view}
@@ -98,6 +101,7 @@ class Forms:
         state = modals.form_state(view)
         values = (view.get("state") or {}).get("values") or {}
         if modals.ACK_BLOCK in values and not state.acknowledged:
+            observe.note(outcome="refused")
             return {
                 "response_action": "errors",
                 "errors": {modals.ACK_BLOCK: "Tick the box to confirm, or cancel."},
@@ -105,6 +109,7 @@ class Forms:
         try:
             outcome = self.service.changes.click(Click.CONFIRM, request_id, actor=actor)
         except PlanError as err:
+            observe.refused(err)
             return {"response_action": "update", "view": modals.refusal_view(err)}
         now = self.service.clock()
         return {"response_action": "update", "view": modals.result_view(outcome, self.words, now)}

@@ -21,10 +21,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.observe import KINDS, OUTCOMES
+from fakes.signing import (
+    block_suggestion_body,
+    event_body,
+    shortcut_body,
+    signed_headers,
+    signed_json_headers,
+)
 from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
     ADMIN,
     AUDIT,
+    SECRET,
     TEAM,
     Served,
     child_pids,
@@ -168,6 +176,27 @@ def test_a_click_is_counted_by_what_it_did(planbot: Served, slack: FakeSlack) ->
     # the confirmation's write waited its turn among SQLite's writers (and was counted)
     assert value(samples, "planbot_db_wait_seconds_count", what="writer_queue") >= 1
     assert value(samples, "planbot_db_wait_seconds_count", what="audit_chain_head") == 0
+
+
+def test_the_home_tab_the_shortcut_and_the_picker_are_counted_by_kind(planbot: Served) -> None:
+    before = scrape(planbot)
+    opened = event_body({"type": "app_home_opened", "user": ADMIN, "tab": "home"})
+    shortcut = shortcut_body("plan_shortcut", ADMIN)
+    typed = block_suggestion_body("plan_pick_app", "e2e-std", ADMIN)
+    for body, headers in (
+        (opened, signed_json_headers(opened, SECRET)),
+        (shortcut, signed_headers(shortcut, SECRET)),
+        (typed, signed_headers(typed, SECRET)),
+    ):
+        answered = planbot.http.post(f"{planbot.url}/slack/events", content=body, headers=headers)
+        assert answered.status_code == 200, answered.text
+    after = scrape(planbot)
+    for kind in ("event:app_home_opened", "shortcut:plan", "options:app"):
+        labels = {"kind": kind, "outcome": "ok"}
+        assert (
+            value(after, "planbot_requests_total", **labels)
+            == value(before, "planbot_requests_total", **labels) + 1
+        ), kind
 
 
 def test_the_outbox_fills_while_slack_is_down_and_drains_after(

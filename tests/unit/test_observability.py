@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import grammar, metricsdir, observe
+from bot import blocks, grammar, home, metricsdir, observe
+from bot import modals as bot_modals
 from bot.listeners import actions
 from bot.metrics import Exporter, _ObservedNotifier, authorized
 from bot.observe import JsonFormatter, configure_logging
@@ -44,13 +45,77 @@ def test_every_command_and_button_has_a_kind_of_its_own() -> None:
     for command in commands:
         kind = observe.command_kind(command.__new__(command))
         assert kind in observe.KINDS and kind != "command:other", command
-    source = Path(actions.__file__).read_text()
-    action_ids = set(re.findall(r"app\.action\(\"(\w+)\"\)", source)) | set(actions.CLICKS)
-    assert len(action_ids) == 6
+    registered = registered_ids()
+    action_ids = registered["action"] | set(actions.CLICKS) | set(home.HOME_ACTIONS)
+    assert len(action_ids) == 17
     for action_id in action_ids:
         kind = observe.action_kind(action_id)
         assert kind in observe.KINDS and kind != "action:other", action_id
+    assert len(set(map(observe.action_kind, action_ids))) == len(action_ids)  # each its own
     assert observe.action_kind("something_else") == "action:other"
+
+
+def registered_ids() -> dict[str, set[str]]:
+    """The ids the listeners register, by what they listen to (literal or a module constant)."""
+    found: dict[str, set[str]] = {}
+    names = {"blocks": blocks, "home": home, "modals": bot_modals}
+    for path in sorted(Path(actions.__file__).parent.glob("*.py")):
+        source = path.read_text()
+        for what, argument in re.findall(
+            r"app\.(action|view|view_closed|shortcut|options|event)\(([^()]*)\)", source
+        ):
+            if argument.startswith('"'):
+                found.setdefault(what, set()).add(argument.strip('"'))
+            elif "." in argument:
+                module, name = argument.split(".")
+                found.setdefault(what, set()).add(getattr(names[module], name))
+    return found
+
+
+def payload(kind: str, key: str) -> dict[str, Any]:
+    """The smallest body of a Slack payload of that type with that id."""
+    if kind == "block_actions":
+        return {"type": kind, "actions": [{"action_id": key}]}
+    if kind in ("view_submission", "view_closed"):
+        return {"type": kind, "view": {"callback_id": key}}
+    if kind == "block_suggestion":
+        return {"type": kind, "action_id": key}
+    if kind == "event_callback":
+        return {"type": kind, "event": {"type": key}}
+    return {"type": kind, "callback_id": key}
+
+
+def test_every_view_shortcut_picker_and_event_has_a_kind_of_its_own() -> None:
+    registered = registered_ids()
+    assert registered["view"] == {bot_modals.FORM_VIEW, bot_modals.CONFIRM_VIEW}
+    expected = {
+        ("view_submission", bot_modals.FORM_VIEW): "view:form",
+        ("view_submission", bot_modals.CONFIRM_VIEW): "view:confirm",
+        ("view_closed", bot_modals.CONFIRM_VIEW): "view_closed:confirm",
+        ("shortcut", bot_modals.SHORTCUT): "shortcut:plan",
+        ("block_suggestion", bot_modals.PICK_APP): "options:app",
+        ("event_callback", "app_home_opened"): "event:app_home_opened",
+    }
+    assert {key for _, key in expected} == set().union(
+        *(registered[w] for w in ("view", "view_closed", "shortcut", "options", "event"))
+    )
+    for (kind, key), word in expected.items():
+        assert observe.payload_kind(payload(kind, key)) == word
+        assert word in observe.KINDS
+    assert observe.payload_kind(payload("block_actions", home.HOME_APPROVE)) == (
+        "action:home_approve"
+    )
+    assert observe.payload_kind({"command": "/plan", "text": "status x"}) is None  # its listener
+    # what no listener asked for, or a body of another shape, still gets a fixed word
+    for body in (
+        payload("view_submission", "someone_elses_view"),
+        payload("event_callback", "member_joined_channel"),
+        {"type": "block_actions", "actions": "not a list"},
+        {"type": "interactive_message", "callback_id": "<@U0SECRET>"},
+        {},
+    ):
+        kind = observe.payload_kind(body)
+        assert kind in observe.KINDS and "SECRET" not in str(kind), body
 
 
 def test_an_outcome_comes_from_the_listeners_unless_the_status_says_otherwise() -> None:
