@@ -314,7 +314,7 @@ def _observe_delivery(destination: str, send: Callable[[], Any]) -> Any:
 
 class _ObservedNotifier:
     """A channel notifier, counted by destination kind: the audit or approvals channel, another
-    channel, or a person (a requester told how their request ended)."""
+    channel, a person (a requester told how their request ended), or home tabs (drawn)."""
 
     def __init__(self, inner: Any, channels: Mapping[str, str]) -> None:
         self.inner = inner
@@ -323,13 +323,17 @@ class _ObservedNotifier:
     def send(
         self, destination: str, payload: Mapping[str, Any], **options: Any
     ) -> Mapping[str, Any] | None:
-        kind = self.channels.get(destination) or (
-            "person" if destination[:1] in ("U", "W") else "channel"
-        )
+        kind = self.channels.get(destination) or _destination_kind(destination)
         return _observe_delivery(kind, lambda: self.inner.send(destination, payload, **options))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _destination_kind(destination: str) -> str:
+    if destination == "home" or destination.startswith("home:"):
+        return "home"
+    return "person" if destination[:1] in ("U", "W") else "channel"
 
 
 class _ObservedReplier:

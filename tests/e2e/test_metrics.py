@@ -49,6 +49,7 @@ DESTINATIONS = {
     "approvals_channel",
     "channel",
     "person",
+    "home",
     "response_url",
     "provisioner",
 }
@@ -197,6 +198,15 @@ def test_the_home_tab_the_shortcut_and_the_picker_are_counted_by_kind(planbot: S
             value(after, "planbot_requests_total", **labels)
             == value(before, "planbot_requests_total", **labels) + 1
         ), kind
+    # the tab is drawn by the delivery worker, and counted as a delivery to a home tab
+    home = {"destination": "home", "result": "delivered"}
+    eventually(
+        lambda: (
+            value(scrape(planbot), "planbot_deliveries_total", **home)
+            > value(before, "planbot_deliveries_total", **home)
+        ),
+        what="the home tab drawn",
+    )
 
 
 def test_the_outbox_fills_while_slack_is_down_and_drains_after(

@@ -366,9 +366,9 @@ def delivered(destination: str) -> float:
 def test_deliveries_are_counted_by_the_kind_of_destination_never_its_id() -> None:
     sender = _Sender()
     notifier = _ObservedNotifier(sender, {"C0AUDIT": "audit_channel"})
-    kinds = ("audit_channel", "channel", "person")
+    kinds = ("audit_channel", "channel", "person", "home")
     before = {kind: delivered(kind) for kind in kinds}
-    for destination in ("C0AUDIT", "C0TEAM", "U0REQUESTER"):
+    for destination in ("C0AUDIT", "C0TEAM", "home:U0REQUESTER", "U0REQUESTER"):
         notifier.send(destination, {"text": "x"}, replaces={"ts": "0.5"})
     assert {kind: delivered(kind) - before[kind] for kind in kinds} == dict.fromkeys(kinds, 1.0)
     # what the dispatcher asked for reaches Slack's notifier unchanged
