@@ -87,8 +87,8 @@ def update() -> list[str]:
 
 
 def _translated(message: Message) -> bool:
-    strings = message.string if isinstance(message.string, tuple) else (message.string,)
-    return not message.fuzzy and all(strings)
+    strings = _texts(message.string)
+    return not message.fuzzy and bool(strings) and all(strings)
 
 
 def _placeholders(text: str) -> set[str]:
@@ -123,9 +123,15 @@ def problems() -> list[str]:
     return found
 
 
+def _texts(value: object) -> tuple[str, ...]:
+    """A message's id or string as its forms (one, or one per plural form)."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(text) for text in value) if isinstance(value, tuple | list) else ()
+
+
 def _placeholder_problems(language: str, entry: Message) -> list[str]:
-    ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
-    strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+    ids, strings = _texts(entry.id), _texts(entry.string)
     expected = set().union(*(_placeholders(text) for text in ids))
     return [
         f"{language}: placeholders differ in {ids[0]!r}: {sorted(_placeholders(text))} "
