@@ -28,7 +28,6 @@ import uvicorn
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,8 +35,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import metrics
+from bot import blocks, metrics, observe
 from bot.app import Planbot
+from bot.edge import BodyTimeout, BodyTooLarge, read_body, signature_problem, ssl_check_ping
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 
 __all__ = ["create_asgi", "serve", "serve_workers"]
@@ -56,22 +56,11 @@ UVICORN_OPTIONS: dict[str, Any] = {
 DRAIN_IDLE = 0.3
 DRAIN_MAX = 5.0
 MAX_BODY = 1 << 20  # Slack's payloads are far smaller; anything bigger is not from Slack
-
-
-def _signed(secret: str | None, body: str, request: Request) -> bool:
-    """Whether Slack signed this request, checked before anything reads the body.
-
-    Bolt checks again, but its check raises (and so reaches the error handler, which answers the
-    unverified request's response_url) on a timestamp that is not a number or a signature that is
-    not ASCII. Slack's ssl_check pings are left to Bolt, which answers them and does nothing else.
-    """
-    if secret is None or ("ssl_check" in body and parse_qs(body).get("ssl_check")):
-        return True
-    timestamp = request.headers.get("x-slack-request-timestamp", "")
-    signature = request.headers.get("x-slack-signature", "")
-    if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
-        return False
-    return SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature)
+#: seconds a request's body may take to arrive once its headers have (Slack sends it at once)
+BODY_TIMEOUT = 10.0
+#: what a request turned away at the door is answered (and the connection closed: its body is
+#: not read further)
+CLOSE = {"connection": "close"}
 
 
 def _bolt_request(body: str, request: Request) -> BoltRequest:
@@ -96,6 +85,44 @@ def _bolt_request(body: str, request: Request) -> BoltRequest:
         if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
             raise ValueError("block_actions with an action that has no action_id")
     return bolt_request
+
+
+def _refused(planbot: Planbot, bolt_request: BoltRequest) -> Response | None:
+    """The answer to a signed request from another workspace or app (None: it is ours). Its
+    response_urls that may not be posted to are dropped here, before anything can queue them."""
+    body = bolt_request.body
+    if body.get("type") == "url_verification":
+        return None
+    context = bolt_request.context
+    installation = planbot.installation
+    why = (
+        None
+        if installation is None
+        else installation.refusal(context.team_id, context.enterprise_id, body.get("api_app_id"))
+    )
+    if why is not None:
+        observe.note(kind=observe.payload_kind(body) or "command:other", outcome="refused")
+        log.warning(
+            "refused a signed request from %s (team %s, enterprise %s, app %s)",
+            why,
+            str(context.team_id)[:40].encode("unicode_escape").decode(),
+            str(context.enterprise_id)[:40].encode("unicode_escape").decode(),
+            str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
+        )
+        if "command" in body:
+            message = blocks.text_message(
+                ":no_entry: planbot does not answer this workspace or app; nothing was changed."
+            )
+            return JSONResponse({**message, "response_type": "ephemeral"})
+        return Response(status_code=200)
+    dropped = planbot.response_urls.keep_allowed(body)
+    if dropped:
+        context.pop("response_url", None)
+        log.warning(
+            "ignored a response_url on %s, which is not in PLANBOT_RESPONSE_URL_HOSTS",
+            ", ".join(dropped),
+        )
+    return None
 
 
 def _headers(request: Request) -> dict[str, str | Sequence[str]]:
@@ -159,19 +186,32 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
 
     async def events(request: Request) -> Response:
         seen.touch()
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "payload too large"}, status_code=413)
+        client = request.client.host if request.client else "?"
+        try:
+            body = await read_body(request, limit=MAX_BODY, timeout=BODY_TIMEOUT)
+        except BodyTooLarge as err:
+            log.warning("refused a request from %s: body too large (%s)", client, err)
+            return JSONResponse({"error": "payload too large"}, status_code=413, headers=CLOSE)
+        except BodyTimeout as err:
+            log.warning("refused a request from %s: body too slow (%s)", client, err)
+            return JSONResponse({"error": "request timeout"}, status_code=408, headers=CLOSE)
         decoded = body.decode("utf-8", errors="replace")
-        if not _signed(planbot.settings.signing_secret, decoded, request):
-            client = request.client.host if request.client else "?"
-            log.warning("refused a request from %s: missing, bad or stale Slack signature", client)
+        if ssl_check_ping(decoded):  # Slack checking the certificate: nothing to act on
+            return Response(status_code=200)
+        secret = planbot.settings.signing_secret
+        problem = "no signing secret set" if secret is None else None
+        problem = problem or signature_problem(cast(str, secret), decoded, request.headers)
+        if problem is not None:
+            log.warning("refused a request from %s: %s", client, problem)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             bolt_request = _bolt_request(decoded, request)
         except (ValueError, TypeError, AttributeError):  # signed, but not a Slack payload
             log.warning("refused a signed request whose body is not a Slack payload")
             return JSONResponse({"error": "malformed payload"}, status_code=400)
+        refused = _refused(planbot, bolt_request)
+        if refused is not None:
+            return refused
         result = planbot.app.dispatch(bolt_request)
         seen.touch()
         return Response(
