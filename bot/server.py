@@ -11,6 +11,7 @@ threads, which cost more than the work itself (measured: status 870 req/s with o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -20,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
@@ -44,13 +46,26 @@ __all__ = ["create_asgi", "serve", "serve_workers"]
 
 log = logging.getLogger(__name__)
 
-#: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections
+#: seconds a connection may take to send a request's headers (from its opening, or from the
+#: answer to its last request): a client that trickles them is cut off
+HEADER_TIMEOUT = 5.0
+#: at most this many connections of a process wait for a request's headers; past it, the one
+#: that has waited longest is closed (new connections are never refused for it)
+MAX_WAITING = 512
+#: the most bytes of headers a request may send
+MAX_HEADER_BYTES = 64 * 1024
+#: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections;
+#: past `limit_concurrency` connections (or requests in hand) a process answers 503; an idle
+#: keep-alive connection is closed after `timeout_keep_alive` seconds
 UVICORN_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "log_config": None,  # uvicorn's lines go through planbot's logging (text, or JSON)
     "log_level": "info",
     "timeout_graceful_shutdown": 8,
     "backlog": 2048,
+    "limit_concurrency": 1024,
+    "timeout_keep_alive": 5,
+    "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
 }
 #: on SIGTERM, requests keep being answered until none arrived for DRAIN_IDLE s (DRAIN_MAX at most)
 DRAIN_IDLE = 0.3
@@ -131,6 +146,110 @@ def _headers(request: Request) -> dict[str, str | Sequence[str]]:
     for name, value in request.headers.raw:
         headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
     return cast(dict[str, str | Sequence[str]], headers)
+
+
+class _Cuts:
+    """Connections closed before their headers, by reason: one log line per 10 s at most."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.since = time.monotonic()
+
+    def note(self, why: str) -> None:
+        self.counts[why] = self.counts.get(why, 0) + 1
+        now = time.monotonic()
+        if now - self.since >= 10:
+            said = ", ".join(f"{n} {reason}" for reason, n in sorted(self.counts.items()))
+            log.warning("closed connections before a request: %s", said)
+            self.counts, self.since = {}, now
+
+
+_cuts = _Cuts()
+
+
+def _guarded(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, with a deadline for each request's headers and a bound on the
+    connections waiting for them (uvicorn itself waits for headers for ever).
+
+    A connection must send a request's headers within `HEADER_TIMEOUT` of opening (or of the
+    answer to its previous request), in at most `MAX_HEADER_BYTES`, or it is closed. At most
+    `MAX_WAITING` connections of a process wait so at once: a new one closes the one that has
+    waited longest, so a flood of connections that never finish their headers can't crowd out
+    requests that do. What is read after the headers (the body) has its own deadline, in the
+    route (`BODY_TIMEOUT`).
+    """
+
+    waiting: OrderedDict[Any, None] = OrderedDict()
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        _timer: asyncio.TimerHandle | None = None
+        _armed: Any = None
+        _header_bytes = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            awaiting = self._timer is not None and self.cycle is self._armed
+            super().data_received(data)
+            if awaiting and self.cycle is self._armed:  # still no complete headers
+                self._header_bytes += len(data)
+                if self._header_bytes > MAX_HEADER_BYTES:
+                    self._cut("headers too large")
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._await_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._disarm()
+            self._armed = self.cycle
+            self._header_bytes = 0
+            self._timer = self.loop.call_later(HEADER_TIMEOUT, self._late)
+            waiting[self] = None
+            while len(waiting) > MAX_WAITING:
+                oldest, _ = waiting.popitem(last=False)
+                if oldest.cycle is oldest._armed and oldest._timer is not None:
+                    oldest._cut("too many connections waiting for their headers")
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            waiting.pop(self, None)
+
+        def _late(self) -> None:
+            self._timer = None
+            waiting.pop(self, None)
+            if self.cycle is self._armed:
+                self._cut("headers not received in time")
+
+        def _cut(self, why: str) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                _cuts.note(why)
+                self.transport.close()
+
+    Guarded.__name__ = f"Guarded{base.__name__}"
+    return Guarded
+
+
+def _http_protocol() -> type[asyncio.Protocol]:
+    """httptools' protocol where it is installed (as uvicorn's "auto" picks), else h11's."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return _guarded(HttpToolsProtocol)
+    except ImportError:  # pragma: no cover - httptools is a dependency where it builds
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return _guarded(H11Protocol)
 
 
 class Activity:
@@ -279,7 +398,13 @@ def serve(
     if parent is not None:
         stop_when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
     activity = Activity()
-    config = uvicorn.Config(create_asgi(planbot, activity), host=host, port=port, **UVICORN_OPTIONS)
+    config = uvicorn.Config(
+        create_asgi(planbot, activity),
+        host=host,
+        port=port,
+        http=_http_protocol(),
+        **UVICORN_OPTIONS,
+    )
     sockets = [_shared_socket(host, port)] if shared_port else None
     try:
         DrainingServer(config, activity).run(sockets=sockets)
