@@ -74,8 +74,6 @@ class Planbot:
         SQLite's checkpoints, and the lifecycle sweep on its timer."""
         self.bot.groups.warm()
         self.bot.channels.warm()
-        if self.installation is not None:
-            self.installation.learn()
         if deliver:
             self.dispatcher.start()
             self.checkpointer.start()

@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 5.0
 #: at most this many connections of a process wait for a request's headers; past it, the one
 #: that has waited longest is closed (new connections are never refused for it)
-MAX_WAITING = 512
+MAX_WAITING = 2048
 #: the most bytes of headers a request may send
 MAX_HEADER_BYTES = 64 * 1024
 #: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections;
@@ -63,7 +64,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "info",
     "timeout_graceful_shutdown": 8,
     "backlog": 2048,
-    "limit_concurrency": 1024,
+    "limit_concurrency": 4096,
     "timeout_keep_alive": 5,
     "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
 }
@@ -356,6 +357,8 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         planbot.start(deliver=False, sweep=False)
+        if planbot.installation is not None:
+            planbot.installation.learn()  # auth.test, in the background: which workspace
         # What was loaded to start (modules, the app, the catalog) lives as long as the process:
         # out of the collector's sight, full collections no longer walk it under load.
         gc.collect()
@@ -397,6 +400,7 @@ def serve(
         delivery.start()
     if parent is not None:
         stop_when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    _enough_file_descriptors()
     activity = Activity()
     config = uvicorn.Config(
         create_asgi(planbot, activity),
@@ -411,6 +415,17 @@ def serve(
     finally:
         if delivery is not None:
             delivery.stop()
+
+
+def _enough_file_descriptors() -> None:
+    """Room for the connections the server may hold (`limit_concurrency`), where the hard
+    limit allows: many systems start processes with a soft limit of 1,024."""
+    want = int(UVICORN_OPTIONS["limit_concurrency"]) + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:
