@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from bot.delivery import SlackReplier
-from bot.edge import ResponseUrls
+from bot.edge import Installation, ResponseUrls
 from bot.settings import Settings, SettingsError
 from core import DeliveryError
 from fakes.signing import block_action_body, signed_headers, slash_command_body
@@ -36,10 +36,11 @@ from tests.e2e.conftest import (
     TEAM,
     Served,
     button_value,
+    card_text,
     start_planbot,
     stop_planbot,
 )
-from tests.reliability.conftest import query, record
+from tests.reliability.conftest import query, record, serve, stop_all
 
 pytestmark = [pytest.mark.e2e]
 
@@ -441,3 +442,145 @@ def test_signed_requests_are_answered_while_1400_connections_never_finish_their_
         slow_held_max_s=round(max(held), 1),
         slow_closed=len(lifetimes),
     )
+
+
+# --- 8. replays -------------------------------------------------------------------------------
+
+
+def test_a_replayed_grant_changes_nothing_even_on_another_replica_after_a_revoke(
+    planbot: Served, slack: FakeSlack, workdir: Path
+) -> None:
+    victim = "UEVILREPLAY"
+    replica = serve(
+        workdir,
+        slack,
+        planbot.database_url,
+        extra={"PLANBOT_LOG_LEVEL": "INFO", "PLANBOT_APP_ID": "A1"},
+        log="replica.log",
+    )
+    try:
+        url = slack.response_url("replay")
+        grant = slash_command_body(f"access grant <@{victim}> admin", ADMIN, TEAM, url)
+        captured = signed_headers(grant, SECRET)
+        first = planbot.http.post(events_url(planbot), content=grant, headers=captured)
+        assert "now has the `admin` role" in card_text(first.json())
+        assert grants_of(planbot, victim) == ["admin"]
+        revoked = planbot.command(f"access revoke <@{victim}> admin")
+        assert "no longer has" in card_text(revoked.json())
+        replies = []
+        began = time.monotonic()
+        for served in (replica, planbot, replica):
+            answer = served.http.post(events_url(served), content=grant, headers=captured)
+            assert answer.status_code == 200
+            replies.append(card_text(answer.json()))
+        seconds = time.monotonic() - began
+        for reply in replies:
+            assert "already received; nothing was changed" in reply, reply
+        assert grants_of(planbot, victim) == []
+        # a revoke replayed after a new grant takes nothing away either
+        regrant = planbot.command(f"access grant <@{victim}> viewer")
+        assert "now has" in card_text(regrant.json())
+        revoke = slash_command_body(f"access revoke <@{victim}> viewer", ADMIN, TEAM, url)
+        revoke_headers = signed_headers(revoke, SECRET)
+        assert "no longer has" in card_text(
+            planbot.http.post(events_url(planbot), content=revoke, headers=revoke_headers).json()
+        )
+        planbot.command(f"access grant <@{victim}> viewer")
+        again = replica.http.post(events_url(replica), content=revoke, headers=revoke_headers)
+        assert "already received" in card_text(again.json())
+        assert grants_of(planbot, victim) == ["viewer"]
+        # a read replayed is simply answered again
+        status = slash_command_body("status 1400000001", ADMIN, TEAM, url)
+        status_headers = signed_headers(status, SECRET)
+        for served in (planbot, replica):
+            read = served.http.post(events_url(served), content=status, headers=status_headers)
+            assert "1400000001" in card_text(read.json())
+        stored = query(planbot.database_url, "SELECT count(*) AS n FROM received_request")
+        record(
+            "replays",
+            replayed_grants="3/3 changed nothing (2 on the other replica)",
+            replayed_revoke="changed nothing",
+            signatures_stored=stored[0].n,
+            seconds=round(seconds, 3),
+        )
+    finally:
+        stop_all(replica)
+
+
+# --- 9. workspace binding ---------------------------------------------------------------------
+
+
+def test_requests_from_another_workspace_or_app_are_refused(
+    planbot: Served, slack: FakeSlack, workdir: Path
+) -> None:
+    victim = "UEVILTEAM"
+    url = slack.response_url("team")
+    refused = []
+    for what, fields in {
+        "another workspace": {"team_id": "T2"},
+        "another app": {"api_app_id": "A9"},
+    }.items():
+        body = slash_command_body(f"access grant <@{victim}> admin", ADMIN, TEAM, url, **fields)
+        answer = planbot.http.post(
+            events_url(planbot), content=body, headers=signed_headers(body, SECRET)
+        )
+        assert answer.status_code == 200, what
+        assert "does not answer this workspace" in card_text(answer.json()), what
+        refused.append(what)
+    assert grants_of(planbot, victim) == []
+    app = "1400000053"
+    _, request_id = planbot.preview(f"upgrade {app} premium")
+    click = block_action_body("plan_confirm", request_id, ADMIN, TEAM, url, team_id="T2")
+    answer = planbot.http.post(
+        events_url(planbot), content=click, headers=signed_headers(click, SECRET)
+    )
+    assert (answer.status_code, answer.content) == (200, b"")
+    time.sleep(0.5)
+    assert planbot.app(app).plan.value == "developer"
+    [state] = query(
+        planbot.database_url, "SELECT state FROM pending_request WHERE id = :id", id=request_id
+    )
+    assert state.state == "pending"
+    assert "refused a signed request from another workspace" in log_text(workdir)
+    assert "refused a signed request from another app" in log_text(workdir)
+    # the owner's own click, from the installation's workspace, still works
+    assert planbot.click("plan_confirm", request_id).status_code == 200
+    deadline = time.monotonic() + 5
+    while planbot.app(app).plan.value != "premium" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert planbot.app(app).plan.value == "premium"
+    record("workspace binding", refused=f"{len(refused) + 1}/3 (2 commands, 1 click)")
+
+
+def test_the_installation_from_settings_or_auth_test() -> None:
+    settings = Settings.from_env({"PLANBOT_ALLOWED_TEAMS": "T1,E1", "PLANBOT_APP_ID": "A1"})
+    assert settings.allowed_teams == frozenset({"T1", "E1"})
+    ours = Installation(teams=settings.allowed_teams, app_id=settings.app_id)
+    assert ours.refusal("T1", None, "A1") is None
+    assert ours.refusal("T7", "E1", "A1") is None  # an org-wide installation
+    assert ours.refusal("T2", None, "A1") == "another workspace"
+    assert ours.refusal("T1", None, "A2") == "another app"
+    assert ours.refusal(None, None, "A1") == "another workspace"
+    waiting = Installation()  # auth.test has not answered: nothing is let through
+    assert waiting.refusal("T1", None, None) is not None
+    with pytest.raises(SettingsError, match="PLANBOT_APP_ID"):
+        Settings.from_env({"PLANBOT_APP_ID": "T1"})
+
+
+# --- 16. no capability URL or token in the logs -----------------------------------------------
+
+
+def test_no_response_url_or_token_reaches_the_logs(
+    planbot: Served, slack: FakeSlack, workdir: Path
+) -> None:
+    app = "1400000054"
+    _, request_id = planbot.preview(f"upgrade {app} premium", response="capability")
+    slack.fail_next(1, status=500, methods=["response_url"])  # slack_sdk retries, and says so
+    assert planbot.click("plan_confirm", request_id, response="capability").status_code == 200
+    slack.wait_for_response("capability", timeout=10)
+    time.sleep(0.5)
+    log = log_text(workdir)
+    assert "/response/capability" not in log
+    assert not any(word in log for word in SECRET_WORDS)
+    assert f"{slack.host}:{slack.port}/…" in log  # the retry was logged, without its path
+    record("log secrets", capability_urls_in_log=0, tokens_in_log=0)
