@@ -15,9 +15,12 @@ import multiprocessing
 import select
 import selectors
 import socket
+import sqlite3
 import statistics
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -40,7 +43,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-from tests.reliability.conftest import query, record, serve, stop_all
+from tests.reliability.conftest import outbox_counts, query, record, serve, stop_all
 
 pytestmark = [pytest.mark.e2e]
 
@@ -584,3 +587,130 @@ def test_no_response_url_or_token_reaches_the_logs(
     assert not any(word in log for word in SECRET_WORDS)
     assert f"{slack.host}:{slack.port}/…" in log  # the retry was logged, without its path
     record("log secrets", capability_urls_in_log=0, tokens_in_log=0)
+
+
+# --- 10. a click while the database fails ------------------------------------------------------
+
+
+@pytest.fixture
+def own_planbot(tmp_path: Path, slack: FakeSlack) -> Iterator[Served]:
+    """A server of the test's own, on its own SQLite file."""
+    served = start_planbot(tmp_path, slack)
+    yield served
+    stop_planbot(served)
+
+
+def test_a_click_while_the_database_fails_is_answered_without_it(
+    own_planbot: Served, slack: FakeSlack
+) -> None:
+    app = "1400000055"
+    _, request_id = own_planbot.preview(f"upgrade {app} premium")
+    path = own_planbot.database_url.removeprefix("sqlite:///")
+    tables = ("pending_request", "outbox")
+    with sqlite3.connect(path) as db:  # the requests and the outbox are gone
+        for table in tables:
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        answer = own_planbot.click("plan_confirm", request_id, response="dbdown")
+        assert answer.status_code == 200, answer.text
+        said = slack.wait_for_response("dbdown", timeout=10)
+    finally:
+        with sqlite3.connect(path) as db:
+            for table in tables:
+                db.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+    text = card_text(said)
+    assert "nothing was changed" in text
+    assert "Traceback" not in text and "sqlite" not in text.lower()
+    assert said.get("response_type") == "ephemeral"
+    assert own_planbot.app(app).plan.value == "developer"
+    record("click while the database fails", status=200, reply="sent without the database")
+
+
+# --- 7. the provisioning webhook never follows a redirect -------------------------------------
+
+
+class Provisioning:
+    """A provisioning system that first answers 301 to elsewhere (where a GET would get 200)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.redirect = True
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                outer.seen.append((self.command, self.path))
+                if self.path == "/provision" and outer.redirect:
+                    self.send_response(301)
+                    self.send_header("Location", "/elsewhere")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/provision"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_redirecting_provisioning_webhook_is_a_failed_delivery_retried(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    receiver = Provisioning()
+    served = start_planbot(
+        tmp_path,
+        slack,
+        extra={"PLANBOT_WEBHOOK_URL": receiver.url, "PLANBOT_WEBHOOK_SECRET": "hook-secret"},
+    )
+    try:
+        app = "1400000056"
+        _, request_id = served.preview(f"upgrade {app} premium")
+        assert served.click("plan_confirm", request_id).status_code == 200
+        deadline = time.monotonic() + 10
+        while ("POST", "/provision") not in receiver.seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        assert ("POST", "/provision") in receiver.seen
+        assert not [s for s in receiver.seen if s[1] == "/elsewhere"], receiver.seen
+        [entry] = query(
+            served.database_url,
+            "SELECT status, attempts, last_error FROM outbox WHERE kind = 'provision'",
+        )
+        assert entry.status == "pending", entry
+        assert "redirect" in str(entry.last_error)
+        attempts_redirected = entry.attempts
+        receiver.redirect = False  # the receiver is fixed: the retry delivers
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            [entry] = query(
+                served.database_url, "SELECT status FROM outbox WHERE kind = 'provision'"
+            )
+            if entry.status == "delivered":
+                break
+            time.sleep(0.2)
+        assert entry.status == "delivered"
+        assert not [s for s in receiver.seen if s[1] == "/elsewhere"]
+        assert outbox_counts(served.database_url).get("dead", 0) == 0
+        record(
+            "webhook redirects",
+            followed=0,
+            redirected_attempts=attempts_redirected,
+            delivered_after_fix=True,
+        )
+    finally:
+        stop_planbot(served)
+        receiver.close()
