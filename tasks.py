@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and run in one step: `python3 tasks.py run` (the bot) or `python3 tasks.py test`.
 
-Also `python3 tasks.py lint` (ruff and mypy) and `python3 tasks.py bench` (the ack benchmark).
+Also `python3 tasks.py lint` (ruff and mypy), `python3 tasks.py bench` (the ack benchmark) and
+`python3 tasks.py i18n` (extract the messages for people from the code into the translation
+catalogs, `bot/locale`; then translate what it says is untranslated).
 
 Creates `.venv` with this project and its test tools on first use (and again when
 pyproject.toml changes), then runs the bot or the test suite inside it. Needs only Python 3.11+.
@@ -39,8 +41,8 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`run [planbot args...]`, `test [pytest args...]`, `lint`, or `bench [bench args...]`."""
-    if not argv or argv[0] not in ("run", "test", "lint", "bench"):
+    """`run [planbot args...]`, `test [pytest args...]`, `lint`, `bench [bench args...]`, `i18n`."""
+    if not argv or argv[0] not in ("run", "test", "lint", "bench", "i18n"):
         print(__doc__)
         return 2
     ensure_venv()
@@ -51,6 +53,9 @@ def main(argv: list[str]) -> int:
         first = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
         second = subprocess.call([str(BIN / "ruff"), "format", "--check", "."], cwd=ROOT)
         return first or second or subprocess.call([str(BIN / "mypy")], cwd=ROOT)
+    if what == "i18n":
+        update = "from bot.catalogs import update; print(*update(), sep=chr(10))"
+        return subprocess.call([str(BIN / "python"), "-c", update], cwd=ROOT)
     if what == "bench":
         return subprocess.call([str(BIN / "python"), "-m", "bench.run", *rest], cwd=ROOT)
     pytest = [str(BIN / "python"), "-m", "pytest"]
