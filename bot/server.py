@@ -322,7 +322,7 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
         problem = "no signing secret set" if secret is None else None
         problem = problem or signature_problem(cast(str, secret), decoded, request.headers)
         if problem is not None:
-            log.warning("refused a request from %s: %s", client, problem)
+            log.warning("refused a request from %s: no valid Slack signature (%s)", client, problem)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             bolt_request = _bolt_request(decoded, request)
