@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -673,6 +674,8 @@ def base_env(api_url: str) -> dict[str, str]:
         SLACK_BOT_TOKEN=TOKEN,
         SLACK_API_URL=api_url,
         PLANBOT_ADMINS=USER,
+        # the fake's response_url receiver (loopback), not hooks.slack.com
+        PLANBOT_RESPONSE_URL_HOSTS=urllib.parse.urlsplit(api_url).netloc,
         PYTHONUNBUFFERED="1",
     )
     return env

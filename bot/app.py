@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_bolt import App
@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot.channels import ChannelDirectory
 from bot.delivery import (
+    DirectResponder,
     GroupDirectory,
     OutboxResponder,
     Responder,
@@ -19,6 +20,7 @@ from bot.delivery import (
     SlackReplier,
     make_client,
 )
+from bot.edge import Installation, ResponseUrls
 from bot.home import HomePublisher
 from bot.listeners import Bot, register
 from bot.settings import Settings
@@ -62,6 +64,10 @@ class Planbot:
     home: HomePublisher
     #: the provider connector's jobs (None when it is off: no credentials)
     provider: ProviderJobs | None = None
+    #: the workspace and app requests must come from (HTTP mode checks them at the edge)
+    installation: Installation | None = None
+    #: the hosts a response_url may point to
+    response_urls: ResponseUrls = field(default_factory=lambda: ResponseUrls(("hooks.slack.com",)))
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
         """Start the background work: group lookups, and (in this process) outbox delivery with
@@ -76,10 +82,14 @@ class Planbot:
 
     def close(self) -> None:
         """Stop background work."""
+        if self.installation is not None:
+            self.installation.close()
         self.lifecycle.stop()
         self.dispatcher.stop()
         self.checkpointer.stop()
         self.bot.responder.close()
+        if self.bot.direct is not None:
+            self.bot.direct.close()
         if self.bot.surfaces is not None:
             self.bot.surfaces.close()
         self.bot.groups.close()
@@ -139,11 +149,12 @@ def build(
         views = WebClient(token=bot_token, base_url=settings.api_url, timeout=5, retry_handlers=[])
         surfaces = SlackSurfaces(views)
     home = HomePublisher(service, surfaces, words)
+    response_urls = ResponseUrls(settings.response_url_hosts)
     dispatcher = OutboxDispatcher(
         store=store,
         notifier=notifier or SlackNotifier(client, words, home=home),
         provisioner=_provisioner(settings),
-        replier=replier or SlackReplier(words, client if bot_token else None),
+        replier=replier or SlackReplier(words, client if bot_token else None, response_urls),
         lease=timedelta(seconds=settings.outbox_lease),
         audit_channel=settings.audit_channel,
     )
@@ -179,6 +190,7 @@ def build(
         surfaces=surfaces,
         provider=ProviderView(store=store, provider=connector),
         channels=ChannelDirectory(lookups if bot_token else None),
+        direct=None if responder is not None else DirectResponder(response_urls),
     )
     register(app, bot)
     provider = None
@@ -202,4 +214,14 @@ def build(
         Checkpointer(engine),
         home,
         provider,
+        Installation(
+            teams=settings.allowed_teams,
+            app_id=settings.app_id,
+            client=WebClient(
+                token=bot_token, base_url=settings.api_url, timeout=5, retry_handlers=[]
+            )
+            if bot_token
+            else None,
+        ),
+        response_urls,
     )

@@ -18,12 +18,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from bot.edge import ResponseUrls
 from bot.home import HomePublisher
 from bot.notices import render
 from bot.words import Words
 from core import DeliveryError, HomeChanged, HomePublish, PlanService, Rendered, load_message
 
 __all__ = [
+    "DirectResponder",
     "GroupDirectory",
     "OutboxResponder",
     "Responder",
@@ -184,12 +186,21 @@ class SlackReplier:
     is in the channel) gets that message's permalink from Slack first, when a client is given.
     """
 
-    def __init__(self, words: Words, client: WebClient | None = None) -> None:
+    def __init__(
+        self,
+        words: Words,
+        client: WebClient | None = None,
+        response_urls: ResponseUrls | None = None,
+    ) -> None:
         self.words = words
         self.client = client
+        self.response_urls = response_urls or ResponseUrls(("hooks.slack.com",))
 
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
         """POST the message; map Slack's refusals to retryable or permanent failures."""
+        if not self.response_urls.allows(url):  # checked where it came in; and again here
+            log.warning("dropped a reply to a response_url outside PLANBOT_RESPONSE_URL_HOSTS")
+            raise DeliveryError("response_url not on an allowed host", permanent=True)
         body = rendered(with_permalink(message, self.client), self.words)
         client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
         try:
@@ -204,6 +215,39 @@ class SlackReplier:
             raise DeliveryError(f"response_url answered {status}")
         if status >= 400:  # expired (30 minutes, five uses) or refused: retrying will not help
             raise DeliveryError(f"response_url refused the reply: {status}", permanent=True)
+
+
+class DirectResponder:
+    """Posts replies straight to their response_url from a background thread, without the
+    database: the error handler's "nothing was changed" when the database itself failed.
+
+    One try, a short timeout; a URL outside the allowed hosts is dropped."""
+
+    queues_in_outbox = False
+
+    def __init__(self, response_urls: ResponseUrls, *, timeout: int = 5) -> None:
+        self.response_urls = response_urls
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="direct-reply")
+
+    def send(self, url: str | None, message: Mapping[str, Any]) -> None:
+        """Post `message` to `url` beside the ack (nothing when there is no allowed URL)."""
+        if not url:
+            return
+        if not self.response_urls.allows(url):
+            log.warning("dropped a reply to a response_url outside PLANBOT_RESPONSE_URL_HOSTS")
+            return
+        self._pool.submit(self._post, url, dict(message))
+
+    def _post(self, url: str, message: dict[str, Any]) -> None:
+        try:
+            WebhookClient(url, timeout=int(self.timeout)).send_dict(message)
+        except Exception as err:  # the person sees no reply; the error is already logged
+            log.warning("could not post a reply to a response_url: %s", type(err).__name__)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish the replies in hand."""
+        self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 def with_permalink(message: Mapping[str, Any], client: WebClient | None) -> Mapping[str, Any]:

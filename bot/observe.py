@@ -28,6 +28,7 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.edge import Redactor
 from core import RequestAlreadyDecided
 
 __all__ = [
@@ -314,6 +315,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     handler.set_name("planbot")
+    handler.addFilter(Redactor())  # response_urls and tokens never reach a log line
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == "planbot":  # configured before: replaced, not doubled

@@ -11,15 +11,18 @@ threads, which cost more than the work itself (measured: status 870 req/s with o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
@@ -28,7 +31,6 @@ import uvicorn
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,42 +38,45 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import metrics
+from bot import blocks, metrics, observe
 from bot.app import Planbot
+from bot.edge import BodyTimeout, BodyTooLarge, read_body, signature_problem, ssl_check_ping
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 
 __all__ = ["create_asgi", "serve", "serve_workers"]
 
 log = logging.getLogger(__name__)
 
-#: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections
+#: seconds a connection may take to send a request's headers (from its opening, or from the
+#: answer to its last request): a client that trickles them is cut off
+HEADER_TIMEOUT = 5.0
+#: at most this many connections of a process wait for a request's headers; past it, the one
+#: that has waited longest is closed (new connections are never refused for it)
+MAX_WAITING = 2048
+#: the most bytes of headers a request may send
+MAX_HEADER_BYTES = 64 * 1024
+#: in-flight requests get 8 s to finish on SIGTERM; a deep backlog absorbs bursts of connections;
+#: past `limit_concurrency` connections (or requests in hand) a process answers 503; an idle
+#: keep-alive connection is closed after `timeout_keep_alive` seconds
 UVICORN_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "log_config": None,  # uvicorn's lines go through planbot's logging (text, or JSON)
     "log_level": "info",
     "timeout_graceful_shutdown": 8,
     "backlog": 2048,
+    "limit_concurrency": 4096,
+    "timeout_keep_alive": 5,
+    "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
 }
 #: on SIGTERM, requests keep being answered until none arrived for DRAIN_IDLE s (DRAIN_MAX at most)
 DRAIN_IDLE = 0.3
 DRAIN_MAX = 5.0
 MAX_BODY = 1 << 20  # Slack's payloads are far smaller; anything bigger is not from Slack
-
-
-def _signed(secret: str | None, body: str, request: Request) -> bool:
-    """Whether Slack signed this request, checked before anything reads the body.
-
-    Bolt checks again, but its check raises (and so reaches the error handler, which answers the
-    unverified request's response_url) on a timestamp that is not a number or a signature that is
-    not ASCII. Slack's ssl_check pings are left to Bolt, which answers them and does nothing else.
-    """
-    if secret is None or ("ssl_check" in body and parse_qs(body).get("ssl_check")):
-        return True
-    timestamp = request.headers.get("x-slack-request-timestamp", "")
-    signature = request.headers.get("x-slack-signature", "")
-    if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
-        return False
-    return SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature)
+#: seconds a request's body may take to arrive once its headers have (Slack sends it at once)
+BODY_TIMEOUT = 10.0
+#: what a request turned away at the door is answered (and the connection closed: its body is
+#: not read further)
+CLOSE = {"connection": "close"}
 
 
 def _bolt_request(body: str, request: Request) -> BoltRequest:
@@ -98,12 +103,154 @@ def _bolt_request(body: str, request: Request) -> BoltRequest:
     return bolt_request
 
 
+def _refused(planbot: Planbot, bolt_request: BoltRequest) -> Response | None:
+    """The answer to a signed request from another workspace or app (None: it is ours). Its
+    response_urls that may not be posted to are dropped here, before anything can queue them."""
+    body = bolt_request.body
+    if body.get("type") == "url_verification":
+        return None
+    context = bolt_request.context
+    installation = planbot.installation
+    why = (
+        None
+        if installation is None
+        else installation.refusal(context.team_id, context.enterprise_id, body.get("api_app_id"))
+    )
+    if why is not None:
+        observe.note(kind=observe.payload_kind(body) or "command:other", outcome="refused")
+        log.warning(
+            "refused a signed request from %s (team %s, enterprise %s, app %s)",
+            why,
+            str(context.team_id)[:40].encode("unicode_escape").decode(),
+            str(context.enterprise_id)[:40].encode("unicode_escape").decode(),
+            str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
+        )
+        if "command" in body:
+            message = blocks.text_message(
+                ":no_entry: planbot does not answer this workspace or app; nothing was changed."
+            )
+            return JSONResponse({**message, "response_type": "ephemeral"})
+        return Response(status_code=200)
+    dropped = planbot.response_urls.keep_allowed(body)
+    if dropped:
+        context.pop("response_url", None)
+        log.warning(
+            "ignored a response_url on %s, which is not in PLANBOT_RESPONSE_URL_HOSTS",
+            ", ".join(dropped),
+        )
+    return None
+
+
 def _headers(request: Request) -> dict[str, str | Sequence[str]]:
     """Every header's values by lower-case name, in one pass over the raw headers."""
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.raw:
         headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
     return cast(dict[str, str | Sequence[str]], headers)
+
+
+class _Cuts:
+    """Connections closed before their headers, by reason: one log line per 10 s at most."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.since = time.monotonic()
+
+    def note(self, why: str) -> None:
+        self.counts[why] = self.counts.get(why, 0) + 1
+        now = time.monotonic()
+        if now - self.since >= 10:
+            said = ", ".join(f"{n} {reason}" for reason, n in sorted(self.counts.items()))
+            log.warning("closed connections before a request: %s", said)
+            self.counts, self.since = {}, now
+
+
+_cuts = _Cuts()
+
+
+def _guarded(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, with a deadline for each request's headers and a bound on the
+    connections waiting for them (uvicorn itself waits for headers for ever).
+
+    A connection must send a request's headers within `HEADER_TIMEOUT` of opening (or of the
+    answer to its previous request), in at most `MAX_HEADER_BYTES`, or it is closed. At most
+    `MAX_WAITING` connections of a process wait so at once: a new one closes the one that has
+    waited longest, so a flood of connections that never finish their headers can't crowd out
+    requests that do. What is read after the headers (the body) has its own deadline, in the
+    route (`BODY_TIMEOUT`).
+    """
+
+    waiting: OrderedDict[Any, None] = OrderedDict()
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        _timer: asyncio.TimerHandle | None = None
+        _armed: Any = None
+        _header_bytes = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            awaiting = self._timer is not None and self.cycle is self._armed
+            super().data_received(data)
+            if awaiting and self.cycle is self._armed:  # still no complete headers
+                self._header_bytes += len(data)
+                if self._header_bytes > MAX_HEADER_BYTES:
+                    self._cut("headers too large")
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._await_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._disarm()
+            self._armed = self.cycle
+            self._header_bytes = 0
+            self._timer = self.loop.call_later(HEADER_TIMEOUT, self._late)
+            waiting[self] = None
+            while len(waiting) > MAX_WAITING:
+                oldest, _ = waiting.popitem(last=False)
+                if oldest.cycle is oldest._armed and oldest._timer is not None:
+                    oldest._cut("too many connections waiting for their headers")
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            waiting.pop(self, None)
+
+        def _late(self) -> None:
+            self._timer = None
+            waiting.pop(self, None)
+            if self.cycle is self._armed:
+                self._cut("headers not received in time")
+
+        def _cut(self, why: str) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                _cuts.note(why)
+                self.transport.close()
+
+    Guarded.__name__ = f"Guarded{base.__name__}"
+    return Guarded
+
+
+def _http_protocol() -> type[asyncio.Protocol]:
+    """httptools' protocol where it is installed (as uvicorn's "auto" picks), else h11's."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return _guarded(HttpToolsProtocol)
+    except ImportError:  # pragma: no cover - httptools is a dependency where it builds
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return _guarded(H11Protocol)
 
 
 class Activity:
@@ -159,19 +306,32 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
 
     async def events(request: Request) -> Response:
         seen.touch()
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "payload too large"}, status_code=413)
+        client = request.client.host if request.client else "?"
+        try:
+            body = await read_body(request, limit=MAX_BODY, timeout=BODY_TIMEOUT)
+        except BodyTooLarge as err:
+            log.warning("refused a request from %s: body too large (%s)", client, err)
+            return JSONResponse({"error": "payload too large"}, status_code=413, headers=CLOSE)
+        except BodyTimeout as err:
+            log.warning("refused a request from %s: body too slow (%s)", client, err)
+            return JSONResponse({"error": "request timeout"}, status_code=408, headers=CLOSE)
         decoded = body.decode("utf-8", errors="replace")
-        if not _signed(planbot.settings.signing_secret, decoded, request):
-            client = request.client.host if request.client else "?"
-            log.warning("refused a request from %s: missing, bad or stale Slack signature", client)
+        if ssl_check_ping(decoded):  # Slack checking the certificate: nothing to act on
+            return Response(status_code=200)
+        secret = planbot.settings.signing_secret
+        problem = "no signing secret set" if secret is None else None
+        problem = problem or signature_problem(cast(str, secret), decoded, request.headers)
+        if problem is not None:
+            log.warning("refused a request from %s: no valid Slack signature (%s)", client, problem)
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         try:
             bolt_request = _bolt_request(decoded, request)
         except (ValueError, TypeError, AttributeError):  # signed, but not a Slack payload
             log.warning("refused a signed request whose body is not a Slack payload")
             return JSONResponse({"error": "malformed payload"}, status_code=400)
+        refused = _refused(planbot, bolt_request)
+        if refused is not None:
+            return refused
         result = planbot.app.dispatch(bolt_request)
         seen.touch()
         return Response(
@@ -197,6 +357,8 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         planbot.start(deliver=False, sweep=False)
+        if planbot.installation is not None:
+            planbot.installation.learn()  # auth.test, in the background: which workspace
         # What was loaded to start (modules, the app, the catalog) lives as long as the process:
         # out of the collector's sight, full collections no longer walk it under load.
         gc.collect()
@@ -238,14 +400,32 @@ def serve(
         delivery.start()
     if parent is not None:
         stop_when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    _enough_file_descriptors()
     activity = Activity()
-    config = uvicorn.Config(create_asgi(planbot, activity), host=host, port=port, **UVICORN_OPTIONS)
+    config = uvicorn.Config(
+        create_asgi(planbot, activity),
+        host=host,
+        port=port,
+        http=_http_protocol(),
+        **UVICORN_OPTIONS,
+    )
     sockets = [_shared_socket(host, port)] if shared_port else None
     try:
         DrainingServer(config, activity).run(sockets=sockets)
     finally:
         if delivery is not None:
             delivery.stop()
+
+
+def _enough_file_descriptors() -> None:
+    """Room for the connections the server may hold (`limit_concurrency`), where the hard
+    limit allows: many systems start processes with a soft limit of 1,024."""
+    want = int(UVICORN_OPTIONS["limit_concurrency"]) + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

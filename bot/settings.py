@@ -67,6 +67,26 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+_HOST = re.compile(r"^([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+
+
+def _hosts(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated list of `host` or `host:port`."""
+    raw = env.get(name, "").strip() or default
+    hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    bad = [h for h in hosts if not _HOST.match(h)]
+    if bad or not hosts:
+        raise SettingsError(f"{name}: {', '.join(bad) or raw!r} is not a host or host:port")
+    return hosts
+
+
+def _app_id(env: Mapping[str, str]) -> str | None:
+    value = env.get("PLANBOT_APP_ID", "").strip() or None
+    if value is not None and not (_ID.match(value) and value.startswith("A")):
+        raise SettingsError(f"PLANBOT_APP_ID: {value!r} is not an app id (like A0123ABCD)")
+    return value
+
+
 def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
     """PLANBOT_APPROVALS="disable=peer,migrate=peer:2" (operation=self|peer[:N])."""
     rules: dict[str, ApprovalRule] = {}
@@ -114,6 +134,12 @@ class Settings:
     im_api_host: str = "console.tim.qq.com"
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"
+    #: hosts (`host` or `host:port`) a response_url may point to
+    response_url_hosts: tuple[str, ...] = ("hooks.slack.com",)
+    #: the workspaces (team or enterprise ids) requests may come from (empty: auth.test's)
+    allowed_teams: frozenset[str] = frozenset()
+    #: the app requests must be for (`api_app_id`), when set
+    app_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -166,6 +192,9 @@ class Settings:
             **provider,
             metrics_token=env.get("PLANBOT_METRICS_TOKEN", "").strip() or None,
             log_format=log_format,
+            response_url_hosts=_hosts(env, "PLANBOT_RESPONSE_URL_HOSTS", "hooks.slack.com"),
+            allowed_teams=_ids(env, "PLANBOT_ALLOWED_TEAMS"),
+            app_id=_app_id(env),
         )
 
     def require_http(self) -> None:

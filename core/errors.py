@@ -11,7 +11,7 @@
     ├── InvalidBillMonth           a bill asked for a month that cannot have one
     ├── ExtendNotAllowed, DisableNotAllowed, EnableNotAllowed, PurgeDeadlinePassed
     ├── RequestNotFound, RequestExpired, RequestAlreadyDecided, AppChangedSincePreview,
-    │   AlreadyApproved
+    │   AlreadyApproved, RequestReplayed
     ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, AwaitingApproval,
     │   ChannelNotAllowed, NoApproverAvailable
     └── CsvImportError             a CSV with bad rows (nothing imported)
@@ -56,6 +56,7 @@ __all__ = [
     "RequestAlreadyDecided",
     "RequestExpired",
     "RequestNotFound",
+    "RequestReplayed",
     "SelfApprovalNotAllowed",
     "UnknownAddon",
     "UpgradeNotAllowed",
@@ -363,6 +364,13 @@ class RequestAlreadyDecided(PlanError):
         super().__init__(message, state=state, by=by, by_id=by_id)
         self.state = state
         self.by_id = by_id
+
+
+class RequestReplayed(PlanError):
+    """The same state-changing request arrived again (a replay): it changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("This request was already received; nothing was changed.")
 
 
 class AppChangedSincePreview(PlanError):

@@ -50,6 +50,7 @@ from core.audit import AuditRecord
 from core.config import CoreConfig
 from core.domain import PURGE_AFTER, Actor, AppState, Operation, Plan, Status
 from core.facts import Field, FieldChange, Outcome
+from core.grants import REPLAYS_KEPT
 from core.home import home_changed
 from core.messages import (
     DevExpiryReminder,
@@ -391,7 +392,16 @@ class Lifecycle:
                 jobs.append(("statements", partial(self._post_statements, now)))
             if uow.requests.any_expired(now):
                 jobs.append(("requests", partial(self._expire_requests, now)))
+            if uow.replays.any_before(now - REPLAYS_KEPT):
+                jobs.append(("replays", partial(self._forget_replays, now)))
         return jobs
+
+    def _forget_replays(self, now: datetime) -> dict[str, int]:
+        """Forget the signatures of requests too old to be replayed."""
+        with self.store.unit_of_work() as uow:
+            uow.replays.forget(now - REPLAYS_KEPT)
+            uow.commit()
+        return {}
 
     # --- transitions -------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 `RecordingProvisioner` (the default) only records it: the provider has no API, so planbot's own
 records are the source of truth. `WebhookProvisioner` POSTs the change as JSON to a company's own
 provisioning or billing system, signed with HMAC-SHA256 and carrying an idempotency key; failures
-are retried by the outbox.
+are retried by the outbox. Redirects are never followed: urllib would follow a 301 or 302 with a
+GET, without the body, and take the 200 after it for a delivery; a 3xx is a failed delivery.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v1=" + digest.hexdigest()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Answers a redirect with the redirect itself (an HTTPError), never following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirects())
+
+
 class WebhookProvisioner:
     """POSTs each change as signed JSON to a URL; 2xx (or 409 already-done) is success."""
 
@@ -51,6 +63,7 @@ class WebhookProvisioner:
         self.url = url
         self.secret = secret
         self.timeout = timeout
+        self.opener = _opener()
 
     def provision(self, change: Mapping[str, Any]) -> None:
         """Deliver one change; raises DeliveryError (retryable unless a 4xx other than 408/409/429)."""
@@ -68,11 +81,16 @@ class WebhookProvisioner:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self.opener.open(request, timeout=self.timeout) as response:
                 response.read()
+                status = response.status
         except urllib.error.HTTPError as err:
             if err.code == 409:
                 return  # the receiver already applied this idempotency key
+            if 300 <= err.code < 400:  # not followed: the change was not delivered
+                raise DeliveryError(
+                    f"webhook answered {err.code} (a redirect, not followed)"
+                ) from err
             retry_after = err.headers.get("Retry-After") if err.headers else None
             permanent = 400 <= err.code < 500 and err.code not in (408, 429)
             raise DeliveryError(
@@ -82,3 +100,5 @@ class WebhookProvisioner:
             ) from err
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             raise DeliveryError(f"webhook unreachable: {err}") from err
+        if not 200 <= status < 300:  # a 1xx or 3xx that urllib handed back as an answer
+            raise DeliveryError(f"webhook answered {status}")

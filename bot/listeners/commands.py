@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest
 
 from bot import blocks, grammar, observe, provider_views
 from bot.channels import Reach
@@ -29,6 +29,9 @@ class Asked:
     actor: Actor
     channel_id: str | None
     reply_url: str | None = None
+    #: the request's signature: recorded with a change made without a confirmation click (a
+    #: grant, a revoke), so that the same request sent again changes nothing
+    once: str | None = None
 
 
 class Commands:
@@ -49,12 +52,17 @@ class Commands:
         return self.bot.tz
 
     def answer(
-        self, text: str, actor: Actor, channel_id: str | None, reply_url: str | None = None
+        self,
+        text: str,
+        actor: Actor,
+        channel_id: str | None,
+        reply_url: str | None = None,
+        once: str | None = None,
     ) -> Message:
         """The reply to `/plan <text>` (a refusal rather than an exception)."""
         try:
             command = grammar.parse(text)
-            return self.run(command, Asked(actor, channel_id, reply_url))
+            return self.run(command, Asked(actor, channel_id, reply_url, once))
         except grammar.CommandSyntaxError as err:
             observe.note(kind="command:invalid", outcome="refused")
             return blocks.text_message(err.message)
@@ -193,10 +201,10 @@ class Commands:
                 refused = self._unreachable(command.team, "grant")
                 if refused is not None:
                     return refused
-            self.service.grant(grant, label=principal.label, actor=asked.actor)
+            self.service.grant(grant, label=principal.label, actor=asked.actor, once=asked.once)
             self.bot.groups.forget()
             return blocks.text_message(f":key: {who} now has the `{command.role}` role{where}.")
-        if self.service.revoke(grant, label=principal.label, actor=asked.actor):
+        if self.service.revoke(grant, label=principal.label, actor=asked.actor, once=asked.once):
             self.bot.groups.forget()
             return blocks.text_message(
                 f":key: {who} no longer has the `{command.role}` role{where}."
@@ -222,7 +230,7 @@ def register(app: App, bot: Bot) -> None:
     forms = Forms(bot)
 
     @app.command("/plan")
-    def on_plan(ack: Ack, command: dict[str, Any]) -> None:
+    def on_plan(ack: Ack, command: dict[str, Any], request: BoltRequest) -> None:
         if not (command.get("text") or "").strip() and command.get("trigger_id") and bot.surfaces:
             ack()  # `/plan` alone opens the modal, beside the ack (see bot.surfaces)
             forms.open(command["trigger_id"], command.get("channel_id"))
@@ -233,5 +241,13 @@ def register(app: App, bot: Bot) -> None:
             actor,
             command.get("channel_id"),
             command.get("response_url"),
+            _signature(request),
         )
         ack(**{**message, "response_type": "ephemeral"})
+
+
+def _signature(request: BoltRequest) -> str | None:
+    """The request's Slack signature (None where there is none: Socket Mode)."""
+    values = request.headers.get("x-slack-signature") or ()
+    first = values[0] if values else None
+    return first if isinstance(first, str) and first else None

@@ -28,6 +28,9 @@ class Bot:
     #: the provider's stored figures, for `/plan usage` and the status card (None: not wired)
     provider: ProviderView | None = None
     channels: ChannelDirectory = field(default_factory=lambda: ChannelDirectory(None))
+    #: replies that must not wait on the database (the error handler's), straight to Slack
+    #: (None: the responder itself does not go through the database)
+    direct: Responder | None = None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -36,10 +36,18 @@ def register(app: App, bot: Bot) -> None:
                 headers={"content-type": "application/json"},
             )
         if isinstance(body, dict) and body.get("type") == "block_actions":
-            bot.responder.send(
-                body.get("response_url"),
-                {**message, "replace_original": False, "response_type": "ephemeral"},
+            # What failed may be the database: the reply goes straight to Slack, not through
+            # the outbox.
+            responder = (
+                bot.direct if bot.responder.queues_in_outbox and bot.direct else bot.responder
             )
+            try:
+                responder.send(
+                    body.get("response_url"),
+                    {**message, "replace_original": False, "response_type": "ephemeral"},
+                )
+            except Exception as err:  # the click is still answered
+                log.error("could not answer the click (reference %s): %s", reference, err)
             return BoltResponse(status=200, body="")
         return BoltResponse(
             status=200,

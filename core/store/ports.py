@@ -391,6 +391,23 @@ class Events(Protocol):
         ...
 
 
+class Replays(Protocol):
+    """The signatures of the state-changing requests received (so that a replay changes
+    nothing)."""
+
+    def first(self, signature: str, at: datetime) -> bool:
+        """Record the request; whether it is the first time it arrived."""
+        ...
+
+    def any_before(self, before: datetime) -> bool:
+        """Whether any request received before `before` is still recorded."""
+        ...
+
+    def forget(self, before: datetime) -> int:
+        """Forget the requests received before `before`; how many."""
+        ...
+
+
 class Provider(Protocol):
     """What the provider connector keeps beside planbot's records, and reads of them."""
 
@@ -472,6 +489,9 @@ class UnitOfWork(Protocol):
 
     @property
     def events(self) -> Events: ...
+
+    @property
+    def replays(self) -> Replays: ...
 
     @property
     def provider(self) -> Provider: ...

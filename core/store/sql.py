@@ -580,6 +580,28 @@ class SqlHomes:
         return [_viewer(r) for r in rows]
 
 
+class SqlReplays:
+    """Signatures of state-changing requests (see `core.store.ports.Replays`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def first(self, signature: str, at: datetime) -> bool:
+        row = {"signature": signature, "received_at": at}
+        try:  # guarded: the insert must add the row, and adds none for a signature seen before
+            self.run.write(S.RECEIVED_FIRST[self.run.dialect], row, guarded=True)
+        except StaleWrite:
+            return False
+        return True
+
+    def any_before(self, before: datetime) -> bool:
+        return bool(self.run.rows(S.RECEIVED_ANY_BEFORE, {"before": before}))
+
+    def forget(self, before: datetime) -> int:
+        deleted = S.received_before(before).returning(S.RECEIVED.c.signature)
+        return len(self.run.execute(deleted))
+
+
 class SqlEvents:
     """Inbound event ids (see `core.store.ports.Events`)."""
 
@@ -689,6 +711,7 @@ class SqlUnitOfWork:
         self.marks = SqlMarks(run)
         self.homes = SqlHomes(run)
         self.events = SqlEvents(run)
+        self.replays = SqlReplays(run)
         self.provider = SqlProvider(run)
         return self
 

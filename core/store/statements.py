@@ -33,6 +33,7 @@ from core.store.tables import (
     ProviderMarkRow,
     ProviderReconciliationRow,
     ProviderUsageRow,
+    ReceivedRequestRow,
 )
 
 APP = cast(sa.Table, AppRow.__table__)  # type: ignore[attr-defined]
@@ -46,6 +47,7 @@ MARK = cast(sa.Table, LifecycleMarkRow.__table__)  # type: ignore[attr-defined]
 GRANT = cast(sa.Table, AccessGrantRow.__table__)  # type: ignore[attr-defined]
 VIEWER = cast(sa.Table, HomeViewerRow.__table__)  # type: ignore[attr-defined]
 EVENT = cast(sa.Table, InboundEventRow.__table__)  # type: ignore[attr-defined]
+RECEIVED = cast(sa.Table, ReceivedRequestRow.__table__)  # type: ignore[attr-defined]
 #: SQLite's trigram table for substring search (migration 0005_home; not a model)
 APP_SEARCH = sa.table("app_search", sa.column("key"), sa.column("app_id"))
 USAGE = cast(sa.Table, ProviderUsageRow.__table__)  # type: ignore[attr-defined]
@@ -632,6 +634,16 @@ def events_before(before: datetime) -> sa.Delete:
     return sa.delete(EVENT).where(EVENT.c.received_at < before)
 
 
+def received_before(before: datetime) -> sa.Delete:
+    """Forget the requests received before `before`."""
+    return sa.delete(RECEIVED).where(RECEIVED.c.received_at < before)
+
+
+RECEIVED_ANY_BEFORE = (
+    sa.select(RECEIVED.c.signature).where(RECEIVED.c.received_at < sa.bindparam("before")).limit(1)
+)
+
+
 # --- the provider connector ------------------------------------------------------------------
 
 APP_STATUSES = sa.select(APP.c.app_id, APP.c.status)
@@ -732,6 +744,14 @@ def _event_first(insert: Any) -> Any:
     return ignoring.execution_options(preserve_rowcount=True)
 
 
+def _received_first(insert: Any) -> Any:
+    statement = insert(RECEIVED).values(
+        signature=_param(RECEIVED, "signature"), received_at=_param(RECEIVED, "received_at")
+    )
+    ignoring = statement.on_conflict_do_nothing(index_elements=["signature"])
+    return ignoring.execution_options(preserve_rowcount=True)
+
+
 #: insert a viewer, or on their next visit update their name, groups and moment (by dialect)
 VIEWER_OPENED = {
     "postgresql": _viewer_opened(postgresql.insert),
@@ -739,6 +759,11 @@ VIEWER_OPENED = {
 }
 #: record an event's id; a second time it changes no row (by dialect)
 EVENT_FIRST = {"postgresql": _event_first(postgresql.insert), "sqlite": _event_first(sqlite.insert)}
+#: record a request's signature; a second time it changes no row (by dialect)
+RECEIVED_FIRST = {
+    "postgresql": _received_first(postgresql.insert),
+    "sqlite": _received_first(sqlite.insert),
+}
 
 
 def upsert_usage(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:

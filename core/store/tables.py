@@ -25,6 +25,7 @@ __all__ = [
     "ProviderMarkRow",
     "ProviderReconciliationRow",
     "ProviderUsageRow",
+    "ReceivedRequestRow",
     "UTCDateTime",
 ]
 
@@ -239,6 +240,16 @@ class InboundEventRow(SQLModel, table=True):
     __tablename__ = "inbound_event"
 
     event_id: str = Field(primary_key=True, max_length=80)
+    received_at: datetime = _when(index=True)
+
+
+class ReceivedRequestRow(SQLModel, table=True):
+    """A state-changing request received, by its signature: the same request sent again (a
+    replay) changes nothing."""
+
+    __tablename__ = "received_request"
+
+    signature: str = Field(primary_key=True, max_length=100)
     received_at: datetime = _when(index=True)
 
 

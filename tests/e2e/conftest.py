@@ -180,6 +180,8 @@ def planbot_env(
         "PLANBOT_AUDIT_CHANNEL": AUDIT,
         "PLANBOT_ADMINS": ADMIN,
         "PLANBOT_LOG_LEVEL": "WARNING",
+        # the fake's response_url receiver is on loopback, not hooks.slack.com
+        "PLANBOT_RESPONSE_URL_HOSTS": f"{slack.host}:{slack.port}",
         **(extra or {}),
     }
     env.pop("SLACK_APP_TOKEN", None)

@@ -43,6 +43,7 @@ class Tables:
     marks: dict[str, datetime] = field(default_factory=dict)
     viewers: dict[str, HomeViewer] = field(default_factory=dict)
     events: dict[str, datetime] = field(default_factory=dict)
+    received: dict[str, datetime] = field(default_factory=dict)
     usage: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconciled: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -92,6 +93,7 @@ class FakeUnitOfWork:
         self.marks = _Marks(self.tables)
         self.homes = _Homes(self.tables)
         self.events = _Events(self.tables)
+        self.replays = _Replays(self.tables)
         self.provider = _Provider(self.tables)
         return self
 
@@ -113,6 +115,7 @@ class FakeUnitOfWork:
                 marks=_Marks(self.tables),
                 homes=_Homes(self.tables),
                 events=_Events(self.tables),
+                replays=_Replays(self.tables),
                 provider=_Provider(self.tables),
             )
         callbacks, self._after = self._after, []
@@ -138,6 +141,7 @@ def _copy(tables: Tables) -> Tables:
         marks=dict(tables.marks),
         viewers=dict(tables.viewers),
         events=dict(tables.events),
+        received=dict(tables.received),
         usage=dict(tables.usage),
         drift=dict(tables.drift),
         reconciled=dict(tables.reconciled),
@@ -631,6 +635,26 @@ class _Homes:
     def recent(self, since: datetime, *, limit: int) -> list[HomeViewer]:
         found = [v for v in self.t.viewers.values() if v.opened_at > since]
         return sorted(found, key=lambda v: v.opened_at, reverse=True)[:limit]
+
+
+class _Replays:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def first(self, signature: str, at: datetime) -> bool:
+        if signature in self.t.received:
+            return False
+        self.t.received[signature] = at
+        return True
+
+    def any_before(self, before: datetime) -> bool:
+        return any(at < before for at in self.t.received.values())
+
+    def forget(self, before: datetime) -> int:
+        old = [s for s, at in self.t.received.items() if at < before]
+        for signature in old:
+            del self.t.received[signature]
+        return len(old)
 
 
 class _Events:
