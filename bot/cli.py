@@ -382,6 +382,23 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: what a spreadsheet takes for the start of a formula (OWASP's list for CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will show as text: a string starting like a formula gets a `'` first.
+
+    Every string is treated alike, negative amounts written as text included (`-12.50` becomes
+    `'-12.50`): a cell that only looks like a number may still be read as a formula
+    (`-1+cmd|...`), and telling the two apart is the spreadsheet's parser, not ours. Values that
+    are numbers (the sequence number) are written as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _export(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> None:
     fields = [*HASHED_FIELDS, "prev_hash", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
@@ -392,7 +409,7 @@ def _export(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> None:
         if writer:
             writer.writerow(
                 {
-                    k: json.dumps(v) if isinstance(v, dict) else v
+                    k: csv_cell(json.dumps(v) if isinstance(v, dict) else v)
                     for k, v in record.items()
                     if k in fields
                 }

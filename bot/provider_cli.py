@@ -44,8 +44,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     month: tuple[int, int] | None = None
     if what == "reconcile":
         match = _MONTH.match(args.month.strip())
-        if match is None or not 1 <= int(match.group(2)) <= 12:
-            print(f"planbot: {args.month!r} is not a month: write it YYYY-MM", file=sys.stderr)
+        if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
+            print(
+                f"planbot: {args.month!r} is not a month that has a bill: write it YYYY-MM, "
+                "a month that has ended, from 1970 on",
+                file=sys.stderr,
+            )
             return 2
         month = int(match.group(1)), int(match.group(2))
     if not settings.provider_config().enabled:

@@ -25,6 +25,8 @@ from core.domain import (
     Plan,
     Status,
     add_months,
+    app_name,
+    is_app_id,
     utcnow,
 )
 from core.errors import *  # noqa: F403  (the error tree is part of the public API)
@@ -185,6 +187,7 @@ __all__ = [
     "WaitingRequest",
     "WebhookProvisioner",
     "add_months",
+    "app_name",
     "billing_window",
     "checkpoint",
     "current_revision",
@@ -192,6 +195,7 @@ __all__ = [
     "effective_role",
     "format_money",
     "head_revision",
+    "is_app_id",
     "load_catalog",
     "load_message",
     "make_engine",

@@ -181,10 +181,10 @@ class Queries:
         """The app's statement for a month (this month by default), in runs of days."""
         now = self.clock()
         tz = self.config.billing_tz
-        year, month = bill_month(year, month, now=now, tz=tz)
         with self.store.unit_of_work(fast=True) as uow:
             state = resolve(uow, ref, teams=self.roles.suggestable_teams(actor))
             self.roles.require(actor, "view", state.owner_channel, "see this app's bill")
+            year, month = bill_month(year, month, now=now, tz=tz, created=state.created_at)
             _, end = domain.month_bounds(year, month, tz)
             segments = uow.history.segments(state.app_id, until=end)
         return state, statement(

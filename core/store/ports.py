@@ -125,6 +125,10 @@ class Apps(Protocol):
         """Every app id."""
         ...
 
+    def names_taken(self, keys: Sequence[str]) -> set[str]:
+        """Which of these name keys (`core.domain.name_key`) an app already has."""
+        ...
+
     def owner_channels(self) -> list[str]:
         """The channels that own apps not purged, each once, sorted."""
         ...

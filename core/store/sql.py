@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,13 +24,14 @@ from sqlalchemy.engine import Engine
 
 from core.access import Grant
 from core.audit import AuditRecord, chained
-from core.domain import AppState, HistoryEntry, Status
+from core.domain import AppState, HistoryEntry, Status, name_key
 from core.money import RateSegment
 from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
 from core.store.db import read_only
+from core.store.failures import translated
 from core.store.ports import HomeViewer, OutboxEntry
 from core.store.runners import (
     CompiledRunner,
@@ -38,9 +40,11 @@ from core.store.runners import (
     StaleWrite,
     ThreadConnections,
 )
-from core.store.waits import waited
+from core.store.waits import REQUEST_WAITS, Waits, allowed, waited, waits_of
 
 __all__ = ["SqlStore", "SqlUnitOfWork"]
+
+log = logging.getLogger(__name__)
 
 
 class SqlApps:
@@ -54,8 +58,13 @@ class SqlApps:
         return mapping.app_state(rows[0]) if rows else None
 
     def by_name(self, name: str) -> list[AppState]:
-        rows = self.run.rows(S.APP_BY_NAME, {"name": name.lower()})
+        rows = self.run.rows(S.APP_BY_NAME, {"name_key": name_key(name)})
         return [mapping.app_state(r) for r in rows]
+
+    def names_taken(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        return {r["name_key"] for r in self.run.query(S.APP_NAMES_TAKEN.params(keys=list(keys)))}
 
     def with_segments(
         self, app_id: str, *, until: datetime, lock: bool = False
@@ -671,14 +680,25 @@ class SqlProvider:
 
 
 class SqlUnitOfWork:
-    """One transaction on a runner, with the repositories (see `core.store.ports`)."""
+    """One transaction on a runner, with the repositories (see `core.store.ports`).
 
-    def __init__(self, make_runner: Callable[[], Runner]) -> None:
+    A driver's failure leaves it as core's own when core has a word for it
+    (`core.store.failures`): `DatabaseBusy`, `DuplicateName`.
+    """
+
+    def __init__(self, make_runner: Callable[[], Runner], waits: Waits = REQUEST_WAITS) -> None:
         self._make_runner = make_runner
+        self._waits = waits
         self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
-        self.run = run = self._make_runner()
+        try:
+            self.run = run = self._make_runner()
+        except Exception as err:
+            better = translated(err, allowed(self._waits.lock))
+            if better is not None:
+                raise better from err
+            raise
         self.dialect = run.dialect
         self.apps = SqlApps(run)
         self.history = SqlHistory(run)
@@ -693,7 +713,17 @@ class SqlUnitOfWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.run.close()
+        err = exc[1] if len(exc) > 1 else None
+        try:
+            self.run.close()
+        except Exception as closing:
+            if err is None:
+                raise
+            log.debug("closing after a failure failed too: %s", closing)
+        if isinstance(err, Exception):
+            better = translated(err, allowed(self._waits.lock))
+            if better is not None:
+                raise better from err
 
     def commit(self) -> None:
         """Commit, then run the after-commit callbacks."""
@@ -713,6 +743,7 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.waits = waits_of(engine)
         self._durable = ThreadConnections(engine)
         # a preview's request, a reply to a refused click, delivery marks: commits that need
         # not wait for the disk (PostgreSQL), since losing the last of them is harmless
@@ -724,9 +755,10 @@ class SqlStore:
         """A unit of work (see `core.store.ports.Store.unit_of_work`)."""
         if fast:
             connections = self._durable if durable else self._nowait
-            return SqlUnitOfWork(functools.partial(CompiledRunner, connections))
+            return SqlUnitOfWork(functools.partial(CompiledRunner, connections), self.waits)
         return SqlUnitOfWork(
-            functools.partial(ConnectionRunner, self.engine, write=write, durable=durable)
+            functools.partial(ConnectionRunner, self.engine, write=write, durable=durable),
+            self.waits,
         )
 
     @contextlib.contextmanager
