@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
 from core import (
+    REQUEST_WAITS,
     Checkpointer,
     Lifecycle,
     Notifier,
@@ -36,6 +37,7 @@ from core import (
     RecordingProvisioner,
     Replier,
     SqlStore,
+    Waits,
     WebhookProvisioner,
     make_engine,
     upgrade_schema,
@@ -118,6 +120,7 @@ def build(
     replier: Replier | None = None,
     surfaces: Surfaces | None = None,
     verified_upstream: bool = False,
+    waits: Waits = REQUEST_WAITS,
 ) -> Planbot:
     """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
 
@@ -125,9 +128,11 @@ def build(
     and views delivery (the local shell draws them in the terminal instead). `verified_upstream`:
     the HTTP server has checked
     each request's Slack signature before Bolt sees it, so Bolt does not check it a second time.
+    `waits`: how long the database is waited for (`REQUEST_WAITS` where people wait for the
+    answer; `BACKGROUND_WAITS` for the delivery worker and the operator's commands).
     """
     config = settings.core_config()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, waits=waits)
     upgrade_schema(engine)
     bot_token = token or settings.bot_token
     client = make_client(bot_token, settings.api_url)

@@ -14,7 +14,14 @@ from typing import Any
 
 from bot.settings import Settings
 from bot.words import CONNECTOR_OFF
-from core import ProviderError, ReconcileReport, SyncReport, UsageReport, format_money
+from core import (
+    BACKGROUND_WAITS,
+    ProviderError,
+    ReconcileReport,
+    SyncReport,
+    UsageReport,
+    format_money,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -57,7 +64,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from bot.app import build
 
-    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    planbot = build(
+        settings, signing_secret=settings.signing_secret or "unused", waits=BACKGROUND_WAITS
+    )
     jobs = planbot.provider
     assert jobs is not None  # the connector is on
     try:

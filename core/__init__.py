@@ -104,15 +104,24 @@ from core.requests import ChangeRequest, Click, Request, RequestState
 from core.service import PlanService
 from core.statements import AppCharges, PlanDays, TeamStatement
 from core.store.db import Checkpointer, checkpoint, make_engine, normalize_url
-from core.store.ports import Store
+from core.store.ports import HEALTH_WAIT, Store, StoreUnwritable
 from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.sql import SqlStore
-from core.store.waits import observe_waits
+from core.store.waits import (
+    BACKGROUND_WAITS,
+    REQUEST_WAITS,
+    Waits,
+    answering_within,
+    observe_waits,
+)
 
 __all__ = [
     "APPS_PER_PAGE",
+    "BACKGROUND_WAITS",
+    "REQUEST_WAITS",
     "FORM_OPERATIONS",
     "HASHED_FIELDS",
+    "HEALTH_WAIT",
     "PICKER_LIMIT",
     "ROLE_FOR",
     "AccessChanged",
@@ -182,11 +191,14 @@ __all__ = [
     "StatementIssued",
     "Status",
     "Store",
+    "StoreUnwritable",
     "SweepReport",
     "TeamStatement",
     "WaitingRequest",
+    "Waits",
     "WebhookProvisioner",
     "add_months",
+    "answering_within",
     "app_name",
     "billing_window",
     "checkpoint",

@@ -139,11 +139,18 @@ class Actor:
     user_id: str
     name: str = ""
     groups: frozenset[str] = frozenset()
+    #: groups holding grants whose members are not known yet (the edge is reading them): the
+    #: actor may be in them
+    pending_groups: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
         """How the actor is named in records."""
         return self.name or self.user_id
+
+    def in_pending_groups(self) -> Actor:
+        """The actor as if they were in every group not known yet (what they might hold)."""
+        return replace(self, groups=self.groups | self.pending_groups, pending_groups=frozenset())
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def resolve(uow: UnitOfWork, ref: str, *, teams: Sequence[str] | None = None) ->
     """The app a person means: by id (digits), else by name (case-insensitively); when none,
     AppNotFound with the nearest names (among the apps of `teams`, when given)."""
     ref = ref.strip()
-    if ref.isdigit():
+    if domain.is_app_id(ref):
         state = uow.apps.get(ref)
         if state is not None:
             return state
@@ -101,7 +101,7 @@ def resolve_with_segments(
 ) -> tuple[AppState, list[RateSegment]]:
     """The app a person means and its rate segments before `until` (one read, when by id)."""
     ref = ref.strip()
-    if ref.isdigit():
+    if domain.is_app_id(ref):
         found = uow.apps.with_segments(ref, until=until)
         if found is not None:
             return found

@@ -13,10 +13,11 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -30,9 +31,8 @@ from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
-from core.store.db import read_only
 from core.store.failures import translated
-from core.store.ports import HomeViewer, OutboxEntry
+from core.store.ports import HEALTH_WAIT, MIN_FREE_BYTES, HomeViewer, OutboxEntry, StoreUnwritable
 from core.store.runners import (
     CompiledRunner,
     ConnectionRunner,
@@ -40,9 +40,12 @@ from core.store.runners import (
     StaleWrite,
     ThreadConnections,
 )
-from core.store.waits import REQUEST_WAITS, Waits, allowed, waited, waits_of
+from core.store.waits import REQUEST_WAITS, Waits, allowed, answering_within, waited, waits_of
 
-__all__ = ["SqlStore", "SqlUnitOfWork"]
+__all__ = ["HEALTH_MARK", "SqlStore", "SqlUnitOfWork"]
+
+#: the mark the health check writes (its last success)
+HEALTH_MARK = "health_probe"
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +199,7 @@ class SqlApps:
 
         found: dict[str, AppState] = {}
         prefixes = [S.APPS_BY_NAME] if needle else [S.APPS_FIRST]
-        if needle.isdigit():
+        if needle.isascii() and needle.isdigit():
             prefixes.insert(0, S.APPS_BY_ID)
         for query in prefixes:
             for row in rows(query):
@@ -781,10 +784,22 @@ class SqlStore:
                     connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
 
-    def ping(self) -> None:
-        """Return when the database answers a trivial read."""
-        with read_only(self.engine).connect() as connection:
-            connection.execute(S.PING)
+    def ping(self, *, timeout: float = HEALTH_WAIT, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """Return when the database takes a write within `timeout` seconds (see
+        `core.store.ports.Store.ping`): a mark written and committed, so a lock held too long,
+        a database that cannot be written or does not answer all fail it; on SQLite, also a
+        disk with less than `min_free_bytes` free beside the database."""
+        with answering_within(timeout):
+            database = self.engine.url.database
+            if self.dialect == "sqlite" and database and database != ":memory:":
+                folder = os.path.dirname(os.path.abspath(database))
+                stat = os.statvfs(folder)
+                free = stat.f_bavail * stat.f_frsize
+                if free < min_free_bytes:
+                    raise StoreUnwritable(f"{free} bytes free on the database's disk")
+            with self.unit_of_work() as uow:
+                uow.marks.advance(HEALTH_MARK, datetime.now(UTC))
+                uow.commit()
 
     def close(self) -> None:
         """Give this thread's connections back and dispose of the pool."""

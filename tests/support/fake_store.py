@@ -67,7 +67,7 @@ class FakeStore:
     def exclusive(self, name: str) -> Iterator[bool]:
         yield True
 
-    def ping(self) -> None:
+    def ping(self, *, timeout: float = 1.5, min_free_bytes: int = 0) -> None:
         """Memory always answers."""
 
 

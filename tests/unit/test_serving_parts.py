@@ -45,11 +45,17 @@ def wait_until(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_known_group_is_answered_at_once_and_refreshed_in_the_background() -> None:
+def test_groups_are_read_in_the_background_and_the_last_known_members_answer_at_once() -> None:
     slack = SlowDirectory({"S1": ["U1"]})
+    slack.gate.clear()  # Slack is slow
     directory = GroupDirectory(slack, lambda: {"S1"}, ttl=0.05)  # type: ignore[arg-type]
-    assert directory.groups_of("U1") == {"S1"}  # the first lookup is made while it waits
-    assert slack.calls == 1
+    started = time.monotonic()
+    assert directory.groups_of("U1") == frozenset()  # never read: not waited for
+    assert directory.unknown() == {"S1"}  # and said to be unknown
+    assert time.monotonic() - started < 0.5
+    slack.gate.set()
+    wait_until(lambda: directory.groups_of("U1") == {"S1"})
+    assert directory.unknown() == frozenset()
     time.sleep(0.1)  # stale now
     slack.members["S1"] = []  # U1 left the group in Slack
     slack.gate.clear()  # and Slack is slow to say so
@@ -57,7 +63,6 @@ def test_a_known_group_is_answered_at_once_and_refreshed_in_the_background() -> 
     assert directory.groups_of("U1") == {"S1"}  # the last known answer, without waiting
     assert time.monotonic() - started < 0.5
     slack.gate.set()
-    wait_until(lambda: slack.calls == 2)
     wait_until(lambda: directory.groups_of("U1") == frozenset())
     directory.close()
 
@@ -65,13 +70,34 @@ def test_a_known_group_is_answered_at_once_and_refreshed_in_the_background() -> 
 def test_a_failed_refresh_keeps_the_last_known_members() -> None:
     slack = SlowDirectory({"S1": ["U1"]})
     directory = GroupDirectory(slack, lambda: {"S1"}, ttl=0.05)  # type: ignore[arg-type]
-    assert directory.groups_of("U1") == {"S1"}
+    directory.groups_of("U1")
+    wait_until(lambda: directory.groups_of("U1") == {"S1"})
     slack.fail = True
     time.sleep(0.1)
+    calls = slack.calls
     directory.groups_of("U1")  # starts the refresh, which fails
-    wait_until(lambda: slack.calls == 2)
+    wait_until(lambda: slack.calls > calls)
     time.sleep(0.05)
     assert directory.groups_of("U1") == {"S1"}
+    assert directory.unknown() == frozenset()
+    directory.close()
+
+
+def test_a_grant_schedules_a_refresh_and_keeps_what_is_known() -> None:
+    slack = SlowDirectory({"S1": ["U1"], "S2": ["U2"]})
+    granted = {"S1"}
+    directory = GroupDirectory(slack, lambda: set(granted), ttl=60)  # type: ignore[arg-type]
+    directory.warm()
+    wait_until(lambda: directory.groups_of("U1") == {"S1"})
+    slack.gate.clear()
+    granted.add("S2")
+    directory.forget()  # a grant to S2
+    started = time.monotonic()
+    assert directory.groups_of("U1") == {"S1"}  # S1's members are kept
+    assert directory.unknown() == {"S2"}
+    assert time.monotonic() - started < 0.5
+    slack.gate.set()
+    wait_until(lambda: directory.groups_of("U2") == {"S2"})
     directory.close()
 
 
