@@ -43,7 +43,10 @@ from core import (
     upgrade_schema,
 )
 
-__all__ = ["Planbot", "build"]
+__all__ = ["GROUP_ROUND_BUDGET", "Planbot", "build"]
+
+#: seconds a round of user group lookups waits for Slack (its lookups run in parallel)
+GROUP_ROUND_BUDGET = 10
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +174,16 @@ def build(
         url_verification_enabled=True,
         raise_error_for_unhandled_request=False,
     )
-    # Group lookups run on the ack path: one try, a short timeout, no sleeping on a 429's
-    # Retry-After (a failed lookup falls back to the last known members).
+    # Channel lookups: one try, a short timeout, no sleeping on a 429's Retry-After. User groups
+    # are read in the background only (never while a command waits): a slow Slack is waited
+    # for up to a round's budget (a failed lookup keeps the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
-    groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
+    group_reads = WebClient(
+        token=bot_token, base_url=settings.api_url, timeout=GROUP_ROUND_BUDGET, retry_handlers=[]
+    )
+    groups = GroupDirectory(
+        group_reads if bot_token else None, service.granted_groups, budget=GROUP_ROUND_BUDGET
+    )
     connector = settings.provider_config()
     bot = Bot(
         service=service,

@@ -21,7 +21,15 @@ from slack_sdk.webhook import WebhookClient
 from bot.home import HomePublisher
 from bot.notices import render
 from bot.words import Words
-from core import DeliveryError, HomeChanged, HomePublish, PlanService, Rendered, load_message
+from core import (
+    DatabaseBusy,
+    DeliveryError,
+    HomeChanged,
+    HomePublish,
+    PlanService,
+    Rendered,
+    load_message,
+)
 
 __all__ = [
     "GroupDirectory",
@@ -167,14 +175,34 @@ class OutboxResponder:
 
     def __init__(self, service: PlanService) -> None:
         self.service = service
+        self._direct: ThreadPoolExecutor | None = None
 
     def send(self, url: str | None, message: Mapping[str, Any]) -> None:
-        """Queue the POST to `url` (nothing when there is no URL)."""
-        if url:
+        """Queue the POST to `url` (nothing when there is no URL). When the database can't take
+        it either (busy: what the message is likely to say), it is posted at once instead, from
+        a thread beside the ack, once."""
+        if not url:
+            return
+        try:
             self.service.reply(url, Rendered(message=dict(message)))
+        except DatabaseBusy:
+            if self._direct is None:
+                self._direct = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reply")
+            self._direct.submit(_post_reply, url, dict(message))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Nothing is held here: queued replies are in the database."""
+        """Nothing is held here: queued replies are in the database (direct ones finish)."""
+        if self._direct is not None:
+            self._direct.shutdown(wait=True)
+
+
+def _post_reply(url: str, message: dict[str, Any]) -> None:
+    try:
+        answer = WebhookClient(url, timeout=5).send_dict(message)
+        if answer.status_code >= 300:
+            log.warning("a reply posted directly was refused: %s", answer.status_code)
+    except Exception as err:  # nothing to retry it from: the database is busy
+        log.warning("a reply posted directly failed: %s", err)
 
 
 class SlackReplier:
