@@ -187,7 +187,9 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
             headers={k: v[0] for k, v in result.headers.items() if v},
         )
 
-    healthz = health_endpoint(planbot.service.store)
+    healthz = health_endpoint(
+        planbot.service.store, min_free_bytes=planbot.settings.health_min_free_mb << 20
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -215,7 +217,9 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
 _PROBES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthz")
 
 
-def health_endpoint(store: Store) -> Callable[[Request], Awaitable[Response]]:
+def health_endpoint(
+    store: Store, *, min_free_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
     """`GET /healthz`: 200 `{"ok": true}` when the database takes a small write within
     `HEALTH_WAIT` seconds (`Store.ping`, in a thread of its own, so neither the event loop nor
     the requests wait for it), else 503 `{"ok": false}`. Why it failed is logged, never shown:
@@ -225,7 +229,8 @@ def health_endpoint(store: Store) -> Callable[[Request], Awaitable[Response]]:
         loop = asyncio.get_running_loop()
         try:
             probe = loop.run_in_executor(
-                _PROBES, functools.partial(store.ping, timeout=HEALTH_WAIT)
+                _PROBES,
+                functools.partial(store.ping, timeout=HEALTH_WAIT, min_free_bytes=min_free_bytes),
             )
             await asyncio.wait_for(probe, timeout=HEALTH_WAIT + 0.5)
         except Exception as err:

@@ -54,6 +54,15 @@ def _group(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _megabytes(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise SettingsError(f"{name}: {raw!r} is not a whole number of MiB")
+    return int(raw)
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -114,6 +123,8 @@ class Settings:
     im_api_host: str = "console.tim.qq.com"
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"
+    #: /healthz fails when the SQLite database's disk has less free than this (MiB)
+    health_min_free_mb: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -166,6 +177,7 @@ class Settings:
             **provider,
             metrics_token=env.get("PLANBOT_METRICS_TOKEN", "").strip() or None,
             log_format=log_format,
+            health_min_free_mb=_megabytes(env, "PLANBOT_HEALTH_MIN_FREE_MB", 16),
         )
 
     def require_http(self) -> None:

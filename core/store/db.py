@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from core.store.waits import REQUEST_WAITS, Waits, allowed, answer_timeout, set_waits
+from core.store.waits import (
+    REQUEST_WAITS,
+    Waits,
+    allowed,
+    answer_timeout,
+    hurried,
+    set_waits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,7 @@ def _postgresql_engine(url: str, pool_size: int, waits: Waits) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        pool_pre_ping=waits.pre_ping,
         pool_timeout=waits.lock,
         connect_args={"connect_timeout": max(2, waits.connect), "options": " ".join(options)},
     )
@@ -98,6 +105,10 @@ def _postgresql_engine(url: str, pool_size: int, waits: Waits) -> Engine:
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        if hurried():
+            # a request whose budget is spent, or behind one that waited in vain: connecting
+            # would take up to connect_timeout more
+            raise psycopg.OperationalError("no time left to connect to the database")
         return _Timed.connect(*cargs, **cparams)
 
     return engine

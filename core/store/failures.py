@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from core.errors import DatabaseBusy
 from core.store.runners import DuplicateName
+from core.store.waits import gave_up
 
 __all__ = ["NAME_INDEX", "translated"]
 
@@ -25,6 +26,13 @@ NAME_INDEX = "ux_app_name_key"
 
 def translated(err: BaseException, waited: float) -> BaseException | None:
     """Core's exception for a driver's `err` (None: none; leave it as it is)."""
+    better = _translated(err, waited)
+    if isinstance(better, DatabaseBusy):
+        gave_up()
+    return better
+
+
+def _translated(err: BaseException, waited: float) -> BaseException | None:
     if isinstance(err, DatabaseBusy | DuplicateName):
         return None
     if isinstance(err, sa.exc.TimeoutError):  # no pooled connection came free in time

@@ -27,11 +27,15 @@ from sqlalchemy.engine import Engine
 
 __all__ = [
     "BACKGROUND_WAITS",
+    "MIN_WAIT",
     "REQUEST_WAITS",
     "Waits",
     "allowed",
     "answer_timeout",
     "answering_within",
+    "gave_up",
+    "hurried",
+    "left",
     "observe_waits",
     "set_waits",
     "waited",
@@ -63,16 +67,20 @@ class Waits:
     `lock`: for a turn to write (SQLite's busy wait and its writers' queue; PostgreSQL's
     `lock_timeout`) and for a pooled connection; `statement`: PostgreSQL's `statement_timeout`,
     also how long the client waits for any answer (None: no limit); `connect`: PostgreSQL's
-    `connect_timeout` (whole seconds, 2 at least: libpq's floor).
+    `connect_timeout` (whole seconds, 2 at least: libpq's floor); `pre_ping`: a pooled
+    PostgreSQL connection is tried before it is handed out (a failed try is followed by a new
+    connection, which may wait `connect` more: more than a request's budget allows, so a
+    request finds a dead connection by using it, and is told planbot is busy).
     """
 
     lock: float
     statement: float | None
     connect: int
+    pre_ping: bool = True
 
 
 #: a Slack request: told within Slack's 3 s that planbot is busy, rather than left waiting
-REQUEST_WAITS = Waits(lock=2.0, statement=2.0, connect=2)
+REQUEST_WAITS = Waits(lock=2.0, statement=2.0, connect=2, pre_ping=False)
 #: the delivery worker, its sweep and the operator's commands: nobody waits on them at a
 #: prompt, so they wait out a long lock or a slow statement rather than fail
 BACKGROUND_WAITS = Waits(lock=30.0, statement=300.0, connect=10)
@@ -80,6 +88,8 @@ BACKGROUND_WAITS = Waits(lock=30.0, statement=300.0, connect=10)
 MIN_WAIT = 0.05
 
 _deadline: ContextVar[float | None] = ContextVar("planbot_db_deadline", default=None)
+#: when a wait for the database last ran out in this process
+_gave_up_at = -1e9
 _WAITS: weakref.WeakKeyDictionary[Any, Waits] = weakref.WeakKeyDictionary()
 
 
@@ -105,13 +115,43 @@ def answering_within(seconds: float, *, since: float | None = None) -> Iterator[
         _deadline.reset(token)
 
 
+def gave_up() -> None:
+    """A wait for the database just ran out (see `allowed`). A hurried try that failed does not
+    count: the next request after the 2 s waits in full again, so the database's return is
+    seen (at most one request every 2 s waits for a database that does not answer)."""
+    global _gave_up_at
+    now = time.monotonic()
+    if now - _gave_up_at >= REQUEST_WAITS.lock:
+        _gave_up_at = now
+
+
+def hurried() -> bool:
+    """Whether a request waiting now should not wait at all (see `allowed`)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return False
+    now = time.monotonic()
+    return deadline - now < MIN_WAIT or now - _gave_up_at < REQUEST_WAITS.lock
+
+
 def allowed(longest: float) -> float:
     """How long to wait now: `longest`, cut to what is left of the request's budget (never
-    below `MIN_WAIT`)."""
+    below `MIN_WAIT`); and only `MIN_WAIT` while another request's wait ran out in the last
+    2 s: the requests that came in behind it (on the same event loop) would otherwise each wait
+    in turn, and the last be answered long after Slack's 3 s. One request waits out a locked
+    or silent database; those behind it try once and are told planbot is busy."""
     deadline = _deadline.get()
     if deadline is None:
         return longest
+    if hurried():
+        return MIN_WAIT
     return max(MIN_WAIT, min(longest, deadline - time.monotonic()))
+
+
+def left() -> float | None:
+    """Seconds left of the request's budget (None: no request is waiting)."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def answer_timeout(waits: Waits) -> float | None:

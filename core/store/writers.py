@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from core.errors import DatabaseBusy
-from core.store.waits import REQUEST_WAITS, Waits, allowed, waited, waits_of
+from core.store.waits import REQUEST_WAITS, Waits, allowed, gave_up, waited, waits_of
 
 try:
     import fcntl
@@ -53,6 +53,7 @@ class WriterQueue:
         asked = time.perf_counter()
         longest = allowed(self._waits.lock)
         if not self._lock.acquire(timeout=longest):
+            gave_up()
             raise DatabaseBusy(longest, "writer_queue")
         self._depth += 1
         if self._depth == 1 and self._fd is not None:
@@ -76,7 +77,7 @@ class WriterQueue:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         got = threading.Event()
         guard = threading.Lock()
-        gave_up = False
+        abandoned = False
 
         def wait() -> None:
             try:
@@ -85,7 +86,7 @@ class WriterQueue:
                 os.close(fd)
                 return
             with guard:
-                if gave_up:
+                if abandoned:
                     os.close(fd)  # closing lets go of the lock
                     return
                 got.set()
@@ -96,7 +97,8 @@ class WriterQueue:
         with guard:
             if got.is_set():
                 return fd
-            gave_up = True
+            abandoned = True
+        gave_up()
         raise DatabaseBusy(self._waits.lock, "writer_queue")
 
     def release(self) -> None:
