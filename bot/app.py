@@ -45,7 +45,7 @@ from core import (
 
 __all__ = ["GROUP_ROUND_BUDGET", "Planbot", "build"]
 
-#: seconds a round of user group lookups waits for Slack (its lookups run in parallel)
+#: seconds a user group lookup waits for Slack (in the background; lookups run in parallel)
 GROUP_ROUND_BUDGET = 10
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,7 @@ def build(
     group_reads = WebClient(
         token=bot_token, base_url=settings.api_url, timeout=GROUP_ROUND_BUDGET, retry_handlers=[]
     )
-    groups = GroupDirectory(
-        group_reads if bot_token else None, service.granted_groups, budget=GROUP_ROUND_BUDGET
-    )
+    groups = GroupDirectory(group_reads if bot_token else None, service.granted_groups)
     connector = settings.provider_config()
     bot = Bot(
         service=service,

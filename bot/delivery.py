@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -259,8 +259,9 @@ class GroupDirectory:
     Memberships are read in the background: all granted groups at start (`warm`), a group
     newly granted as soon as it is seen (`forget`, after a grant, schedules it: the members
     known so far are kept meanwhile), and each group again once its members are `ttl` seconds
-    old. A round reads its groups in parallel (`workers` at a time) and waits for them at most
-    `budget` seconds. A lookup that fails keeps the members last read; a group never read yet is
+    old. Lookups run in parallel (`workers` at a time), each waiting for Slack at most the
+    client's timeout (the app builds it with `GROUP_ROUND_BUDGET`), and no group is looked up
+    twice at once. A lookup that fails keeps the members last read; a group never read yet is
     `unknown` (its lookup is tried again `retry` seconds later), so a person who may hold a role
     through it is asked to try again in a few seconds rather than refused.
     """
@@ -271,14 +272,12 @@ class GroupDirectory:
         groups_with_grants: Callable[[], set[str]],
         ttl: float = 60,
         *,
-        budget: float = 10.0,
         workers: int = 8,
         retry: float = 3.0,
     ) -> None:
         self.client = client
         self.groups_with_grants = groups_with_grants
         self.ttl = ttl
-        self.budget = budget
         self.retry = retry
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._failed: dict[str, float] = {}  # a group never read: when its last lookup failed
@@ -346,20 +345,8 @@ class GroupDirectory:
                 )
             )
             self._inflight.update(due)
-        if due:
-            self._rounds.submit(self._round, due)
-
-    def _round(self, groups: list[str]) -> None:
-        """Read `groups` in parallel; wait for them `budget` seconds at most."""
-        futures = [self._lookups.submit(self._lookup, g) for g in groups]
-        _, late = wait(futures, timeout=self.budget)
-        if late:
-            log.warning(
-                "user groups: %d of %d lookups still unanswered after %.0f s",
-                len(late),
-                len(groups),
-                self.budget,
-            )
+        for group in due:
+            self._lookups.submit(self._lookup, group)
 
     def _lookup(self, group: str) -> None:
         """Read the group's members from Slack (the last known ones stay if that fails)."""

@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import csv
+import io
 import json
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +39,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.words import BUSY
+from bot.words import BUSY, GROUPS_NOT_YET_KNOWN
+from core import SqlStore, make_engine
+from core.audit import AuditRecord
 from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
+    ADMIN,
+    PLANBOT,
     Served,
     card_text,
     start_planbot,
@@ -47,6 +56,7 @@ from tests.reliability.conftest import (
     import_csv,
     query,
     record,
+    serve,
     spawn,
     stop_all,
 )
@@ -314,3 +324,296 @@ def test_healthz_says_503_with_nothing_more_when_the_disk_is_nearly_full(
         stop_all(planbot)
     assert "health check failed: StoreUnwritable" in (tmp_path / "server.log").read_text()
     record("health on a full disk", healthz=f"{code} {body} in {elapsed:.2f} s")
+
+
+# --- 6: user groups, slow to read ----------------------------------------------------------------
+
+GROUPS = ("S0ONE", "S0TWO", "S0THREE", "S0FOUR")
+MEMBER = "UGROUPIE"  # in the fourth group granted only
+LATE = "ULATE"  # in a fifth group, granted later
+
+
+def test_user_groups_slow_to_read_never_hold_an_ack(tmp_path: Path, slack: FakeSlack) -> None:
+    for group in GROUPS[:3]:
+        slack.usergroups[group] = ["USOMEONE"]
+    slack.usergroups["S0FOUR"] = [MEMBER]
+    slack.usergroups["S0FIVE"] = [LATE]
+    slack.method_latency["usergroups.users.list"] = 5.0
+    planbot = start_planbot(tmp_path, slack, extra={"PLANBOT_DEFAULT_ROLE": "nobody"})
+    acks: list[float] = []
+
+    def ack(text: str, user: str = ADMIN) -> str:
+        response, elapsed = timed(lambda: planbot.command(text, user=user))
+        acks.append(elapsed)
+        return said(response)
+
+    try:
+        planbot.http = httpx.Client(timeout=30)
+        granted = time.monotonic()
+        for group in GROUPS:
+            assert "now has the `viewer` role" in ack(f"access grant <!subteam^{group}|g> viewer")
+        first = ack("status 1400000030", user=MEMBER)  # their groups are still being read
+        assert GROUPS_NOT_YET_KNOWN in first, first
+        deadline = time.monotonic() + 30
+        while GROUPS_NOT_YET_KNOWN in (answer := ack("status 1400000030", user=MEMBER)):
+            assert time.monotonic() < deadline, "the groups were never read"
+            time.sleep(0.25)
+        known_after_s = time.monotonic() - granted
+        assert "1400000030" in answer and "role" not in answer  # a status card
+        # the four were read side by side: one after another would take 20 s
+        assert known_after_s < 12, known_after_s
+        # a fifth grant: nobody's known groups are forgotten, nobody waits for Slack
+        assert "now has the `viewer` role" in ack("access grant <!subteam^S0FIVE|g5> viewer")
+        assert "1400000030" in ack("status 1400000030", user=MEMBER)
+        assert GROUPS_NOT_YET_KNOWN in ack("status 1400000030", user=LATE)
+        # someone who could hold no role through the groups read so far: refused for the role
+        # at once, once no group is still being read
+        deadline = time.monotonic() + 30
+        while GROUPS_NOT_YET_KNOWN in (answer := ack("status 1400000030", user=LATE)):
+            assert time.monotonic() < deadline, "the fifth group was never read"
+            time.sleep(0.25)
+        assert "1400000030" in answer
+        # Slack now fails every lookup: the members last read still count
+        slack.outage(30, "server_error", methods=["usergroups.users.list"])
+        assert "1400000030" in ack("status 1400000030", user=MEMBER)
+        assert "role" in ack("status 1400000030", user="UNOBODY")
+    finally:
+        slack.heal()
+        slack.method_latency.clear()
+        stop_planbot(planbot)
+    assert max(acks) < 1.0, acks
+    record(
+        "user groups (Slack answers after 5 s)",
+        acks=len(acks),
+        slowest_ack_s=round(max(acks), 3),
+        four_groups_known_after_s=round(known_after_s, 1),
+    )
+
+
+# --- 13: CSV injection ---------------------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_the_csv_export_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'planbot.sqlite3'}"
+    import_csv(database_url, developer_csv(1400000001, 2))
+    engine = make_engine(database_url)
+    try:
+        with SqlStore(engine).unit_of_work() as uow:
+            for n, formula in enumerate(FORMULAS):
+                uow.audit.append(
+                    AuditRecord(
+                        at=datetime.now(UTC),
+                        actor_id=f"U{n}",
+                        actor_name=formula,
+                        action="test",
+                        outcome="applied",
+                        detail=formula,
+                    )
+                )
+            uow.commit()
+    finally:
+        engine.dispose()
+    exported = tmp_path / "audit.csv"
+    result = subprocess.run(
+        [PLANBOT, "audit", "export", "--format", "csv", "--output", str(exported)],
+        env={**os.environ, "DATABASE_URL": database_url},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.read_bytes().decode("utf-8"), newline="")))
+    dangerous = [
+        (row["seq"], name, value)
+        for row in rows
+        for name, value in row.items()
+        if value and value[0] in "=+-@\t\r"
+    ]
+    assert dangerous == []
+    names = [row["actor_name"] for row in rows if row["action"] == "test"]
+    assert names == ["'" + formula for formula in FORMULAS]  # kept, readable, quoted
+    record("CSV injection", formula_cells=len(FORMULAS) * 2, cells_starting_like_a_formula=0)
+
+
+# --- 14: names and ids ---------------------------------------------------------------------------
+
+BAD_NAMES = {
+    "a newline": "pay\n:rotating_light: URGENT pay at evil.example",
+    "U+202E": "gnp\u202eexe.app",
+    "a zero-width space": "dev-1\u200b",
+    "U+2029": "a\u2029b",
+    "Arabic-Indic digits": "\u0661\u0664\u0660\u0660",
+}
+
+
+@pytest.mark.postgres
+def test_names_are_one_rule_and_thirty_creates_on_two_replicas_make_one_app(
+    tmp_path: Path, slack: FakeSlack, postgres_url: str
+) -> None:
+    extra = {"PLANBOT_SWEEP_INTERVAL": "2"}
+    first = start_planbot(tmp_path, slack, database_url=postgres_url, extra=extra)
+    second = serve(tmp_path, slack, postgres_url, extra=extra, log="replica-b.log")
+    try:
+        for replica in (first, second):
+            replica.http.close()
+            replica.http = httpx.Client(timeout=60)
+        apps_before = int(query(postgres_url, "SELECT count(*) AS n FROM app")[0].n)
+        for what, name in BAD_NAMES.items():
+            answer = said(first.command(f"create {name}"))
+            assert "can't be used" in answer or "can't be a name" in answer, (what, answer)
+            assert FAILURE not in answer
+        # an Arabic-Indic id is not an id: no app is found by it
+        assert "No app" in said(first.command("status \u0661\u0664\u0660\u0660\u0660\u0660"))
+        requests = [first.preview("create Racing Car")[1] for _ in range(30)]
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            acks = list(
+                pool.map(
+                    lambda i: (
+                        (first if i % 2 else second)
+                        .click("plan_confirm", requests[i], response=f"race-{i}")
+                        .status_code
+                    ),
+                    range(30),
+                )
+            )
+        assert acks == [200] * 30
+        replies = {
+            i: card_text(slack.wait_for_response(f"race-{i}", timeout=30)) for i in range(30)
+        }
+        created = [i for i, text in replies.items() if "created" in text.lower()]
+        refused = [i for i, text in replies.items() if "already exists" in text]
+        assert len(created) == 1 and len(refused) == 29, replies
+        assert not any(FAILURE in text for text in replies.values())
+        named = query(
+            postgres_url, "SELECT count(*) AS n FROM app WHERE lower(name) = 'racing car'"
+        )[0].n
+        assert named == 1
+        assert int(query(postgres_url, "SELECT count(*) AS n FROM app")[0].n) == apps_before + 1
+        assert "already exists" in said(second.command("create RACING car"))
+    finally:
+        stop_all(first, second)
+    record(
+        "names and ids",
+        bad_names_refused=len(BAD_NAMES),
+        concurrent_creates=30,
+        apps_made=1,
+        refused_already_exists=len(refused),
+    )
+
+
+# --- 15: import memory, and a full disk ----------------------------------------------------------
+
+
+def big_csv(path: Path, rows: int) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at\n")
+        for n in range(rows):
+            plan = ("developer", "standard", "premium")[n % 3]
+            expires = "2026-12-20" if plan == "developer" else ""
+            out.write(f"{1500000000 + n},bulk-app-{n},{plan},2025-0{1 + n % 9}-1{n % 10},,")
+            out.write(f"active,C0TEAM{n % 50},{expires}\n")
+
+
+def run_measured(
+    args: list[str], env: dict[str, str], cwd: Path, limit: Callable[[], None] | None = None
+) -> tuple[int, str, str, float, float]:
+    """Exit code, stdout, stderr, peak RSS (MB, the process's own, by wait4) and seconds."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        args,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=limit,
+    )
+    out, err = "", ""
+    reader = concurrent.futures.ThreadPoolExecutor(2)
+    stdout = reader.submit(process.stdout.read) if process.stdout else None
+    stderr = reader.submit(process.stderr.read) if process.stderr else None
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    out = stdout.result() if stdout else ""
+    err = stderr.result() if stderr else ""
+    reader.shutdown()
+    return process.returncode, out, err, usage.ru_maxrss / 1024, time.monotonic() - started
+
+
+def test_importing_300000_rows_stays_under_300_mb_and_a_full_disk_imports_nothing(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "planbot.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "PLANBOT_LOG_LEVEL": "WARNING"}
+    small = tmp_path / "small.csv"
+    big_csv(small, 10)
+    assert (
+        subprocess.run([PLANBOT, "apps", "import", str(small)], env=env, cwd=tmp_path).returncode
+        == 0
+    )
+    rows = tmp_path / "apps.csv"
+    big_csv(rows, 300_010)
+    # the first 10 rows are there already: drop them, so that 300,000 new rows remain
+    lines = rows.read_text().splitlines(keepends=True)
+    rows.write_text(lines[0] + "".join(lines[11:]))
+    del lines
+    # a full disk: no file may grow past what it is now plus 1 MiB (writes past it fail)
+    size = max(p.stat().st_size for p in tmp_path.glob("planbot.sqlite3*"))
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + (1 << 20), size + (1 << 20)))
+
+    code, out, err, _, _ = run_measured(
+        [PLANBOT, "apps", "import", str(rows)], env, tmp_path, limit=full_disk
+    )
+    assert code == 1, (out, err)
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback, no SQL
+    assert err.startswith("planbot: Nothing was imported") and "INSERT" not in err, err
+    assert int(query(f"sqlite:///{database}", "SELECT count(*) AS n FROM app")[0].n) == 10
+    code, out, err, peak_mb, seconds = run_measured(
+        [PLANBOT, "apps", "import", str(rows)], env, tmp_path
+    )
+    assert code == 0, err
+    assert out.strip() == "imported 300000 apps"
+    assert int(query(f"sqlite:///{database}", "SELECT count(*) AS n FROM app")[0].n) == 300_010
+    assert peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
+    record(
+        "import memory",
+        rows=300_000,
+        peak_rss_mb=round(peak_mb),
+        seconds=round(seconds, 1),
+        full_disk=err_line(err) if code else "one line, nothing imported",
+    )
+
+
+def err_line(err: str) -> str:
+    return err.strip().splitlines()[0] if err.strip() else ""
+
+
+# --- 17: impossible months -----------------------------------------------------------------------
+
+
+def test_impossible_months_are_refused_with_the_months_one_can_ask_for(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    planbot = start_planbot(tmp_path, slack)
+    try:
+        before = pending_requests(planbot.database_url)
+        answers = {
+            month: said(planbot.command(f"bill 1400000101 {month}"))
+            for month in ("9999-12", "0000-01", "10000-01", "2025-13", "1969-12", "2025-00")
+        }
+    finally:
+        stop_planbot(planbot)
+    for month, answer in answers.items():
+        assert FAILURE not in answer, (month, answer)
+    assert "Bills can be asked for from 2025-01 (the app's creation) to" in answers["9999-12"]
+    assert "too far back" in answers["0000-01"] and "1970" in answers["0000-01"]
+    assert "is not a month" in answers["10000-01"]
+    assert "01 to 12" in answers["2025-13"] and "01 to 12" in answers["2025-00"]
+    assert pending_requests(planbot.database_url) == before
+    record("impossible months", months_refused=len(answers), generic_failures=0)
