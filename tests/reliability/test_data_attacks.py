@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -441,10 +441,10 @@ def test_the_csv_export_writes_no_cell_a_spreadsheet_would_run(tmp_path: Path) -
 # --- 14: names and ids ---------------------------------------------------------------------------
 
 BAD_NAMES = {
-    "a newline": "pay\n:rotating_light: URGENT pay at evil.example",
+    "a newline": '"pay\n:rotating_light: URGENT pay at evil.example"',  # quoted: kept whole
     "U+202E": "gnp\u202eexe.app",
     "a zero-width space": "dev-1\u200b",
-    "U+2029": "a\u2029b",
+    "U+2029": '"a\u2029b"',
     "Arabic-Indic digits": "\u0661\u0664\u0660\u0660",
 }
 
@@ -507,12 +507,14 @@ def test_names_are_one_rule_and_thirty_creates_on_two_replicas_make_one_app(
 # --- 15: import memory, and a full disk ----------------------------------------------------------
 
 
-def big_csv(path: Path, rows: int) -> None:
+def big_csv(path: Path, rows: int, *, first: int = 0) -> None:
+    """`rows` apps, numbered from `first` (ids and names), of three plans and 50 teams."""
+    soon = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
     with open(path, "w", encoding="utf-8") as out:
         out.write("app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at\n")
-        for n in range(rows):
+        for n in range(first, first + rows):
             plan = ("developer", "standard", "premium")[n % 3]
-            expires = "2026-12-20" if plan == "developer" else ""
+            expires = soon if plan == "developer" else ""
             out.write(f"{1500000000 + n},bulk-app-{n},{plan},2025-0{1 + n % 9}-1{n % 10},,")
             out.write(f"active,C0TEAM{n % 50},{expires}\n")
 
@@ -548,32 +550,29 @@ def test_importing_300000_rows_stays_under_300_mb_and_a_full_disk_imports_nothin
 ) -> None:
     database = tmp_path / "planbot.sqlite3"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "PLANBOT_LOG_LEVEL": "WARNING"}
-    small = tmp_path / "small.csv"
-    big_csv(small, 10)
-    assert (
-        subprocess.run([PLANBOT, "apps", "import", str(small)], env=env, cwd=tmp_path).returncode
-        == 0
-    )
-    rows = tmp_path / "apps.csv"
-    big_csv(rows, 300_010)
-    # the first 10 rows are there already: drop them, so that 300,000 new rows remain
-    lines = rows.read_text().splitlines(keepends=True)
-    rows.write_text(lines[0] + "".join(lines[11:]))
-    del lines
-    # a full disk: no file may grow past what it is now plus 1 MiB (writes past it fail)
+    first = tmp_path / "first.csv"
+    big_csv(first, 10)
+    seeded = subprocess.run([PLANBOT, "apps", "import", str(first)], env=env, cwd=tmp_path)
+    assert seeded.returncode == 0
+    # a full disk: no file may grow more than 1 MiB past the largest now (writes past it fail)
     size = max(p.stat().st_size for p in tmp_path.glob("planbot.sqlite3*"))
 
     def full_disk() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size + (1 << 20), size + (1 << 20)))
 
+    some = tmp_path / "some.csv"
+    big_csv(some, 30_000, first=10)
     code, out, err, _, _ = run_measured(
-        [PLANBOT, "apps", "import", str(rows)], env, tmp_path, limit=full_disk
+        [PLANBOT, "apps", "import", str(some)], env, tmp_path, limit=full_disk
     )
     assert code == 1, (out, err)
     assert len(err.strip().splitlines()) == 1, err  # one line, no traceback, no SQL
     assert err.startswith("planbot: Nothing was imported") and "INSERT" not in err, err
+    full_disk_said = err.strip()
     assert int(query(f"sqlite:///{database}", "SELECT count(*) AS n FROM app")[0].n) == 10
+    rows = tmp_path / "apps.csv"
+    big_csv(rows, 300_000, first=10)
     code, out, err, peak_mb, seconds = run_measured(
         [PLANBOT, "apps", "import", str(rows)], env, tmp_path
     )
@@ -586,12 +585,8 @@ def test_importing_300000_rows_stays_under_300_mb_and_a_full_disk_imports_nothin
         rows=300_000,
         peak_rss_mb=round(peak_mb),
         seconds=round(seconds, 1),
-        full_disk=err_line(err) if code else "one line, nothing imported",
+        full_disk=full_disk_said,
     )
-
-
-def err_line(err: str) -> str:
-    return err.strip().splitlines()[0] if err.strip() else ""
 
 
 # --- 17: impossible months -----------------------------------------------------------------------
