@@ -94,7 +94,7 @@ class Roles:
         """The owner teams whose app names may be suggested to the actor (None: every team)."""
         try:
             return self.visible_teams(actor)
-        except errors.PermissionDenied:
+        except (errors.PermissionDenied, errors.GroupsNotYetKnown):
             return ()
 
     def granted_groups(self) -> set[str]:
