@@ -140,3 +140,13 @@ def test_the_number_of_workers_is_a_positive_number_or_auto() -> None:
     for bad in ("0", "-1", "many", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="positive number of workers"):
             _workers(bad)
+
+
+def test_csv_cells_that_start_like_a_formula_are_quoted() -> None:
+    from bot.cli import csv_cell
+
+    for text in ("=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "-12.50"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("plain") == "plain"
+    assert csv_cell(42) == 42 and csv_cell(-3) == -3  # numbers are numbers
+    assert csv_cell(None) is None
