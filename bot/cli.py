@@ -49,7 +49,7 @@ def _workers(value: str) -> int:
     if value.strip().lower() == "auto":
         usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         return len(usable) if usable else os.cpu_count() or 1
-    if not value.strip().isdigit() or int(value) < 1:
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of workers or auto")
     return int(value)
 

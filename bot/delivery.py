@@ -227,7 +227,10 @@ class SlackReplier:
         status = response.status_code
         if status == 429:
             after = str((response.headers or {}).get("retry-after") or "1")
-            raise DeliveryError("rate limited", retry_after=float(after) if after.isdigit() else 1)
+            raise DeliveryError(
+                "rate limited",
+                retry_after=float(after) if after.isascii() and after.isdigit() else 1,
+            )
         if status >= 500:
             raise DeliveryError(f"response_url answered {status}")
         if status >= 400:  # expired (30 minutes, five uses) or refused: retrying will not help

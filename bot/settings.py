@@ -85,7 +85,7 @@ def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
         mode, _, count = rule.partition(":")
         if op not in {o.value for o in Operation if o.requestable}:
             raise SettingsError(f"PLANBOT_APPROVALS: unknown operation {op!r}")
-        if mode not in ("self", "peer") or (count and not count.isdigit()):
+        if mode not in ("self", "peer") or (count and not (count.isascii() and count.isdigit())):
             raise SettingsError(f"PLANBOT_APPROVALS: {part!r} is not op=self or op=peer[:N]")
         rules[op] = ApprovalRule(mode, int(count or 1))
     return rules
