@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
 from core import (
+    REQUEST_WAITS,
     Checkpointer,
     Lifecycle,
     Notifier,
@@ -38,12 +39,16 @@ from core import (
     RecordingProvisioner,
     Replier,
     SqlStore,
+    Waits,
     WebhookProvisioner,
     make_engine,
     upgrade_schema,
 )
 
-__all__ = ["Planbot", "build"]
+__all__ = ["GROUP_ROUND_BUDGET", "Planbot", "build"]
+
+#: seconds a user group lookup waits for Slack (in the background; lookups run in parallel)
+GROUP_ROUND_BUDGET = 10
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +133,7 @@ def build(
     replier: Replier | None = None,
     surfaces: Surfaces | None = None,
     verified_upstream: bool = False,
+    waits: Waits = REQUEST_WAITS,
 ) -> Planbot:
     """Everything wired once: engine (schema upgraded), service, dispatcher, Bolt app.
 
@@ -135,9 +141,11 @@ def build(
     and views delivery (the local shell draws them in the terminal instead). `verified_upstream`:
     the HTTP server has checked
     each request's Slack signature before Bolt sees it, so Bolt does not check it a second time.
+    `waits`: how long the database is waited for (`REQUEST_WAITS` where people wait for the
+    answer; `BACKGROUND_WAITS` for the delivery worker and the operator's commands).
     """
     config = settings.core_config()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, waits=waits)
     upgrade_schema(engine)
     bot_token = token or settings.bot_token
     client = make_client(bot_token, settings.api_url)
@@ -177,10 +185,14 @@ def build(
         url_verification_enabled=True,
         raise_error_for_unhandled_request=False,
     )
-    # Group lookups run on the ack path: one try, a short timeout, no sleeping on a 429's
-    # Retry-After (a failed lookup falls back to the last known members).
+    # Channel lookups: one try, a short timeout, no sleeping on a 429's Retry-After. User groups
+    # are read in the background only (never while a command waits): a slow Slack is waited
+    # for up to a round's budget (a failed lookup keeps the last known members).
     lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
-    groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
+    group_reads = WebClient(
+        token=bot_token, base_url=settings.api_url, timeout=GROUP_ROUND_BUDGET, retry_handlers=[]
+    )
+    groups = GroupDirectory(group_reads if bot_token else None, service.granted_groups)
     connector = settings.provider_config()
     bot = Bot(
         service=service,

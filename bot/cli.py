@@ -6,11 +6,14 @@ This is the only place that reads the environment (and `.env`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +24,7 @@ from bot import metricsdir, provider_cli
 from bot.observe import configure_logging
 from bot.settings import Settings, SettingsError
 from core import (
+    BACKGROUND_WAITS,
     HASHED_FIELDS,
     Actor,
     PlanError,
@@ -35,6 +39,8 @@ from core import (
 
 __all__ = ["main"]
 
+log = logging.getLogger(__name__)
+
 CLI_ACTOR = Actor("cli", "planbot CLI")
 
 
@@ -43,7 +49,7 @@ def _workers(value: str) -> int:
     if value.strip().lower() == "auto":
         usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         return len(usable) if usable else os.cpu_count() or 1
-    if not value.strip().isdigit() or int(value) < 1:
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of workers or auto")
     return int(value)
 
@@ -255,7 +261,9 @@ def _deliver(
     from bot.app import build
     from bot.worker import deliver_forever
 
-    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    planbot = build(
+        settings, signing_secret=settings.signing_secret or "unused", waits=BACKGROUND_WAITS
+    )
     _serve_metrics(planbot, metrics_at)
     return deliver_forever(planbot, parent=parent)
 
@@ -306,7 +314,9 @@ def _socket(settings: Settings, metrics_at: tuple[str, int] | None = None) -> in
 def _tick(settings: Settings) -> int:
     from bot.app import build
 
-    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    planbot = build(
+        settings, signing_secret=settings.signing_secret or "unused", waits=BACKGROUND_WAITS
+    )
     report = planbot.lifecycle.sweep()
     delivered = planbot.dispatcher.deliver_due()
     print(f"sweep: {report.summary()}")
@@ -319,7 +329,7 @@ def _tick(settings: Settings) -> int:
 
 
 def _db(settings: Settings, what: str | None) -> int:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, waits=BACKGROUND_WAITS)
     if what == "upgrade":
         print(f"schema at revision {upgrade_schema(engine)}")
     else:
@@ -329,16 +339,11 @@ def _db(settings: Settings, what: str | None) -> int:
 
 def _apps(settings: Settings, args: argparse.Namespace) -> int:
     config = settings.core_config()
-    text = ""
-    if args.apps_command == "import":
-        text = sys.stdin.read() if args.path == "-" else _read(args.path)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, waits=BACKGROUND_WAITS)
     upgrade_schema(engine)
     service = PlanService(engine=engine, config=config)
     if args.apps_command == "import":
-        result = service.imports.from_csv(text, actor=CLI_ACTOR)
-        print(f"imported {result.imported} apps")
-        return 0
+        return _import(service, args.path)
     with service.store.unit_of_work(write=False) as uow:
         offset, shown = 0, 0
         while True:
@@ -355,15 +360,54 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: str) -> str:
+def _import(service: PlanService, path: str) -> int:
+    """`planbot apps import PATH`: the file read as a stream (twice: checked, then written in
+    one transaction); a failure of the database said in one line, nothing imported."""
+    with contextlib.ExitStack() as stack:
+        if path == "-":  # standard input is read once: kept in a temporary file to read twice
+            spool = stack.enter_context(tempfile.NamedTemporaryFile("w+", encoding="utf-8"))
+            shutil.copyfileobj(sys.stdin, spool)
+            spool.flush()
+            path = spool.name
+        _readable(path)
+        try:
+            result = service.imports.from_csv(lambda: _lines(path), actor=CLI_ACTOR)
+        except PlanError:
+            raise
+        except UnicodeDecodeError as err:
+            raise PlanError(f"Can't read {path}: it is not UTF-8 text ({err.reason})") from None
+        except OSError as err:
+            raise PlanError(f"Can't read {path}: {err.strerror or err}") from None
+        except Exception as err:  # the database's: a full disk, a constraint, a lost server
+            log.debug("import failed", exc_info=err)
+            raise PlanError(
+                f"Nothing was imported: the database refused it: {_cause(err)}"
+            ) from None
+    print(f"imported {result.imported} apps")
+    return 0
+
+
+def _lines(path: str) -> TextIO:
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _readable(path: str) -> None:
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PlanError(f"Can't read {path}: {err}") from None
+        with open(path, "rb") as probe:
+            probe.read(1)
+    except OSError as err:
+        raise PlanError(f"Can't read {path}: {err.strerror or err}") from None
+
+
+def _cause(err: BaseException) -> str:
+    """A database error in one line, without the SQL statement or its parameters."""
+    cause = getattr(err, "orig", None) or err
+    lines = str(cause).strip().splitlines()
+    return (lines[0] if lines else type(cause).__name__)[:200]
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, waits=BACKGROUND_WAITS)
     upgrade_schema(engine)
     with SqlStore(engine).unit_of_work(write=False) as uow:
         if args.audit_command == "verify":
@@ -382,6 +426,23 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: what a spreadsheet takes for the start of a formula (OWASP's list for CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will show as text: a string starting like a formula gets a `'` first.
+
+    Every string is treated alike, negative amounts written as text included (`-12.50` becomes
+    `'-12.50`): a cell that only looks like a number may still be read as a formula
+    (`-1+cmd|...`), and telling the two apart is the spreadsheet's parser, not ours. Values that
+    are numbers (the sequence number) are written as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _export(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> None:
     fields = [*HASHED_FIELDS, "prev_hash", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
@@ -392,7 +453,7 @@ def _export(records: Iterable[dict[str, Any]], out: TextIO, fmt: str) -> None:
         if writer:
             writer.writerow(
                 {
-                    k: json.dumps(v) if isinstance(v, dict) else v
+                    k: csv_cell(json.dumps(v) if isinstance(v, dict) else v)
                     for k, v in record.items()
                     if k in fields
                 }

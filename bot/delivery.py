@@ -22,7 +22,15 @@ from bot.edge import ResponseUrls
 from bot.home import HomePublisher
 from bot.notices import render
 from bot.words import Words
-from core import DeliveryError, HomeChanged, HomePublish, PlanService, Rendered, load_message
+from core import (
+    DatabaseBusy,
+    DeliveryError,
+    HomeChanged,
+    HomePublish,
+    PlanService,
+    Rendered,
+    load_message,
+)
 
 __all__ = [
     "DirectResponder",
@@ -169,14 +177,34 @@ class OutboxResponder:
 
     def __init__(self, service: PlanService) -> None:
         self.service = service
+        self._direct: ThreadPoolExecutor | None = None
 
     def send(self, url: str | None, message: Mapping[str, Any]) -> None:
-        """Queue the POST to `url` (nothing when there is no URL)."""
-        if url:
+        """Queue the POST to `url` (nothing when there is no URL). When the database can't take
+        it either (busy: what the message is likely to say), it is posted at once instead, from
+        a thread beside the ack, once."""
+        if not url:
+            return
+        try:
             self.service.reply(url, Rendered(message=dict(message)))
+        except DatabaseBusy:
+            if self._direct is None:
+                self._direct = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reply")
+            self._direct.submit(_post_reply, url, dict(message))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Nothing is held here: queued replies are in the database."""
+        """Nothing is held here: queued replies are in the database (direct ones finish)."""
+        if self._direct is not None:
+            self._direct.shutdown(wait=True)
+
+
+def _post_reply(url: str, message: dict[str, Any]) -> None:
+    try:
+        answer = WebhookClient(url, timeout=5).send_dict(message)
+        if answer.status_code >= 300:
+            log.warning("a reply posted directly was refused: %s", answer.status_code)
+    except Exception as err:  # nothing to retry it from: the database is busy
+        log.warning("a reply posted directly failed: %s", err)
 
 
 class SlackReplier:
@@ -210,7 +238,10 @@ class SlackReplier:
         status = response.status_code
         if status == 429:
             after = str((response.headers or {}).get("retry-after") or "1")
-            raise DeliveryError("rate limited", retry_after=float(after) if after.isdigit() else 1)
+            raise DeliveryError(
+                "rate limited",
+                retry_after=float(after) if after.isascii() and after.isdigit() else 1,
+            )
         if status >= 500:
             raise DeliveryError(f"response_url answered {status}")
         if status >= 400:  # expired (30 minutes, five uses) or refused: retrying will not help
@@ -269,35 +300,70 @@ def with_permalink(message: Mapping[str, Any], client: WebClient | None) -> Mapp
 
 
 class GroupDirectory:
-    """Which user groups a user is in, for the groups that hold grants.
+    """Which user groups a user is in, for the groups that hold grants; Slack is never asked
+    while a command waits.
 
-    Memberships are kept for `ttl` seconds, then served as they were while one background thread
-    reads them again, so a command never waits on Slack for a group already looked up; only the
-    first lookup of a group (after start, a grant or `forget`) is made while the command waits.
+    Memberships are read in the background: all granted groups at start (`warm`), a group
+    newly granted as soon as it is seen (`forget`, after a grant, schedules it: the members
+    known so far are kept meanwhile), and each group again once its members are `ttl` seconds
+    old. Lookups run in parallel (`workers` at a time), each waiting for Slack at most the
+    client's timeout (the app builds it with `GROUP_ROUND_BUDGET`), and no group is looked up
+    twice at once. A lookup that fails keeps the members last read; a group never read yet is
+    `unknown` (its lookup is tried again `retry` seconds later), so a person who may hold a role
+    through it is asked to try again in a few seconds rather than refused.
     """
 
     def __init__(
-        self, client: WebClient | None, groups_with_grants: Callable[[], set[str]], ttl: float = 60
+        self,
+        client: WebClient | None,
+        groups_with_grants: Callable[[], set[str]],
+        ttl: float = 60,
+        *,
+        workers: int = 8,
+        retry: float = 3.0,
     ) -> None:
         self.client = client
         self.groups_with_grants = groups_with_grants
         self.ttl = ttl
+        self.retry = retry
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
+        self._failed: dict[str, float] = {}  # a group never read: when its last lookup failed
         self._granted_cache: tuple[float, set[str]] | None = None
-        self._refreshing: set[str] = set()
+        self._inflight: set[str] = set()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groups")
+        self._lookups = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="groups")
+        self._rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groups-round")
+        self._closed = False
 
     def groups_of(self, user_id: str) -> frozenset[str]:
-        """The granted groups the user belongs to."""
+        """The granted groups the user is known to be in (the members last read)."""
         if self.client is None:
             return frozenset()
-        return frozenset(g for g in self._granted() if user_id in self._users(g))
+        granted = self._granted()
+        self._refresh(granted)
+        with self._lock:
+            members = self._members
+            return frozenset(g for g in granted if g in members and user_id in members[g][1])
+
+    def unknown(self) -> frozenset[str]:
+        """The granted groups whose members have never been read (being read now)."""
+        if self.client is None:
+            return frozenset()
+        granted = self._granted()
+        with self._lock:
+            return frozenset(g for g in granted if g not in self._members)
 
     def warm(self) -> None:
-        """Look up every granted group in the background (at start, before the first command)."""
+        """Read every granted group in the background (at start, before the first command)."""
         if self.client is not None:
-            self._pool.submit(lambda: [self._users(g) for g in self._granted()])
+            self._rounds.submit(lambda: self._refresh(self._granted()))
+
+    def forget(self) -> None:
+        """After a grant or revoke: read the grants again, and the groups they name, in the
+        background (the members known so far are used meanwhile)."""
+        with self._lock:
+            self._granted_cache = None
+        self.warm()
 
     def _granted(self) -> set[str]:
         """The groups holding grants, re-read at most every `ttl` seconds (or after `forget`)."""
@@ -310,40 +376,49 @@ class GroupDirectory:
             self._granted_cache = (now, groups)
         return groups
 
-    def _users(self, group: str) -> frozenset[str]:
-        with self._lock:
-            cached = self._members.get(group)
-            stale = cached is not None and time.monotonic() - cached[0] >= self.ttl
-            if stale and group not in self._refreshing:
-                self._refreshing.add(group)
-                self._pool.submit(self._lookup, group)
-        if cached is not None:
-            return cached[1]
-        return self._lookup(group)
-
-    def _lookup(self, group: str) -> frozenset[str]:
-        """Read the group's members from Slack (the last known ones if that fails)."""
-        assert self.client is not None
+    def _refresh(self, granted: set[str]) -> None:
+        """Start a round for the groups never read, or read too long ago (none in flight)."""
         now = time.monotonic()
         with self._lock:
-            cached = self._members.get(group)
+            if self._closed:
+                return
+            due = sorted(
+                g
+                for g in granted
+                if g not in self._inflight
+                and (
+                    (g in self._members and now - self._members[g][0] >= self.ttl)
+                    or (g not in self._members and now - self._failed.get(g, -1e9) >= self.retry)
+                )
+            )
+            self._inflight.update(due)
+        for group in due:
+            self._lookups.submit(self._lookup, group)
+
+    def _lookup(self, group: str) -> None:
+        """Read the group's members from Slack (the last known ones stay if that fails)."""
+        assert self.client is not None
+        started = time.monotonic()
         try:
             answer = self.client.usergroups_users_list(usergroup=group)
             users: frozenset[str] = frozenset(answer.get("users", []))
-        except Exception as err:  # a lookup failure must not block the command
+        except Exception as err:  # keep what was known; a group never read stays unknown
             log.warning("could not read user group %s: %s", group, err)
-            users = cached[1] if cached else frozenset()
+            with self._lock:
+                self._inflight.discard(group)
+                if group in self._members:  # tried again after `ttl`, like a success
+                    self._members[group] = (started, self._members[group][1])
+                else:
+                    self._failed[group] = time.monotonic()
+            return
         with self._lock:
-            self._members[group] = (now, users)
-            self._refreshing.discard(group)
-        return users
-
-    def forget(self) -> None:
-        """Drop the cache (after a grant or revoke)."""
-        with self._lock:
-            self._members.clear()
-            self._granted_cache = None
+            self._members[group] = (started, users)
+            self._failed.pop(group, None)
+            self._inflight.discard(group)
 
     def close(self) -> None:
         """Stop the background lookups."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+        self._rounds.shutdown(wait=False, cancel_futures=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from bot.kit import escape
-from core import ROLE_FOR, Operation, Plan, Role
+from core import ROLE_FOR, InvalidAppName, Operation, Plan, Role, app_name
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
@@ -996,15 +996,13 @@ def _parse_create(args: list[_Token]) -> Command:
         raise _error("create", "`/plan create` needs a name for the new app.")
     # the rest of the line is the name, quoted or not: `create Support Chat`
     name = " ".join(token.text.strip() for token in args).strip()
-    if not name:
-        raise _error("create", "The name is empty: give the new app a name.")
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise _error("create", "A name must be on one line, without control characters.")
-    if name.isdigit():
-        raise _error(
-            "create", f"{_show(name)} can't be a name: names of only digits look like app ids."
-        )
-    return Create(name)
+    try:  # the core's one rule for names, said the grammar's way
+        return Create(app_name(name))
+    except InvalidAppName as err:
+        reason = str(err.params.get("reason", "")).removesuffix(".")
+        if not name.strip():
+            raise _error("create", "The name is empty: give the new app a name.") from None
+        raise _error("create", f"That name can't be used: {reason}.") from None
 
 
 def _parse_history(args: list[_Token]) -> Command:

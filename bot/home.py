@@ -276,7 +276,8 @@ def _page_value(page: int, board: HomeBoard) -> str:
 def page_of(value: str) -> tuple[int, str | None]:
     """The page and team a pager button carries (page 1 of every team when unreadable)."""
     page, _, team = value.partition(":")
-    return (int(page) if page.isdigit() else 1), (team or None)
+    readable = page.isascii() and page.isdigit() and len(page) <= 6  # (no page is that far)
+    return (int(page) if readable else 1), (team or None)
 
 
 # --- delivery ------------------------------------------------------------------------------------

@@ -439,8 +439,9 @@ def serve_metrics(planbot: Planbot, *, host: str, port: int) -> ThreadingHTTPSer
                 self._send(200, exporter.render(), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 try:
-                    store.ping()
-                except Exception:
+                    store.ping(min_free_bytes=planbot.settings.health_min_free_mb << 20)
+                except Exception as err:
+                    log.warning("health check failed: %s: %s", type(err).__name__, err)
                     self._send(503, b'{"ok": false}', "application/json")
                     return
                 self._send(200, b'{"ok": true}', "application/json")

@@ -14,7 +14,14 @@ from typing import Any
 
 from bot.settings import Settings
 from bot.words import CONNECTOR_OFF
-from core import ProviderError, ReconcileReport, SyncReport, UsageReport, format_money
+from core import (
+    BACKGROUND_WAITS,
+    ProviderError,
+    ReconcileReport,
+    SyncReport,
+    UsageReport,
+    format_money,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -44,8 +51,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     month: tuple[int, int] | None = None
     if what == "reconcile":
         match = _MONTH.match(args.month.strip())
-        if match is None or not 1 <= int(match.group(2)) <= 12:
-            print(f"planbot: {args.month!r} is not a month: write it YYYY-MM", file=sys.stderr)
+        if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
+            print(
+                f"planbot: {args.month!r} is not a month that has a bill: write it YYYY-MM, "
+                "a month that has ended, from 1970 on",
+                file=sys.stderr,
+            )
             return 2
         month = int(match.group(1)), int(match.group(2))
     if not settings.provider_config().enabled:
@@ -53,7 +64,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from bot.app import build
 
-    planbot = build(settings, signing_secret=settings.signing_secret or "unused")
+    planbot = build(
+        settings, signing_secret=settings.signing_secret or "unused", waits=BACKGROUND_WAITS
+    )
     jobs = planbot.provider
     assert jobs is not None  # the connector is on
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -23,7 +24,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
 
@@ -31,9 +33,7 @@ import uvicorn
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
-from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -42,6 +42,7 @@ from bot import blocks, metrics, observe
 from bot.app import Planbot
 from bot.edge import BodyTimeout, BodyTooLarge, read_body, signature_problem, ssl_check_ping
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
+from core import HEALTH_WAIT, REQUEST_WAITS, Store, answering_within
 
 __all__ = ["create_asgi", "serve", "serve_workers"]
 
@@ -305,6 +306,7 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
     seen = activity or Activity()
 
     async def events(request: Request) -> Response:
+        arrived = time.monotonic()
         seen.touch()
         client = request.client.host if request.client else "?"
         try:
@@ -332,7 +334,11 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
         refused = _refused(planbot, bolt_request)
         if refused is not None:
             return refused
-        result = planbot.app.dispatch(bolt_request)
+        # the database is waited for no longer than what is left of the request's budget (the
+        # other requests it waited behind on this loop included): then the person is told
+        # that planbot is busy, within Slack's 3 s
+        with answering_within(REQUEST_WAITS.lock, since=arrived):
+            result = planbot.app.dispatch(bolt_request)
         seen.touch()
         return Response(
             content=result.body,
@@ -340,19 +346,9 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
             headers={k: v[0] for k, v in result.headers.items() if v},
         )
 
-    engine = planbot.service.engine
-    assert engine is not None, "HTTP mode serves a database"
-
-    async def healthz(request: Request) -> Response:
-        def probe() -> None:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(probe)
-        except Exception as err:
-            return JSONResponse({"ok": False, "database": str(err)[:200]}, status_code=503)
-        return JSONResponse({"ok": True})
+    healthz = health_endpoint(
+        planbot.service.store, min_free_bytes=planbot.settings.health_min_free_mb << 20
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -376,6 +372,39 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
         ],
         lifespan=lifespan,
     )
+
+
+#: the health check's own threads: a probe that hangs holds one, never a request's
+_PROBES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthz")
+
+
+def health_endpoint(
+    store: Store, *, min_free_bytes: int
+) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /healthz`: 200 `{"ok": true}` when the database takes a small write within
+    `HEALTH_WAIT` seconds (`Store.ping`, in a thread of its own, so neither the event loop nor
+    the requests wait for it), else 503 `{"ok": false}`. Why it failed is logged, never shown:
+    the error text names hosts and ports."""
+
+    async def healthz(request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        try:
+            probe = loop.run_in_executor(
+                _PROBES,
+                functools.partial(store.ping, timeout=HEALTH_WAIT, min_free_bytes=min_free_bytes),
+            )
+            await asyncio.wait_for(probe, timeout=HEALTH_WAIT + 0.5)
+        except Exception as err:
+            reason = "no answer in time" if isinstance(err, TimeoutError) else err
+            log.warning("health check failed: %s: %s", type(err).__name__, _one_line(reason))
+            return JSONResponse({"ok": False}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    return healthz
+
+
+def _one_line(reason: object) -> str:
+    return " ".join(str(reason).split())[:300]
 
 
 def serve(

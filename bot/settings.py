@@ -54,6 +54,15 @@ def _group(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _megabytes(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise SettingsError(f"{name}: {raw!r} is not a whole number of MiB")
+    return int(raw)
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -96,7 +105,7 @@ def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
         mode, _, count = rule.partition(":")
         if op not in {o.value for o in Operation if o.requestable}:
             raise SettingsError(f"PLANBOT_APPROVALS: unknown operation {op!r}")
-        if mode not in ("self", "peer") or (count and not count.isdigit()):
+        if mode not in ("self", "peer") or (count and not (count.isascii() and count.isdigit())):
             raise SettingsError(f"PLANBOT_APPROVALS: {part!r} is not op=self or op=peer[:N]")
         rules[op] = ApprovalRule(mode, int(count or 1))
     return rules
@@ -140,6 +149,8 @@ class Settings:
     allowed_teams: frozenset[str] = frozenset()
     #: the app requests must be for (`api_app_id`), when set
     app_id: str | None = None
+    #: /healthz fails when the SQLite database's disk has less free than this (MiB)
+    health_min_free_mb: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -195,6 +206,7 @@ class Settings:
             response_url_hosts=_hosts(env, "PLANBOT_RESPONSE_URL_HOSTS", "hooks.slack.com"),
             allowed_teams=_ids(env, "PLANBOT_ALLOWED_TEAMS"),
             app_id=_app_id(env),
+            health_min_free_mb=_megabytes(env, "PLANBOT_HEALTH_MIN_FREE_MB", 16),
         )
 
     def require_http(self) -> None:

@@ -25,8 +25,10 @@ from core import (
     Catalog,
     ConfigChangeLimitReached,
     CostImpact,
+    DatabaseBusy,
     Field,
     FieldChange,
+    GroupsNotYetKnown,
     Notice,
     NoticeCode,
     NotYourRequest,
@@ -44,14 +46,27 @@ from core import (
 )
 
 __all__ = [
+    "BUSY",
     "CONNECTOR_OFF",
     "FIELD_LABELS",
     "FIGURE_LABELS",
+    "GROUPS_NOT_YET_KNOWN",
     "OVERAGE_PER_MAU",
     "VERBS",
     "Words",
     "mention",
 ]
+
+#: a request the database did not answer in time (`DatabaseBusy`)
+BUSY = (
+    "planbot is busy right now (the database did not answer in time); nothing was changed — "
+    "try again in a moment"
+)
+#: a person whose user groups (which may give them a role) have not been read yet
+GROUPS_NOT_YET_KNOWN = (
+    "planbot is still reading your user groups from Slack (they may give you a role here); "
+    "nothing was changed — try again in a few seconds"
+)
 
 #: the past participle of each operation ("upgraded"), as messages use it
 VERBS: dict[Operation, str] = {
@@ -302,6 +317,10 @@ class Words:
     def refusal_of(self, refusal: Refusal) -> str:
         """A refusal fact as the person reads it (mrkdwn)."""
         code, params = refusal.code, refusal.params
+        if code == DatabaseBusy.__name__:
+            return BUSY
+        if code == GroupsNotYetKnown.__name__:
+            return GROUPS_NOT_YET_KNOWN
         if code == RequestExpired.__name__ and params.get("expired_at"):
             at = _moment(params["expired_at"])
             return (

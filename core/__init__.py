@@ -25,6 +25,8 @@ from core.domain import (
     Plan,
     Status,
     add_months,
+    app_name,
+    is_app_id,
     utcnow,
 )
 from core.errors import *  # noqa: F403  (the error tree is part of the public API)
@@ -102,15 +104,24 @@ from core.requests import ChangeRequest, Click, Request, RequestState
 from core.service import PlanService
 from core.statements import AppCharges, PlanDays, TeamStatement
 from core.store.db import Checkpointer, checkpoint, make_engine, normalize_url
-from core.store.ports import Store
+from core.store.ports import HEALTH_WAIT, Store, StoreUnwritable
 from core.store.schema import current_revision, head_revision, upgrade_schema
 from core.store.sql import SqlStore
-from core.store.waits import observe_waits
+from core.store.waits import (
+    BACKGROUND_WAITS,
+    REQUEST_WAITS,
+    Waits,
+    answering_within,
+    observe_waits,
+)
 
 __all__ = [
     "APPS_PER_PAGE",
+    "BACKGROUND_WAITS",
+    "REQUEST_WAITS",
     "FORM_OPERATIONS",
     "HASHED_FIELDS",
+    "HEALTH_WAIT",
     "PICKER_LIMIT",
     "ROLE_FOR",
     "AccessChanged",
@@ -180,11 +191,15 @@ __all__ = [
     "StatementIssued",
     "Status",
     "Store",
+    "StoreUnwritable",
     "SweepReport",
     "TeamStatement",
     "WaitingRequest",
+    "Waits",
     "WebhookProvisioner",
     "add_months",
+    "answering_within",
+    "app_name",
     "billing_window",
     "checkpoint",
     "current_revision",
@@ -192,6 +207,7 @@ __all__ = [
     "effective_role",
     "format_money",
     "head_revision",
+    "is_app_id",
     "load_catalog",
     "load_message",
     "make_engine",

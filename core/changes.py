@@ -42,7 +42,7 @@ from core.requests import (
 )
 from core.roles import Roles
 from core.store.ports import Store, UnitOfWork
-from core.store.runners import StaleWrite
+from core.store.runners import DuplicateName, StaleWrite
 
 __all__ = ["Changes", "PendingRequest"]
 
@@ -254,8 +254,16 @@ class Changes:
                     return self._decide(uow, click, request_id, actor, reply_url)
             except StaleWrite:  # decided or changed by someone else meanwhile: decide again
                 pass
-        with self.store.unit_of_work() as uow:
-            return self._decide(uow, click, request_id, actor, reply_url)
+        for attempt in range(3):
+            try:
+                with self.store.unit_of_work() as uow:
+                    return self._decide(uow, click, request_id, actor, reply_url)
+            except DuplicateName:
+                # another replica created an app of that name meanwhile (the unique index
+                # said so at commit): deciding again finds it, and refuses with its name
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _decide(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,7 +20,9 @@ from zoneinfo import ZoneInfo
 from core import errors
 
 __all__ = [
+    "APP_NAME_MAX",
     "LEGACY_CUTOFF",
+    "PRODUCT_SINCE",
     "PURGE_AFTER",
     "Actor",
     "AppState",
@@ -29,14 +32,17 @@ __all__ = [
     "Plan",
     "Status",
     "add_months",
+    "app_name",
     "billing_mode_for",
     "configure",
     "create",
     "disable",
     "enable",
     "extend",
+    "is_app_id",
     "migrate",
     "month_bounds",
+    "name_key",
     "next_month_start",
     "one_month_later",
     "purge",
@@ -49,6 +55,15 @@ __all__ = [
 LEGACY_CUTOFF = date(2022, 12, 26)
 #: how long a disabled app can be re-enabled; after more than this it is purged
 PURGE_AFTER = timedelta(days=90)
+#: the earliest creation date an app can have: the provider's IM product was launched in 2014
+#: (an imported `created_at` before it is a mistake, e.g. 0001-01-01)
+PRODUCT_SINCE = date(2014, 1, 1)
+#: the longest app name, in characters (after normalisation)
+APP_NAME_MAX = 80
+#: Unicode categories no name may hold: controls (Cc: newlines, tabs), formats (Cf: U+202E
+#: right-to-left override, zero-width spaces and joiners, the BOM), line and paragraph
+#: separators (Zl, Zp), and surrogates and unassigned code points (Cs, Cn)
+_NAME_FORBIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
 
 
 class Plan(enum.StrEnum):
@@ -124,11 +139,18 @@ class Actor:
     user_id: str
     name: str = ""
     groups: frozenset[str] = frozenset()
+    #: groups holding grants whose members are not known yet (the edge is reading them): the
+    #: actor may be in them
+    pending_groups: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
         """How the actor is named in records."""
         return self.name or self.user_id
+
+    def in_pending_groups(self) -> Actor:
+        """The actor as if they were in every group not known yet (what they might hold)."""
+        return replace(self, groups=self.groups | self.pending_groups, pending_groups=frozenset())
 
 
 @dataclass(frozen=True)
@@ -233,6 +255,44 @@ def _current_billing(app: AppState, op: Operation) -> None:
 # --- operations ----------------------------------------------------------------------------
 
 
+def is_app_id(text: str) -> bool:
+    """Whether `text` is an app id: 1 to 20 ASCII digits (never other scripts' digits)."""
+    return 1 <= len(text) <= 20 and text.isascii() and text.isdigit()
+
+
+def app_name(raw: str) -> str:
+    """The name an app can have, from what was typed or imported; InvalidAppName otherwise.
+
+    The one rule for names (creation, import, the command grammar): NFC-normalised, trimmed,
+    1 to `APP_NAME_MAX` characters, no control, format or separator characters (a newline
+    could forge a line of an audit message; a zero-width space makes `dev-1` and `dev-1\u200b`
+    look alike), and not only digits (it would read as an app id). Uniqueness, ignoring case,
+    is the store's (`name_key`, a unique index).
+    """
+    clean = unicodedata.normalize("NFC", raw).strip()
+    if not clean:
+        raise errors.InvalidAppName("it is empty.")
+    bad = sorted(
+        {f"U+{ord(ch):04X}" for ch in clean if unicodedata.category(ch) in _NAME_FORBIDDEN}
+    )
+    if bad:
+        shown = ", ".join(bad[:5])
+        raise errors.InvalidAppName(
+            f"it holds invisible or control characters ({shown}): a name is one line of "
+            "visible text."
+        )
+    if len(clean) > APP_NAME_MAX:
+        raise errors.InvalidAppName(f"it is longer than {APP_NAME_MAX} characters.")
+    if clean.isdigit():
+        raise errors.InvalidAppName("it is all digits, which would read as an app id.")
+    return clean
+
+
+def name_key(name: str) -> str:
+    """What two names must not share: the name with case folded (`Dev-1` and `dev-1` clash)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
 def create(
     *,
     app_id: str,
@@ -242,13 +302,7 @@ def create(
     tz: ZoneInfo | None = None,
 ) -> AppState:
     """A new developer app on the current billing mode, valid for one month (counted in `tz`)."""
-    clean = name.strip()
-    if not clean:
-        raise errors.InvalidAppName("it is empty.")
-    if len(clean) > 80:
-        raise errors.InvalidAppName("it is longer than 80 characters.")
-    if clean.isdigit():
-        raise errors.InvalidAppName("it is all digits, which would read as an app id.")
+    clean = app_name(name)
     return AppState(
         app_id=app_id,
         name=clean,

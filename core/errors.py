@@ -14,7 +14,9 @@
     │   AlreadyApproved, RequestReplayed
     ├── PermissionDenied, NotYourRequest, SelfApprovalNotAllowed, AwaitingApproval,
     │   ChannelNotAllowed, NoApproverAvailable
-    └── CsvImportError             a CSV with bad rows (nothing imported)
+    ├── CsvImportError             a CSV with bad rows (nothing imported)
+    ├── DatabaseBusy               the database did not answer in time (nothing changed)
+    └── GroupsNotYetKnown          the person's user groups have not been read yet
 
 Each message says what was refused, why, and what to do instead. Messages are plain text with
 `code` marks only; the edge escapes and formats them.
@@ -39,9 +41,11 @@ __all__ = [
     "ConfigChangeLimitReached",
     "ConfigChangeNotAllowed",
     "CsvImportError",
+    "DatabaseBusy",
     "DisableNotAllowed",
     "EnableNotAllowed",
     "ExtendNotAllowed",
+    "GroupsNotYetKnown",
     "InvalidAddonValue",
     "InvalidAppName",
     "InvalidBillMonth",
@@ -263,10 +267,18 @@ class NothingToChange(PlanError):
 class InvalidBillMonth(PlanError):
     """A bill asked for a month that cannot have one (not a month, or too far back or ahead)."""
 
-    def __init__(self, year: int, month: int, reason: str) -> None:
+    def __init__(
+        self, year: int, month: int, reason: str, *, earliest: str = "", latest: str = ""
+    ) -> None:
+        span = f"Bills can be asked for from {earliest} to {latest}: g" if latest else "G"
         super().__init__(
-            f"There is no bill for {year:04d}-{month:02d}: {reason}. Give a month as `YYYY-MM`, "
-            "or none for this month's bill so far."
+            f"There is no bill for {year:04d}-{month:02d}: {reason}. {span}ive a month as "
+            "`YYYY-MM`, or none for this month's bill so far.",
+            year=year,
+            month=month,
+            reason=reason,
+            earliest=earliest,
+            latest=latest,
         )
         self.year, self.month = year, month
 
@@ -497,12 +509,40 @@ class ChannelNotAllowed(PlanError):
 class CsvImportError(PlanError):
     """A CSV file with bad rows: nothing was imported."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], *, total: int | None = None) -> None:
+        total = len(problems) if total is None else total
         shown = list(problems[:50])
-        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        more = f"\n... and {total - len(shown)} more" if total > len(shown) else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} "
-            f"{'problem' if len(problems) == 1 else 'problems'} found.\n" + "\n".join(shown) + more,
+            f"Nothing was imported: {total} "
+            f"{'problem' if total == 1 else 'problems'} found.\n" + "\n".join(shown) + more,
             problems=list(problems),
+            total=total,
         )
         self.problems = tuple(problems)
+
+
+class DatabaseBusy(PlanError):
+    """The database did not answer within the wait allowed (locked, or unreachable): nothing
+    was changed; the same request may succeed a moment later. `waited`: seconds allowed."""
+
+    def __init__(self, waited: float, what: str = "") -> None:
+        super().__init__(
+            "The database did not answer in time; nothing was changed. Try again in a moment.",
+            waited=waited,
+            what=what,
+        )
+        self.waited = waited
+
+
+class GroupsNotYetKnown(PlanError):
+    """The person may hold a role through a user group whose members have not been read yet
+    (they are being read): nothing was changed, the same request works in a few seconds."""
+
+    def __init__(self, groups: Sequence[str]) -> None:
+        super().__init__(
+            "Your user groups are still being read; nothing was changed. Try again in a few "
+            "seconds.",
+            groups=list(groups),
+        )
+        self.groups = tuple(groups)

@@ -53,7 +53,7 @@ class Forms:
         """The apps the person may see whose name or id starts with or contains `text`."""
         try:
             channels = self.roles.visible_teams(actor)
-        except errors.PermissionDenied:
+        except (errors.PermissionDenied, errors.GroupsNotYetKnown):  # none yet: none offered
             return []
         # every app: compiled statements, no transaction; some teams': read-only, deferred
         with self.store.unit_of_work(fast=channels is None, write=False) as uow:

@@ -284,7 +284,7 @@ class Home:
             actor = _actor(viewer) if viewer else Actor(user_id)
             try:
                 channels = self.roles.visible_teams(actor)
-            except errors.PermissionDenied:
+            except (errors.PermissionDenied, errors.GroupsNotYetKnown):
                 channels = []
             team = viewer.team if viewer else None
             if team is not None and channels is not None and team not in channels:

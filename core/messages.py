@@ -63,7 +63,7 @@ __all__ = [
 
 def person(actor: Actor) -> Actor:
     """The actor as messages name them (without their groups)."""
-    return Actor(actor.user_id, actor.name) if actor.groups else actor
+    return Actor(actor.user_id, actor.name) if actor.groups or actor.pending_groups else actor
 
 
 @dataclass(frozen=True, kw_only=True)

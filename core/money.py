@@ -346,23 +346,34 @@ def billing_window(year: int, month: int) -> tuple[date, date]:
 
 
 def bill_month(
-    year: int | None, month: int | None, *, now: datetime, tz: ZoneInfo
+    year: int | None,
+    month: int | None,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    created: datetime | None = None,
 ) -> tuple[int, int]:
     """The month a bill is asked for (this month when not given), or a refusal when no bill
-    can exist for it: not a month, before 1970, or more than `BILL_MONTHS_AHEAD` ahead."""
+    can exist for it: not a month, before 1970, or more than `BILL_MONTHS_AHEAD` ahead. The
+    refusal names the months one can ask for (from the app's creation, when `created` is given;
+    a month before it is answered, not refused: it says when the app was created)."""
     local = now.astimezone(tz)
     year = local.year if year is None else year
     month = local.month if month is None else month
     latest = add_months(datetime(local.year, local.month, 1), BILL_MONTHS_AHEAD)
+    first = created.astimezone(tz) if created is not None else None
+    earliest = f"{first:%Y-%m} (the app's creation)" if first is not None else "1970-01"
+    span = {"earliest": earliest, "latest": f"{latest:%Y-%m}"}
     if not 1 <= month <= 12:
-        raise errors.InvalidBillMonth(year, month, "a month is 01 to 12")
+        raise errors.InvalidBillMonth(year, month, "a month is 01 to 12", **span)
     if year < 1970:
-        raise errors.InvalidBillMonth(year, month, "bills start in 1970")
+        raise errors.InvalidBillMonth(year, month, "bills start in 1970", **span)
     if (year, month) > (latest.year, latest.month):
         raise errors.InvalidBillMonth(
             year,
             month,
             f"that is more than {BILL_MONTHS_AHEAD} months ahead ({latest:%Y-%m} at the latest)",
+            **span,
         )
     return year, month
 

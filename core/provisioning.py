@@ -95,7 +95,9 @@ class WebhookProvisioner:
             permanent = 400 <= err.code < 500 and err.code not in (408, 429)
             raise DeliveryError(
                 f"webhook answered {err.code}",
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                retry_after=float(retry_after)
+                if retry_after and retry_after.isascii() and retry_after.isdigit()
+                else None,
                 permanent=permanent,
             ) from err
         except (urllib.error.URLError, OSError, TimeoutError) as err:

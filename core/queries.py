@@ -84,7 +84,7 @@ def resolve(uow: UnitOfWork, ref: str, *, teams: Sequence[str] | None = None) ->
     """The app a person means: by id (digits), else by name (case-insensitively); when none,
     AppNotFound with the nearest names (among the apps of `teams`, when given)."""
     ref = ref.strip()
-    if ref.isdigit():
+    if domain.is_app_id(ref):
         state = uow.apps.get(ref)
         if state is not None:
             return state
@@ -101,7 +101,7 @@ def resolve_with_segments(
 ) -> tuple[AppState, list[RateSegment]]:
     """The app a person means and its rate segments before `until` (one read, when by id)."""
     ref = ref.strip()
-    if ref.isdigit():
+    if domain.is_app_id(ref):
         found = uow.apps.with_segments(ref, until=until)
         if found is not None:
             return found
@@ -181,10 +181,10 @@ class Queries:
         """The app's statement for a month (this month by default), in runs of days."""
         now = self.clock()
         tz = self.config.billing_tz
-        year, month = bill_month(year, month, now=now, tz=tz)
         with self.store.unit_of_work(fast=True) as uow:
             state = resolve(uow, ref, teams=self.roles.suggestable_teams(actor))
             self.roles.require(actor, "view", state.owner_channel, "see this app's bill")
+            year, month = bill_month(year, month, now=now, tz=tz, created=state.created_at)
             _, end = domain.month_bounds(year, month, tz)
             segments = uow.history.segments(state.app_id, until=end)
         return state, statement(

@@ -234,6 +234,7 @@ def decide(
         return Refused(errors.SelfApprovalNotAllowed(), announced=True)
     needed = ROLE_FOR[request.operation]
     if role_of(actor) < needed:
+        _unless_groups_pending(actor, needed, role_of)
         return Refused(_denied(request.operation, needed, admins), announced=True)
     if click is Click.REJECT:
         return Rejected(Approval(actor, "rejected", now))
@@ -284,8 +285,16 @@ def _apply(
         return Refused(err, state=RequestState.REFUSED)
     needed = ROLE_FOR[request.operation]
     if role_of(actor) < needed:
+        _unless_groups_pending(actor, needed, role_of)
         return Refused(_denied(request.operation, needed, admins), announced=True)
     return Applied(after)
+
+
+def _unless_groups_pending(actor: Actor, needed: Role, role_of: Callable[[Actor], Role]) -> None:
+    """Not a refusal yet when a group not read yet could give the actor the role: nothing is
+    decided (GroupsNotYetKnown: the click is tried again in a few seconds)."""
+    if actor.pending_groups and role_of(actor.in_pending_groups()) >= needed:
+        raise errors.GroupsNotYetKnown(sorted(actor.pending_groups))
 
 
 def _denied(operation: Operation, needed: Role, admins: Sequence[str]) -> errors.PermissionDenied:

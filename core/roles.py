@@ -8,7 +8,7 @@ change is seen within `ttl`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core import errors
 from core.access import ROLE_FOR, Grant, Role, effective_role
@@ -70,6 +70,7 @@ class Roles:
         """Raise PermissionDenied unless the actor has the role `action` needs."""
         needed = ROLE_FOR[action]
         if self.role_of(actor, team) < needed:
+            self.unless_groups_pending(actor, lambda who: self.role_of(who, team) >= needed)
             raise errors.PermissionDenied(what, needed.label, self.admins())
 
     def visible_teams(self, actor: Actor) -> Sequence[str] | None:
@@ -78,14 +79,22 @@ class Roles:
             return None
         teams = [g.team for g in self.grants_of(actor) if g.team and g.role >= Role.VIEWER]
         if not teams:
+            self.unless_groups_pending(actor, lambda who: self.highest(who) >= Role.VIEWER)
             raise errors.PermissionDenied("list apps", Role.VIEWER.label, self.admins())
         return teams
+
+    @staticmethod
+    def unless_groups_pending(actor: Actor, would_do: Callable[[Actor], bool]) -> None:
+        """Before refusing the actor for their role: GroupsNotYetKnown if a group whose members
+        are not known yet could give them what they lack (`would_do`)."""
+        if actor.pending_groups and would_do(actor.in_pending_groups()):
+            raise errors.GroupsNotYetKnown(sorted(actor.pending_groups))
 
     def suggestable_teams(self, actor: Actor) -> Sequence[str] | None:
         """The owner teams whose app names may be suggested to the actor (None: every team)."""
         try:
             return self.visible_teams(actor)
-        except errors.PermissionDenied:
+        except (errors.PermissionDenied, errors.GroupsNotYetKnown):
             return ()
 
     def granted_groups(self) -> set[str]:

@@ -132,6 +132,8 @@ class FakeSlack:
         self.outside: set[str] = set()
         # seconds every Web API call waits before it is answered (a slow Slack)
         self.latency = 0.0
+        # seconds calls of one method wait instead, e.g. {"usergroups.users.list": 5.0}
+        self.method_latency: dict[str, float] = {}
         # the scopes every Web API answer lists in its x-oauth-scopes header
         self.scopes: list[str] = list(DEFAULT_SCOPES)
         # tokens Slack no longer takes: every call with one is answered invalid_auth
@@ -599,8 +601,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"ok": False, "error": "unknown_method"})
             return
 
-        if fake.latency:
-            time.sleep(fake.latency)
+        delay = fake.method_latency.get(method, fake.latency)
+        if delay:
+            time.sleep(delay)
         failure = fake._take_failure(method)
         if failure is not None:
             fake._record(Call(method, body, headers, now, raw, failure.status), failed=True)

@@ -19,6 +19,8 @@ from core import (
     AwaitingApproval,
     ChangeRequest,
     Click,
+    DatabaseBusy,
+    GroupsNotYetKnown,
     NotYourRequest,
     Operation,
     PermissionDenied,
@@ -71,7 +73,9 @@ class Clicks:
             # Someone not entitled to decide gets a private answer; the card stays for its owner.
             personal = isinstance(
                 err,
-                NotYourRequest
+                DatabaseBusy  # (busy, or groups not read yet: the card stays, to try again)
+                | GroupsNotYetKnown
+                | NotYourRequest
                 | SelfApprovalNotAllowed
                 | PermissionDenied
                 | AwaitingApproval

@@ -40,4 +40,9 @@ class Bot:
     def actor(self, user_id: str, name: str | None) -> Actor:
         """The person acting, with the granted groups they belong to."""
         observe.note(user=user_id)
-        return Actor(user_id=user_id, name=name or "", groups=self.groups.groups_of(user_id))
+        return Actor(
+            user_id=user_id,
+            name=name or "",
+            groups=self.groups.groups_of(user_id),
+            pending_groups=self.groups.unknown(),
+        )

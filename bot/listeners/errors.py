@@ -12,6 +12,7 @@ from slack_bolt import App, BoltResponse
 
 from bot import blocks, modals, observe
 from bot.listeners.context import Bot
+from core import PlanError
 
 __all__ = ["register"]
 
@@ -24,9 +25,14 @@ def register(app: App, bot: Bot) -> None:
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         reference = uuid.uuid4().hex[:12]
-        observe.note(outcome="error")
-        log.error("unexpected error (reference %s)", reference, exc_info=error)
-        message = blocks.failure_message(reference)
+        if isinstance(error, PlanError):  # a refusal no listener caught (a busy database)
+            observe.note(outcome="refused")
+            log.warning("refused (reference %s): %s", reference, type(error).__name__)
+            message = blocks.refusal(error, bot.words)
+        else:
+            observe.note(outcome="error")
+            log.error("unexpected error (reference %s)", reference, exc_info=error)
+            message = blocks.failure_message(reference)
         if isinstance(body, dict) and body.get("type") == "view_submission":
             # a modal's submission: its answer replaces the modal, which never stays dead
             view = modals.message_view("Not done", message)

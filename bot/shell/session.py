@@ -732,7 +732,7 @@ class ShellSession:
         if not options:
             return None
         lowered = typed.lower()
-        if typed.isdigit() and not first and 1 <= int(typed) <= len(options):
+        if typed.isascii() and typed.isdigit() and not first and 1 <= int(typed) <= len(options):
             return options[int(typed) - 1]
         for option in options:
             if lowered in (str(option.get("value", "")).lower(), option_text(option).lower()):
@@ -742,7 +742,7 @@ class ShellSession:
                 return option
         if first and len(options) > 1 and self.ask is not None:
             picked = self.ask(f"Which one (1-{len(options)}, Enter for 1)? ").strip()
-            if picked.isdigit() and 1 <= int(picked) <= len(options):
+            if picked.isascii() and picked.isdigit() and 1 <= int(picked) <= len(options):
                 return options[int(picked) - 1]
         return options[0] if first else None
 

@@ -138,7 +138,7 @@ def parse_im_keys(text: str, *, source: str = "the IM keys file") -> dict[str, I
     keys: dict[str, ImKey] = {}
     for app_id, entry in apps.items():
         where = f"{source}: [apps.{app_id}]"
-        if not str(app_id).isdigit():
+        if not (str(app_id).isascii() and str(app_id).isdigit()):
             raise ValueError(f"{where}: the table name must be the SDKAppID (digits)")
         if not isinstance(entry, dict):
             raise ValueError(f"{where} must be a table with `admin` and `key`")

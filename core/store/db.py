@@ -7,13 +7,31 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+from core.store.waits import (
+    REQUEST_WAITS,
+    Waits,
+    allowed,
+    answer_timeout,
+    hurried,
+    set_waits,
+)
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Checkpointer", "checkpoint", "make_engine", "normalize_url", "read_only"]
+__all__ = [
+    "Checkpointer",
+    "TimedConnection",
+    "busy_wait",
+    "checkpoint",
+    "make_engine",
+    "normalize_url",
+    "read_only",
+]
 
 #: SQLite: a commit that finds the write-ahead log this long (in 4 KiB pages) copies it back
 #: into the database first. A backstop: the delivery worker checkpoints far more often
@@ -31,15 +49,75 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine configured for this service's transactions on either backend."""
+def make_engine(url: str, *, pool_size: int = 10, waits: Waits = REQUEST_WAITS) -> Engine:
+    """An engine configured for this service's transactions on either backend, that waits for
+    the database no longer than `waits` says (see `core.store.waits`)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+        engine = _sqlite_engine(url, parsed.database, waits)
+    else:
+        engine = _postgresql_engine(url, pool_size, waits)
+    set_waits(engine, waits)
+    return engine
+
+
+class TimedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits for the server's answers no longer than its `waits`
+    allow (the server's own statement_timeout cannot help when it never hears the statement:
+    a network that drops everything). On the timeout the connection is closed: it is in an
+    unknown state; the pool then opens another."""
+
+    waits: Waits = REQUEST_WAITS
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        """psycopg's wait, with the answer timeout of `waits` when none is given."""
+        if timeout is None:
+            timeout = answer_timeout(self.waits)
+        try:
+            return super().wait(gen, interval=interval, timeout=timeout)
+        except psycopg.errors._WaitTimeout:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {timeout:.1f} s"
+            ) from None
+
+
+def _postgresql_engine(url: str, pool_size: int, waits: Waits) -> Engine:
+    """PostgreSQL through psycopg 3: connect_timeout, statement_timeout and lock_timeout on
+    every connection, a pool that hands out a connection within `waits.lock`."""
+    options = [f"-c lock_timeout={int(waits.lock * 1000)}"]
+    if waits.statement is not None:
+        options.append(f"-c statement_timeout={int(waits.statement * 1000)}")
+    engine = sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=waits.pre_ping,
+        pool_timeout=waits.lock,
+        connect_args={"connect_timeout": max(2, waits.connect), "options": " ".join(options)},
     )
+
+    class _Timed(TimedConnection):
+        pass
+
+    _Timed.waits = waits
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        if hurried():
+            # a request whose budget is spent, or behind one that waited in vain: connecting
+            # would take up to connect_timeout more
+            raise psycopg.OperationalError("no time left to connect to the database")
+        return _Timed.connect(*cargs, **cparams)
+
+    return engine
+
+
+def busy_wait(connection: Any, waits: Waits) -> None:
+    """Before an SQLite write transaction begins: wait for the lock no longer than `waits`
+    allow now (what is left of a request's budget)."""
+    connection.execute(f"PRAGMA busy_timeout={int(allowed(waits.lock) * 1000)}")
 
 
 def checkpoint(engine: Engine) -> None:
@@ -96,15 +174,16 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="DEFERRED")
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_engine(url: str, database: str | None, waits: Waits) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": waits.lock}}
     if not database or database == ":memory:":
         kwargs["poolclass"] = sa.pool.StaticPool
     else:
         kwargs["pool_size"] = 16
         kwargs["max_overflow"] = 32
+        kwargs["pool_timeout"] = waits.lock
     engine = sa.create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -117,7 +196,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(waits.lock * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -125,6 +204,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Writers take the write lock up front (BEGIN IMMEDIATE) so two confirmations never
         # both read and then deadlock upgrading their locks; readers start deferred.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode == "IMMEDIATE":
+            busy_wait(connection.connection.dbapi_connection, waits)
         if mode != "NONE":  # NONE: single-statement reads, each its own implicit transaction
             connection.exec_driver_sql(f"BEGIN {mode}")
 

@@ -12,7 +12,16 @@ from decimal import Decimal
 from typing import Any
 
 from core.access import Grant, Role
-from core.domain import Actor, AppState, BillingMode, HistoryEntry, Operation, Plan, Status
+from core.domain import (
+    Actor,
+    AppState,
+    BillingMode,
+    HistoryEntry,
+    Operation,
+    Plan,
+    Status,
+    name_key,
+)
 from core.money import RateSegment
 from core.provider.model import FIGURES, DailyUsage, ReconciliationLine
 from core.requests import Approval, ChangeRequest, Request, RequestState
@@ -65,6 +74,7 @@ def app_row(state: AppState, now: datetime) -> dict[str, Any]:
     return {
         "app_id": state.app_id,
         "name": state.name,
+        "name_key": name_key(state.name),
         "owner_channel": state.owner_channel,
         "plan": state.plan.value,
         "billing_mode": state.billing_mode.value,

@@ -20,6 +20,8 @@ from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 
 __all__ = [
+    "HEALTH_WAIT",
+    "MIN_FREE_BYTES",
     "Apps",
     "Audit",
     "Events",
@@ -33,8 +35,19 @@ __all__ = [
     "Provider",
     "Requests",
     "Store",
+    "StoreUnwritable",
     "UnitOfWork",
 ]
+
+#: how long the health check waits for the database to take its write, at most (seconds)
+HEALTH_WAIT = 1.5
+#: the free space under which the health check says the store cannot be written (SQLite's
+#: disk; a PostgreSQL server's disk is its own, seen only when it refuses the write)
+MIN_FREE_BYTES = 16 << 20
+
+
+class StoreUnwritable(Exception):
+    """The store can't take writes (its disk is full, or nearly)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +136,10 @@ class Apps(Protocol):
 
     def ids(self) -> set[str]:
         """Every app id."""
+        ...
+
+    def names_taken(self, keys: Sequence[str]) -> set[str]:
+        """Which of these name keys (`core.domain.name_key`) an app already has."""
         ...
 
     def owner_channels(self) -> list[str]:
@@ -526,6 +543,9 @@ class Store(Protocol):
         """Whether this process may run job `name` now (one at a time across replicas)."""
         ...
 
-    def ping(self) -> None:
-        """Return when the database answers; raise whatever its driver raised otherwise."""
+    def ping(self, *, timeout: float = HEALTH_WAIT, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """Return when the database takes a small write (committed) within `timeout` seconds;
+        otherwise raise: `DatabaseBusy` (locked or not answering in time), `StoreUnwritable`
+        (on a disk the store can see, less than `min_free_bytes` free), or the driver's error
+        (a database that refuses the write). Waits for nobody longer than `timeout`."""
         ...

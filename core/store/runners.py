@@ -27,13 +27,15 @@ from typing import Any, Protocol, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.store.db import read_only
+from core.store.db import busy_wait, read_only
+from core.store.waits import waits_of
 from core.store.writers import WriterQueue, writer_queue
 
 __all__ = [
     "Compiled",
     "CompiledRunner",
     "ConnectionRunner",
+    "DuplicateName",
     "Runner",
     "StaleWrite",
     "ThreadConnections",
@@ -45,6 +47,11 @@ Lock = bool | str  # False, True (FOR UPDATE), or "skip" (FOR UPDATE SKIP LOCKED
 
 class StaleWrite(Exception):
     """A guarded write found its row changed since it was read (nothing was committed)."""
+
+
+class DuplicateName(StaleWrite):
+    """An app's name (case ignored) was taken by another transaction meanwhile (nothing was
+    committed): deciding again sees the app that took it."""
 
 
 class Runner(Protocol):
@@ -218,6 +225,7 @@ class ThreadConnections:
         self.durable = durable
         self.dialect = engine.dialect.name
         self.writers = writer_queue(engine)
+        self.waits = waits_of(engine)
         self._compiled: dict[int, tuple[Any, Compiled]] = {}
         self._local = threading.local()
 
@@ -364,6 +372,7 @@ class CompiledRunner:
         connection = self.connections.get()
         raw = connection.dbapi_connection
         if self.dialect == "sqlite":
+            busy_wait(raw, self.connections.waits)
             raw.execute("BEGIN IMMEDIATE")
         else:
             self._pipeline = self._resources.enter_context(raw.pipeline())
@@ -416,7 +425,10 @@ class CompiledRunner:
         if writers is not None:
             writers.acquire()
         try:
-            with self.connections.cursor(self.connections.get()) as cursor:
+            connection = self.connections.get()
+            if self.dialect == "sqlite":
+                busy_wait(connection.dbapi_connection, self.connections.waits)
+            with self.connections.cursor(connection) as cursor:
                 cursor.execute(compiled.sql, parameters)
                 if guarded and cursor.rowcount != 1:
                     raise StaleWrite(compiled.table)

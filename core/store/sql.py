@@ -12,10 +12,12 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
@@ -23,14 +25,14 @@ from sqlalchemy.engine import Engine
 
 from core.access import Grant
 from core.audit import AuditRecord, chained
-from core.domain import AppState, HistoryEntry, Status
+from core.domain import AppState, HistoryEntry, Status, name_key
 from core.money import RateSegment
 from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
-from core.store.db import read_only
-from core.store.ports import HomeViewer, OutboxEntry
+from core.store.failures import translated
+from core.store.ports import HEALTH_WAIT, MIN_FREE_BYTES, HomeViewer, OutboxEntry, StoreUnwritable
 from core.store.runners import (
     CompiledRunner,
     ConnectionRunner,
@@ -38,9 +40,14 @@ from core.store.runners import (
     StaleWrite,
     ThreadConnections,
 )
-from core.store.waits import waited
+from core.store.waits import REQUEST_WAITS, Waits, allowed, answering_within, waited, waits_of
 
-__all__ = ["SqlStore", "SqlUnitOfWork"]
+__all__ = ["HEALTH_MARK", "SqlStore", "SqlUnitOfWork"]
+
+#: the mark the health check writes (its last success)
+HEALTH_MARK = "health_probe"
+
+log = logging.getLogger(__name__)
 
 
 class SqlApps:
@@ -54,8 +61,13 @@ class SqlApps:
         return mapping.app_state(rows[0]) if rows else None
 
     def by_name(self, name: str) -> list[AppState]:
-        rows = self.run.rows(S.APP_BY_NAME, {"name": name.lower()})
+        rows = self.run.rows(S.APP_BY_NAME, {"name_key": name_key(name)})
         return [mapping.app_state(r) for r in rows]
+
+    def names_taken(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        return {r["name_key"] for r in self.run.query(S.APP_NAMES_TAKEN.params(keys=list(keys)))}
 
     def with_segments(
         self, app_id: str, *, until: datetime, lock: bool = False
@@ -187,7 +199,7 @@ class SqlApps:
 
         found: dict[str, AppState] = {}
         prefixes = [S.APPS_BY_NAME] if needle else [S.APPS_FIRST]
-        if needle.isdigit():
+        if needle.isascii() and needle.isdigit():
             prefixes.insert(0, S.APPS_BY_ID)
         for query in prefixes:
             for row in rows(query):
@@ -693,14 +705,25 @@ class SqlProvider:
 
 
 class SqlUnitOfWork:
-    """One transaction on a runner, with the repositories (see `core.store.ports`)."""
+    """One transaction on a runner, with the repositories (see `core.store.ports`).
 
-    def __init__(self, make_runner: Callable[[], Runner]) -> None:
+    A driver's failure leaves it as core's own when core has a word for it
+    (`core.store.failures`): `DatabaseBusy`, `DuplicateName`.
+    """
+
+    def __init__(self, make_runner: Callable[[], Runner], waits: Waits = REQUEST_WAITS) -> None:
         self._make_runner = make_runner
+        self._waits = waits
         self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
-        self.run = run = self._make_runner()
+        try:
+            self.run = run = self._make_runner()
+        except Exception as err:
+            better = translated(err, allowed(self._waits.lock))
+            if better is not None:
+                raise better from err
+            raise
         self.dialect = run.dialect
         self.apps = SqlApps(run)
         self.history = SqlHistory(run)
@@ -716,7 +739,17 @@ class SqlUnitOfWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.run.close()
+        err = exc[1] if len(exc) > 1 else None
+        try:
+            self.run.close()
+        except Exception as closing:
+            if err is None:
+                raise
+            log.debug("closing after a failure failed too: %s", closing)
+        if isinstance(err, Exception):
+            better = translated(err, allowed(self._waits.lock))
+            if better is not None:
+                raise better from err
 
     def commit(self) -> None:
         """Commit, then run the after-commit callbacks."""
@@ -736,6 +769,7 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.waits = waits_of(engine)
         self._durable = ThreadConnections(engine)
         # a preview's request, a reply to a refused click, delivery marks: commits that need
         # not wait for the disk (PostgreSQL), since losing the last of them is harmless
@@ -747,9 +781,10 @@ class SqlStore:
         """A unit of work (see `core.store.ports.Store.unit_of_work`)."""
         if fast:
             connections = self._durable if durable else self._nowait
-            return SqlUnitOfWork(functools.partial(CompiledRunner, connections))
+            return SqlUnitOfWork(functools.partial(CompiledRunner, connections), self.waits)
         return SqlUnitOfWork(
-            functools.partial(ConnectionRunner, self.engine, write=write, durable=durable)
+            functools.partial(ConnectionRunner, self.engine, write=write, durable=durable),
+            self.waits,
         )
 
     @contextlib.contextmanager
@@ -772,10 +807,22 @@ class SqlStore:
                     connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
 
-    def ping(self) -> None:
-        """Return when the database answers a trivial read."""
-        with read_only(self.engine).connect() as connection:
-            connection.execute(S.PING)
+    def ping(self, *, timeout: float = HEALTH_WAIT, min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """Return when the database takes a write within `timeout` seconds (see
+        `core.store.ports.Store.ping`): a mark written and committed, so a lock held too long,
+        a database that cannot be written or does not answer all fail it; on SQLite, also a
+        disk with less than `min_free_bytes` free beside the database."""
+        with answering_within(timeout):
+            database = self.engine.url.database
+            if self.dialect == "sqlite" and database and database != ":memory:":
+                folder = os.path.dirname(os.path.abspath(database))
+                stat = os.statvfs(folder)
+                free = stat.f_bavail * stat.f_frsize
+                if free < min_free_bytes:
+                    raise StoreUnwritable(f"{free} bytes free on the database's disk")
+            with self.unit_of_work() as uow:
+                uow.marks.advance(HEALTH_MARK, datetime.now(UTC))
+                uow.commit()
 
     def close(self) -> None:
         """Give this thread's connections back and dispose of the pool."""

@@ -69,7 +69,10 @@ def insert_of(table: sa.Table, names: Sequence[str]) -> sa.Insert:
 
 APP_COLUMNS = tuple(c.name for c in APP.columns)
 APP_BY_ID = sa.select(APP).where(APP.c.app_id == sa.bindparam("app_id"))
-APP_BY_NAME = sa.select(APP).where(sa.func.lower(APP.c.name) == sa.bindparam("name")).limit(5)
+APP_BY_NAME = sa.select(APP).where(APP.c.name_key == sa.bindparam("name_key")).limit(5)
+APP_NAMES_TAKEN = sa.select(APP.c.name_key).where(
+    APP.c.name_key.in_(sa.bindparam("keys", expanding=True))
+)
 SEGMENT_COLUMNS = ("effective_at", "plan", "status", "billing_mode", "monthly_price", "config")
 APP_WITH_SEGMENTS = (  # the app's row once per segment (or once, with NULLs, if none)
     sa.select(APP, *(HISTORY.c[name].label(f"segment_{name}") for name in SEGMENT_COLUMNS))
@@ -87,6 +90,7 @@ APP_WITH_SEGMENTS = (  # the app's row once per segment (or once, with NULLs, if
 )
 APP_STATE_COLUMNS = (
     "name",
+    "name_key",
     "owner_channel",
     "plan",
     "billing_mode",

@@ -66,10 +66,14 @@ class AppRow(SQLModel, table=True):
         sa.Index("ix_app_dev_due", "status", "dev_expires_at"),
         sa.Index("ix_app_purge_due", "status", "disabled_at"),
         sa.Index("ix_app_name_lower", sa.text("lower(name)")),
+        sa.Index("ux_app_name_key", "name_key", unique=True),
     )
 
     app_id: str = Field(primary_key=True, max_length=20)
     name: str = Field(index=True, max_length=80)
+    #: the name with case folded (`core.domain.name_key`): unique, so no two apps share a name
+    #: whatever the case, and replicas creating the same name at once cannot both succeed
+    name_key: str = Field(max_length=255)
     owner_channel: str | None = Field(default=None, index=True, max_length=40)
     plan: str = Field(max_length=16)
     billing_mode: str = Field(max_length=16)

@@ -309,6 +309,12 @@ def test_a_grant_to_a_user_group_covers_its_members(peer: Served) -> None:
     granted = say(peer, f"access grant <!subteam^{GROUP}|@ops> operator").splitlines()[0]
     assert granted == f":key: <!subteam^{GROUP}> now has the `operator` role for all apps."
 
+    # the group's members are read in the background: until then its members are asked to
+    # try again in a few seconds (not refused for the role)
+    deadline = time.monotonic() + 15
+    while "still reading your user groups" in (said := say(peer, "extend e2e-dev-12", user=MEMBER)):
+        assert time.monotonic() < deadline, said
+        time.sleep(0.1)
     _, request_id = peer.preview("extend e2e-dev-12", user=MEMBER)
     outcome = press(peer, "plan_confirm", request_id, user=MEMBER, response="grp")
     assert "e2e-dev-12 (1400000012) extended." in card_text(outcome)

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from core import (
     ChangeRequest,
     CoreConfig,
+    DatabaseBusy,
     DeliveryError,
     Operation,
     OutboxDispatcher,
@@ -129,7 +129,7 @@ def test_the_store_answers_a_ping(store: Store) -> None:
 def test_a_store_whose_database_is_gone_does_not_answer_a_ping() -> None:
     store = SqlStore(make_engine("postgresql+psycopg://planbot@127.0.0.1:9/gone"))  # nobody there
     try:
-        with pytest.raises(OperationalError, match=r"127\.0\.0\.1"):
+        with pytest.raises(DatabaseBusy):  # (the reason is logged, never shown)
             store.ping()
     finally:
         store.close()

@@ -123,8 +123,8 @@ BAD_ROWS = [
     ("abc,x,developer,2026-11-01,,,,,", "app_id 'abc' is not 1-20 digits"),
     ("1400000099,x,developer,2026-11-01,,,,,", "app_id 1400000099 appears twice in the file"),
     ("1400000050,x,developer,2026-11-01,,,,,", "app_id 1400000050 already exists"),
-    ("1400000002,,developer,2026-11-01,,,,,", "name must be 1-80 characters"),
-    (f"1400000003,{'n' * 81},developer,2026-11-01,,,,,", "name must be 1-80 characters"),
+    ("1400000002,,developer,2026-11-01,,,,,", "can't be used: it is empty"),
+    (f"1400000003,{'n' * 81},developer,2026-11-01,,,,,", "longer than 80 characters"),
     ("1400000004,x,gold,2026-11-01,,,,,", "plan 'gold' is not developer, standard or premium"),
     ("1400000005,x,developer,,,,,,", "created_at is required"),
     ("1400000006,x,developer,yesterday,,,,,", "created_at 'yesterday' is not an ISO date"),
@@ -140,6 +140,15 @@ BAD_ROWS = [
     ("1400000016,x,developer,2024-01-01,,,#general,,", "owner_channel '#general' is not a channel"),
     ("1400000017,x,developer,2024-01-01,,,,soon,", "dev_expires_at 'soon' is not an ISO date"),
     ("1400000018,x,developer,2024-01-01,,,,,,extra", "more fields than the header has"),
+    ("\u0661\u0664\u0660\u0660,y1,developer,2024-01-01,,,,,", "is not 1-20 digits (0-9)"),
+    ("1400000020,dev-1\u200b,developer,2024-01-01,,,,,", "U+200B"),
+    ("1400000021,\u202egnp.exe,developer,2024-01-01,,,,,", "U+202E"),
+    ("1400000022,y2,standard,0001-01-01,,,,,", "is before 2014-01-01"),
+    ("1400000023,y3,developer,2026-11-01,,,,9999-12-31,", "dev_expires_at 9999-12-31 is too far"),
+    ("1400000024,GOOD,developer,2026-11-01,,,,,", "is the name of line 2 too"),
+    ("1400000025,EXISTING,developer,2026-11-01,,,,,", "an app named 'EXISTING' already exists"),
+    # last: a quoted name on two lines (a record's line is the one it starts on)
+    ('1400000019,"pay\n:rotating_light: URGENT",developer,2024-01-01,,,,,', "U+000A"),
 ]
 
 
@@ -172,6 +181,10 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
     [
         ("app_id,name,plan\n1,a,developer\n", "line 1: missing column(s): created_at"),
         ("app_id,name,plan,created_at,colour\n", "line 1: unknown column(s): colour"),
+        (
+            "app_id,name,plan,created_at,name\n1,a,developer,2026-01-01,b\n",
+            "line 1: column(s) given more than once: name",
+        ),
         ("app_id,name,plan,created_at\n", "the file has no rows"),
         ("", "line 1: missing column(s): app_id, name, plan, created_at"),
     ],

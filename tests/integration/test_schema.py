@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from core import SqlStore, current_revision, head_revision, make_engine, upgrade_schema
@@ -67,3 +69,58 @@ def test_apps_stored_before_the_upgrade_are_known_since_the_first_evidence(
         "2": datetime(2026, 4, 2, tzinfo=UTC),  # its first change
     }
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_names_stored_before_the_name_rule_are_cleaned_and_made_unique(
+    tmp_path: Path, backend: str
+) -> None:
+    from alembic import command
+
+    from core.store.schema import alembic_config
+    from tests.support.postgres import scratch_databases
+
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        else:
+            url = stack.enter_context(scratch_databases("planbot_names"))()
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0005_home")
+        app = (
+            "INSERT INTO app (app_id, name, plan, billing_mode, status, created_at, config, "
+            "version, updated_at) VALUES (:id, :name, 'standard', 'current', 'active', "
+            ":created, '{}', 1, '2026-01-01 00:00:00')"
+        )
+        stored = [
+            ("1400000001", "dev-1", "2025-01-01 00:00:00"),
+            ("1400000002", "DEV-1", "2025-02-01 00:00:00"),  # the same name, another case
+            ("1400000003", "dev-1\u200b", "2025-03-01 00:00:00"),  # the same once cleaned
+            ("1400000004", "pay\n:rotating_light: URGENT", "2025-01-01 00:00:00"),
+            ("1400000005", "\u200b\u202e", "2025-01-01 00:00:00"),  # nothing usable left
+            ("1400000006", "ok name", "2025-01-01 00:00:00"),
+        ]
+        with engine.begin() as connection:
+            for app_id, name, created in stored:
+                connection.execute(sa.text(app), {"id": app_id, "name": name, "created": created})
+        upgrade_schema(engine)
+        with engine.connect() as connection:
+            names = dict(connection.execute(sa.text("SELECT app_id, name FROM app")).all())
+        assert names == {
+            "1400000001": "dev-1",  # the oldest keeps the name
+            "1400000002": "DEV-1 (1400000002)",
+            "1400000003": "dev-1 (1400000003)",
+            "1400000004": "pay:rotating_light: URGENT",
+            "1400000005": "app-1400000005",
+            "1400000006": "ok name",
+        }
+        keyed = app.replace("name, plan", "name, name_key, plan").replace(":name,", ":name, :key,")
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            values = {"name": "OK NAME", "key": "ok name", "created": "2025-01-01 00:00:00"}
+            connection.execute(sa.text(keyed), {"id": "1400000007", **values})

@@ -17,13 +17,13 @@ from typing import Any, Self
 
 from core.access import Grant
 from core.audit import GENESIS, AuditRecord, chained
-from core.domain import PURGE_AFTER, AppState, HistoryEntry, Plan, Status
+from core.domain import PURGE_AFTER, AppState, HistoryEntry, Plan, Status, name_key
 from core.money import RateSegment
 from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request, RequestState
 from core.store import mapping
 from core.store.ports import HomeViewer, OutboxEntry
-from core.store.runners import StaleWrite
+from core.store.runners import DuplicateName, StaleWrite
 
 __all__ = ["FakeStore", "FakeUnitOfWork"]
 
@@ -68,7 +68,7 @@ class FakeStore:
     def exclusive(self, name: str) -> Iterator[bool]:
         yield True
 
-    def ping(self) -> None:
+    def ping(self, *, timeout: float = 1.5, min_free_bytes: int = 0) -> None:
         """Memory always answers."""
 
 
@@ -158,8 +158,13 @@ class _Apps:
         return mapping.app_state(row) if row else None
 
     def by_name(self, name: str) -> list[AppState]:
-        found = [r for r in self.t.apps.values() if r["name"].lower() == name.lower()]
+        key = name_key(name)
+        found = [r for r in self.t.apps.values() if r["name_key"] == key]
         return [mapping.app_state(r) for r in found[:5]]
+
+    def names_taken(self, keys: Sequence[str]) -> set[str]:
+        wanted = set(keys)
+        return {r["name_key"] for r in self.t.apps.values() if r["name_key"] in wanted}
 
     def with_segments(
         self, app_id: str, *, until: datetime, lock: bool = False
@@ -189,6 +194,8 @@ class _Apps:
     def add(self, state: AppState, now: datetime) -> None:
         if state.app_id in self.t.apps:
             raise ValueError(f"app {state.app_id} exists")
+        if self.names_taken([name_key(state.name)]):
+            raise DuplicateName("app")
         self.t.apps[state.app_id] = mapping.app_row(state, now)
 
     def add_many(self, states: Sequence[AppState], now: datetime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,13 +20,16 @@ from core.domain import (
     Plan,
     Status,
     add_months,
+    app_name,
     billing_mode_for,
     configure,
     create,
     disable,
     enable,
     extend,
+    is_app_id,
     migrate,
+    name_key,
     next_month_start,
     purge,
     suspend,
@@ -471,6 +475,49 @@ def test_create_refuses_names_that_cannot_be_app_names(name: str, reason: str) -
     with pytest.raises(errors.InvalidAppName) as refused:
         create(app_id="1", name=name, owner_channel=None, now=NOW)
     assert reason in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("pay\n:rotating_light: URGENT", "U+000A"),
+        ("gnp\u202eexe", "U+202E"),
+        ("dev-1\u200b", "U+200B"),
+        ("a\u2028b", "U+2028"),
+        ("a\u2029b", "U+2029"),
+        ("tab\there", "U+0009"),
+        ("bom\ufeff", "U+FEFF"),
+        ("\u0661\u0664\u0660\u0660", "digits"),  # Arabic-Indic digits read as an id too
+    ],
+)
+def test_a_name_is_one_line_of_visible_text(name: str, reason: str) -> None:
+    with pytest.raises(errors.InvalidAppName) as refused:
+        app_name(name)
+    assert reason in refused.value.message
+
+
+def test_a_name_is_normalised_and_trimmed_and_its_key_ignores_case() -> None:
+    assert app_name("  Cafe\u0301 Chat \u00a0") == "Caf\u00e9 Chat"  # NFC, no-break space trimmed
+    assert name_key("Café CHAT") == name_key("cafe\u0301 chat")
+    assert name_key("STRASSE") == name_key("straße")
+
+
+@given(st.text(max_size=100))
+def test_whatever_is_typed_a_name_is_refused_or_clean(raw: str) -> None:
+    try:
+        name = app_name(raw)
+    except errors.InvalidAppName:
+        return
+    assert name == name.strip() and 1 <= len(name) <= 80 and not name.isdigit()
+    assert all(unicodedata.category(ch) not in {"Cc", "Cf", "Zl", "Zp", "Cs"} for ch in name)
+    assert app_name(name) == name
+
+
+def test_app_ids_are_ascii_digits() -> None:
+    assert is_app_id("1400123456")
+    assert not is_app_id("\u0661\u0664\u0660\u0660")
+    assert not is_app_id("")
+    assert not is_app_id("1" * 21)
 
 
 # --- the error tree --------------------------------------------------------------------------

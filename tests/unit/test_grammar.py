@@ -496,9 +496,12 @@ def test_unknown_help_topic_suggests() -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("create 12345", "only digits"),
+        ("create 12345", "all digits"),
+        ("create \u0661\u0662\u0663", "all digits"),  # Arabic-Indic digits read as an id too
         ('create "   "', "empty"),
         ('create "two\nlines"', "one line"),
+        ("create dev-1\u200b", "U+200B"),
+        ("create pay\u202eevil", "U+202E"),
         ('status ""', "empty"),
     ],
 )

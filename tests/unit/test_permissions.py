@@ -336,6 +336,30 @@ def test_a_grant_to_a_user_group_covers_its_members(world: World) -> None:
     assert changes_of(world.store, DEV, "extend") == 1
 
 
+def test_someone_whose_groups_are_not_read_yet_is_asked_to_wait_not_refused(
+    world: World,
+) -> None:
+    service = world.service(default_role=Role.NOBODY)
+    service.grant(Grant("group", "SOPS", Role.OPERATOR), label="ops", actor=ADA)
+    pending_member = Actor("UGUS", "Gus", pending_groups=frozenset({"SOPS"}))
+    with pytest.raises(errors.GroupsNotYetKnown):  # SOPS could give the role: not decided yet
+        service.request(ChangeRequest(Operation.EXTEND, app=DEV), actor=pending_member)
+    with pytest.raises(errors.GroupsNotYetKnown):
+        service.list_apps(actor=pending_member)
+    # a group that could not give the role changes nothing: refused at once
+    service.grant(Grant("group", "SVIEW", Role.VIEWER), label="view", actor=ADA)
+    viewer_maybe = Actor("UGUS", "Gus", pending_groups=frozenset({"SVIEW"}))
+    with pytest.raises(errors.PermissionDenied):
+        service.request(ChangeRequest(Operation.EXTEND, app=DEV), actor=viewer_maybe)
+    # a click waits too, and nothing is decided: the same click works once the groups are read
+    member = Actor("UGUS", "Gus", groups=frozenset({"SOPS"}))
+    pending = service.request(ChangeRequest(Operation.EXTEND, app=DEV), actor=member)
+    with pytest.raises(errors.GroupsNotYetKnown):
+        service.confirm(pending.id, actor=pending_member)
+    assert changes_of(world.store, DEV, "extend") == 0
+    assert service.confirm(pending.id, actor=member).state == "applied"
+
+
 def test_a_team_grant_covers_only_that_teams_apps(world: World) -> None:
     service = world.service(default_role=Role.NOBODY)
     service.grant(Grant("user", TINA.user_id, Role.OPERATOR, team="CTEAM"), label="t", actor=ADA)

@@ -36,18 +36,20 @@ class SlowDirectory:
         return {"users": list(self.members[usergroup])}
 
 
-def test_a_known_group_is_answered_at_once_and_refreshed_in_the_background() -> None:
+def test_groups_are_read_in_the_background_and_the_last_known_members_answer_at_once() -> None:
     slack = SlowDirectory({"S1": ["U1"]})
+    slack.gate.clear()  # Slack is slow
     directory = GroupDirectory(slack, lambda: {"S1"}, ttl=0.05)  # type: ignore[arg-type]
-    assert directory.groups_of("U1") == {"S1"}  # the first lookup is made while it waits
-    assert slack.calls == 1
+    assert directory.groups_of("U1") == frozenset()  # never read: not waited for
+    assert directory.unknown() == {"S1"}  # and said to be unknown
+    slack.gate.set()
+    eventually(lambda: directory.groups_of("U1") == {"S1"})
+    assert directory.unknown() == frozenset()
     time.sleep(0.1)  # stale now
     slack.members["S1"] = []  # U1 left the group in Slack
     slack.gate.clear()  # and Slack is slow to say so
-    # the last known answer: a lookup made while it waits would have found U1 gone
-    assert directory.groups_of("U1") == {"S1"}
+    assert directory.groups_of("U1") == {"S1"}  # the last known answer, without waiting
     slack.gate.set()
-    eventually(lambda: slack.calls == 2)
     eventually(lambda: directory.groups_of("U1") == frozenset())
     directory.close()
 
@@ -55,13 +57,32 @@ def test_a_known_group_is_answered_at_once_and_refreshed_in_the_background() -> 
 def test_a_failed_refresh_keeps_the_last_known_members() -> None:
     slack = SlowDirectory({"S1": ["U1"]})
     directory = GroupDirectory(slack, lambda: {"S1"}, ttl=0.05)  # type: ignore[arg-type]
-    assert directory.groups_of("U1") == {"S1"}
+    directory.groups_of("U1")
+    eventually(lambda: directory.groups_of("U1") == {"S1"})
     slack.fail = True
     time.sleep(0.1)
+    calls = slack.calls
     directory.groups_of("U1")  # starts the refresh, which fails
-    eventually(lambda: slack.calls == 2)
+    eventually(lambda: slack.calls > calls)
     time.sleep(0.05)
     assert directory.groups_of("U1") == {"S1"}
+    assert directory.unknown() == frozenset()
+    directory.close()
+
+
+def test_a_grant_schedules_a_refresh_and_keeps_what_is_known() -> None:
+    slack = SlowDirectory({"S1": ["U1"], "S2": ["U2"]})
+    granted = {"S1"}
+    directory = GroupDirectory(slack, lambda: set(granted), ttl=60)  # type: ignore[arg-type]
+    directory.warm()
+    eventually(lambda: directory.groups_of("U1") == {"S1"})
+    slack.gate.clear()
+    granted.add("S2")
+    directory.forget()  # a grant to S2
+    assert directory.groups_of("U1") == {"S1"}  # S1's members are kept
+    assert directory.unknown() == {"S2"}
+    slack.gate.set()
+    eventually(lambda: directory.groups_of("U2") == {"S2"})
     directory.close()
 
 
@@ -75,3 +96,13 @@ def test_the_number_of_workers_is_a_positive_number_or_auto() -> None:
     for bad in ("0", "-1", "many", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="positive number of workers"):
             _workers(bad)
+
+
+def test_csv_cells_that_start_like_a_formula_are_quoted() -> None:
+    from bot.cli import csv_cell
+
+    for text in ("=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "-12.50"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("plain") == "plain"
+    assert csv_cell(42) == 42 and csv_cell(-3) == -3  # numbers are numbers
+    assert csv_cell(None) is None

@@ -1,7 +1,7 @@
 """replays: the signatures of state-changing requests received
 
-Revision ID: 0006_replays
-Revises: 0005_home
+Revision ID: 0007_replays
+Revises: 0006_names
 Create Date: 2026-11-30
 
 - `received_request`: a state-changing slash command's signature (access grant or revoke), kept
@@ -17,8 +17,8 @@ from alembic import op
 
 import core.store.tables
 
-revision: str = "0006_replays"
-down_revision: str | None = "0005_home"
+revision: str = "0007_replays"
+down_revision: str | None = "0006_names"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
