@@ -74,6 +74,7 @@ __all__ = [
     "plan_label",
     "plan_name",
     "refusal_text",
+    "role_name",
     "status_name",
     "worded_refusal",
 ]
@@ -104,6 +105,8 @@ OPERATIONS: dict[str, str] = {
     "migrate": N_("migrate"),
     "suspend": N_("suspend"),
     "purge": N_("purge"),
+    # Translators: an entry of an app's history made by importing the app list
+    "import": N_("import"),
 }
 
 #: the plans (editions) by name
@@ -126,6 +129,16 @@ STATUSES: dict[str, str] = {
     "disabled": N_("disabled"),
     # Translators: an app's service status
     "purged": N_("purged"),
+}
+
+#: the roles by name
+ROLES: dict[str, str] = {
+    # Translators: a role's name
+    "admin": N_("admin"),
+    # Translators: a role's name
+    "operator": N_("operator"),
+    # Translators: a role's name
+    "viewer": N_("viewer"),
 }
 
 #: the billing modes by name
@@ -232,6 +245,11 @@ def status_name(status: object) -> str:
 def billing_mode_name(mode: object) -> str:
     """A billing mode's name ('legacy', '기존 과금 모드')."""
     return _named(BILLING_MODES, mode)
+
+
+def role_name(role: object) -> str:
+    """A role's name ('admin', '관리자')."""
+    return _named(ROLES, role)
 
 
 def operation_name(operation: object) -> str:
