@@ -957,27 +957,49 @@ def _word_no_approver(r: Refusal) -> str | None:
     n = int(r.params.get("needed") or 1)
     holders = r.params.get("holders") or []
     count = len(holders) if isinstance(holders, list | tuple) else 0
-    operation, role = r.params.get("operation", ""), r.params.get("role", "")
-    needs = ngettext(
-        "Nothing was requested: `/plan {operation}` needs approval by another person with the "
-        "`{role}` role.",
-        "Nothing was requested: `/plan {operation}` needs approval by {n} other people with the "
-        "`{role}` role.",
-        n,
-    ).format(operation=operation, role=role, n=n)
     if count == 0:
-        have = _("Nobody else has that role, so nobody could approve it.")
+        said = ngettext(
+            "Nothing was requested: `/plan {operation}` needs approval by another person with "
+            "the `{role}` role, and nobody else has that role, so nobody could approve it. Ask a "
+            "planbot admin to grant the role to a colleague (`/plan access grant @someone "
+            "{role}`), or whoever runs planbot to ask for fewer approvals for this operation.",
+            "Nothing was requested: `/plan {operation}` needs approval by {n} other people with "
+            "the `{role}` role, and nobody else has that role, so nobody could approve it. Ask a "
+            "planbot admin to grant the role to a colleague (`/plan access grant @someone "
+            "{role}`), or whoever runs planbot to ask for fewer approvals for this operation.",
+            n,
+        )
+    elif count == 1:
+        said = ngettext(
+            "Nothing was requested: `/plan {operation}` needs approval by another person with "
+            "the `{role}` role, and only 1 other person has that role, so nobody could approve "
+            "it. Ask a planbot admin to grant the role to a colleague (`/plan access grant "
+            "@someone {role}`), or whoever runs planbot to ask for fewer approvals for this "
+            "operation.",
+            "Nothing was requested: `/plan {operation}` needs approval by {n} other people with "
+            "the `{role}` role, and only 1 other person has that role, so nobody could approve "
+            "it. Ask a planbot admin to grant the role to a colleague (`/plan access grant "
+            "@someone {role}`), or whoever runs planbot to ask for fewer approvals for this "
+            "operation.",
+            n,
+        )
     else:
-        have = ngettext(
-            "Only {count} other person has that role, so nobody could approve it.",
-            "Only {count} other people have that role, so nobody could approve it.",
-            count,
-        ).format(count=count)
-    fix = _(
-        "Ask a planbot admin to grant the role to a colleague (`/plan access grant @someone "
-        "{role}`), or whoever runs planbot to ask for fewer approvals for this operation."
-    ).format(role=role)
-    return f"{needs} {have} {fix}"
+        said = ngettext(
+            "Nothing was requested: `/plan {operation}` needs approval by another person with "
+            "the `{role}` role, and only {count} other people have that role, so nobody could "
+            "approve it. Ask a planbot admin to grant the role to a colleague (`/plan access "
+            "grant @someone {role}`), or whoever runs planbot to ask for fewer approvals for "
+            "this operation.",
+            "Nothing was requested: `/plan {operation}` needs approval by {n} other people with "
+            "the `{role}` role, and only {count} other people have that role, so nobody could "
+            "approve it. Ask a planbot admin to grant the role to a colleague (`/plan access "
+            "grant @someone {role}`), or whoever runs planbot to ask for fewer approvals for "
+            "this operation.",
+            n,
+        )
+    return said.format(
+        operation=r.params.get("operation", ""), role=r.params.get("role", ""), n=n, count=count
+    )
 
 
 def _word_self(r: Refusal) -> str | None:
