@@ -289,13 +289,13 @@ def waiting_card(
             "This change needs approval by {n} other person with the *{role}* role ({group}).",
             "This change needs approval by {n} other people with the *{role}* role ({group}).",
             needed,
-        ).format(n=needed, role=escape(role), group=f"<!subteam^{approver_group}>")
+        ).format(n=needed, role=escape(role_name(role)), group=f"<!subteam^{approver_group}>")
     else:
         needs = ngettext(
             "This change needs approval by {n} other person with the *{role}* role.",
             "This change needs approval by {n} other people with the *{role}* role.",
             needed,
-        ).format(n=needed, role=escape(role))
+        ).format(n=needed, role=escape(role_name(role)))
     told = _("planbot will message you the outcome.")
     lines = [f":hourglass_flowing_sand: {needs} {status} {told}"]
     if note:

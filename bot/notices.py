@@ -305,7 +305,7 @@ def approval_requested(notice: ApprovalRequested, words: Words) -> Message:
         "It needs the approval of someone else with the *{role}* role.",
         "It needs the approval of {n} other people with the *{role}* role.",
         needed,
-    ).format(n=needed, role=escape(notice.role))
+    ).format(n=needed, role=escape(role_name(notice.role)))
     group = f" <!subteam^{notice.approver_group}>" if notice.approver_group else ""
     parts: list[dict[str, Any]] = [
         header(_("Approval needed: {summary}").format(summary=summary)),

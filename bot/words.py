@@ -609,7 +609,7 @@ def _codes(values: object) -> str:
     return ", ".join(f"`{v}`" for v in values) if isinstance(values, list | tuple) else ""
 
 
-_APP_IN_MESSAGE = re.compile(r"App (`[^`]*` \(`[^`]*`\)|`[^`]*`)")
+_APP_IN_MESSAGE = re.compile(r"[Aa]pp (`[^`]*` \(`[^`]*`\)|`[^`]*`)")
 
 
 def _app_of(refusal: Refusal) -> str:
@@ -651,8 +651,8 @@ _DISABLE_REASONS: dict[str, str] = {
 #: a request closed by planbot itself (not by a person)
 _CLOSED: dict[str, str] = {
     "expired": N_(
-        "This request expired before it was confirmed; nothing was changed. Run the `/plan` "
-        "command again for a fresh preview."
+        "This request was expired before it was confirmed; nothing was changed. Run the "
+        "`/plan` command again for a fresh preview."
     ),
     "stale": N_(
         "This request was not applied because the app changed since its preview; nothing was "
