@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import tables
-from bot.i18n import N_, _, money, ngettext, number
+from bot.i18n import N_, _, ngettext, number
 from bot.kit import (
     MAX_BLOCKS,
     MAX_SECTION,
@@ -35,6 +35,7 @@ from bot.words import (
     date_text,
     day_range,
     mention,
+    money_text,
     month_name,
     operation_name,
     plan_label,
@@ -363,7 +364,7 @@ def status_message(
 ) -> dict[str, Any]:
     """An app's status card; `extra` fields (the provider's figures) follow the plan's limits."""
     app = status.app
-    price = words.money(status.monthly_price)
+    price = money_text(status.monthly_price, status.currency)
     plan, state = plan_name(app.plan), status_name(app.status)
     pairs = [
         (_("Plan"), _("{plan} ({price}/month)").format(plan=plan, price=price)),
@@ -498,7 +499,7 @@ def history_message(app: AppState, entries: Sequence[HistoryEntry], words: Words
             plan=plan_name(e.plan), status=status_name(e.status)
         )
         + " · "
-        + month.format(price=money(e.monthly_price))
+        + month.format(price=money_text(e.monthly_price))
         + f" · {mention(e.actor)}"
         for e in entries
     ]
@@ -537,7 +538,7 @@ def bill_message(app: AppState, statement: Statement, zone: str | None = None) -
             "so far."
         ).format(
             month=month,
-            total=money(statement.total, cur),
+            total=money_text(statement.total, cur),
             window=day_range(first, last),
             app_id=app.app_id,
         )
@@ -551,17 +552,17 @@ def bill_message(app: AppState, statement: Statement, zone: str | None = None) -
             days=run.days,
             label=plan_label(run.label),
             addons=run.addons,
-            amount=money(run.amount, cur),
+            amount=money_text(run.amount, cur),
             projected=run.projected,
         )
     ]
-    amount = money(statement.total, cur)
+    amount = money_text(statement.total, cur)
     total = "*" + _("Total for {month}: {total}").format(month=month, total=amount) + "*"
     if statement.projected:
         total += " " + _(
             "(charged to date, today included: {to_date}; the lines marked projected are what "
             "the rest costs if nothing changes)"
-        ).format(to_date=money(statement.to_date, cur))
+        ).format(to_date=money_text(statement.to_date, cur))
     if statement.created_on and statement.created_on >= statement.first_day:
         total += "\n" + _("Created on {day}: billed from that day.").format(day=created)
     room = MAX_BLOCKS - 3  # the header, the total and the note

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import blocks, provider_notices
-from bot.i18n import ENGLISH, N_, _, language, money, ngettext
+from bot.i18n import ENGLISH, N_, _, language, ngettext
 from bot.kit import (
     MAX_BLOCKS,
     MAX_SECTION,
@@ -45,6 +45,7 @@ from bot.words import (
     date_text,
     mention,
     mentions,
+    money_text,
     month_name,
     operation_name,
     plan_label,
@@ -678,7 +679,7 @@ def statement_issued(notice: StatementIssued, words: Words) -> Message:
             {
                 "app_id": a.app_id,
                 "name": a.name,
-                "total_text": money(a.total, currency),
+                "total_text": money_text(a.total, currency),
                 "periods": [
                     {
                         "label": plan_label(p.label),
@@ -687,7 +688,7 @@ def statement_issued(notice: StatementIssued, words: Words) -> Message:
                         "days": p.days,
                         "addons": list(p.addons),
                         "projected": p.projected,
-                        "amount_text": money(p.amount, currency),
+                        "amount_text": money_text(p.amount, currency),
                     }
                     for p in a.periods
                 ],
@@ -695,9 +696,9 @@ def statement_issued(notice: StatementIssued, words: Words) -> Message:
             for a in statement.apps
         ],
         "app_count": len(statement.apps) + notice.apps_omitted,
-        "total_text": money(notice.total, currency),
+        "total_text": money_text(notice.total, currency),
         "projected": statement.projected,
-        "to_date_text": money(notice.to_date, currency),
+        "to_date_text": money_text(notice.to_date, currency),
         "bill_window": [first.isoformat(), last.isoformat()],
         "due_on": first.isoformat(),
         "issued_on": notice.issued_on.isoformat(),

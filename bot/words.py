@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from functools import cache
+from datetime import date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -69,6 +69,7 @@ __all__ = [
     "day_range",
     "mention",
     "mentions",
+    "money_text",
     "month_name",
     "operation_name",
     "plan_label",
@@ -281,13 +282,74 @@ def _locale(spoken: str) -> Locale:
     return Locale.parse({"en": "en_US", "ko": "ko_KR"}.get(spoken, spoken))
 
 
+# Babel's formatting takes tens of microseconds a call; the same days, months, times of day and
+# currencies come back again and again (the ack path renders a preview), so each is formatted
+# once per language and kept.
+
+
+@lru_cache(maxsize=4096)
+def _long_date(spoken: str, value: date) -> str:
+    return format_date(value, format="long", locale=_locale(spoken))
+
+
+@lru_cache(maxsize=2048)
+def _short_time(spoken: str, hour: int, minute: int) -> str:
+    return format_time(time(hour, minute), format="short", locale=_locale(spoken))
+
+
+@lru_cache(maxsize=1024)
+def _month(spoken: str, year: int, month: int) -> str:
+    return format_skeleton("yMMMM", date(year, month, 1), locale=_locale(spoken))
+
+
+@lru_cache(maxsize=2048)
+def _interval(spoken: str, first: date, last: date) -> str:
+    if first == last:
+        return _long_date(spoken, first)
+    return format_interval(first, last, "yMMMd", locale=_locale(spoken))
+
+
+_SAMPLE = Decimal("1234567.89")
+_CENT = Decimal("0.01")
+
+
+@lru_cache(maxsize=64)
+def _money_shape(spoken: str, currency: str) -> tuple[str, str, str, str] | None:
+    """What the language writes around an amount in `currency` (before and after it, positive
+    and negative), when it groups and rounds as `{:,.2f}` does; None when it writes it otherwise
+    (then Babel formats each amount)."""
+    with i18n.speaking(spoken):
+        positive, negative = i18n.money(_SAMPLE, currency), i18n.money(-_SAMPLE, currency)
+    digits = f"{_SAMPLE:,.2f}"
+    if positive.count(digits) != 1 or negative.count(digits) != 1:
+        return None
+    before, after = positive.split(digits)
+    minus_before, minus_after = negative.split(digits)
+    return before, after, minus_before, minus_after
+
+
+def money_text(amount: Decimal, currency: str = "USD") -> str:
+    """An amount in its currency, rounded to cents, as the current language writes it: the same
+    as `bot.i18n.money` ('$1,234.50', 'US$1,234.50'), without asking Babel each time."""
+    spoken = i18n.language()
+    if spoken == ENGLISH:
+        return i18n.money(amount, currency)
+    shape = _money_shape(spoken, currency)
+    if shape is None:
+        return i18n.money(amount, currency)
+    value = Decimal(amount).quantize(_CENT, rounding=ROUND_HALF_UP)
+    if value.is_signed():
+        return f"{shape[2]}{abs(value):,.2f}{shape[3]}"
+    return f"{shape[0]}{value:,.2f}{shape[1]}"
+
+
 def date_text(value: date) -> str:
     """A calendar day: '2026-12-01' in English (as planbot always wrote it), Babel's long date
     elsewhere ('2026년 12월 1일')."""
     spoken = i18n.language()
     if spoken == ENGLISH:
         return f"{value:%Y-%m-%d}"
-    return format_date(value, format="long", locale=_locale(spoken))
+    return _long_date(spoken, value)
 
 
 def month_name(year: int, month: int) -> str:
@@ -295,7 +357,7 @@ def month_name(year: int, month: int) -> str:
     spoken = i18n.language()
     if spoken == ENGLISH:
         return f"{year}-{month:02d}"
-    return format_skeleton("yMMMM", date(year, month, 1), locale=_locale(spoken))
+    return _month(spoken, year, month)
 
 
 def day_range(first: date, last: date) -> str:
@@ -304,9 +366,7 @@ def day_range(first: date, last: date) -> str:
     spoken = i18n.language()
     if spoken == ENGLISH:
         return f"{first:%Y-%m-%d}–{last:%d}"
-    if first == last:
-        return format_date(first, format="long", locale=_locale(spoken))
-    return format_interval(first, last, "yMMMd", locale=_locale(spoken))
+    return _interval(spoken, first, last)
 
 
 class Words:
@@ -335,9 +395,8 @@ class Words:
         spoken = i18n.language()
         if spoken == ENGLISH:
             return f"{there:%Y-%m-%d %H:%M} ({self.zone})"
-        locale = _locale(spoken)
-        when = format_date(there, format="long", locale=locale)
-        at = format_time(there, format="short", locale=locale)
+        when = _long_date(spoken, there.date())
+        at = _short_time(spoken, there.hour, there.minute)
         return f"{when} {at} ({self.zone})"
 
     def moment(self, moment: datetime | None) -> str:
@@ -355,7 +414,7 @@ class Words:
 
     def money(self, amount: Decimal) -> str:
         """'$699.00' (Korean: 'US$699.00')."""
-        return i18n.money(amount, self.catalog.currency)
+        return money_text(amount, self.catalog.currency)
 
     def plan(self, plan: Plan | str) -> str:
         """A plan's name."""

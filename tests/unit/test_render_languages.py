@@ -763,3 +763,18 @@ def test_any_refusal_renders_within_slack_limits_in_either_language(
             refusal=Refusal.of(err),
         )
         within_slack_limits(blocks.outcome_card(outcome, WORDS, NOW))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    amount=st.decimals(min_value=-(10**9), max_value=10**9, places=4),
+    currency=st.sampled_from(["USD", "EUR", "JPY", "KRW"]),
+    language=st.sampled_from(["en", "ko"]),
+)
+def test_amounts_read_as_babel_writes_them(amount: Decimal, currency: str, language: str) -> None:
+    """Amounts are formatted once per language and currency, and read exactly as Babel's."""
+    from bot.i18n import money
+    from bot.words import money_text
+
+    with speaking(language):
+        assert money_text(amount, currency) == money(amount, currency)
