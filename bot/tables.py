@@ -6,6 +6,10 @@ name would otherwise push every column after it out of line. The line of a bill 
 charged alike) is drawn here once, for `/plan bill` and for the posted statements alike.
 Rows are plain text: the caller escapes them for mrkdwn after padding, since Slack shows `&amp;`
 as one column.
+
+A bill line reads in the current language: its days and the projected mark are translated
+and its columns are sized for them (in Korean the span is written `11/28~12/02` and the days
+`30일`, a Hangul syllable taking two columns), so that every line is `LINE_WIDTH` wide.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
+from bot import i18n
+from bot.i18n import _, ngettext
 from bot.kit import clip, units
 
 __all__ = [
@@ -34,6 +40,9 @@ _DAYS = 7  # "30 days"
 _LABEL = 24  # "premium (legacy billing)"
 _AMOUNT = LINE_WIDTH - _SPAN - _DAYS - _LABEL - 6
 _ADDON_INDENT = _SPAN + 2 + _DAYS + 2
+#: the columns in other languages: span, days, label, amount (the same line width)
+_KOREAN_SPAN = 11  # "11/28~12/02"
+_KOREAN_DAYS = 4  # "30일"
 
 
 def _char_width(ch: str) -> int:
@@ -76,6 +85,12 @@ def span(first: date | None, last: date | None) -> str:
     """'Nov 05', 'Nov 01–14', 'Nov 28–Dec 02' ('' when not known)."""
     if first is None or last is None:
         return ""
+    if i18n.language() != i18n.ENGLISH:
+        if first == last:
+            return f"{first:%m/%d}"
+        if (first.year, first.month) == (last.year, last.month):
+            return f"{first:%m/%d}~{last:%d}"
+        return f"{first:%m/%d}~{last:%m/%d}"
     if first == last:
         return f"{first:%b %d}"
     if (first.year, first.month) == (last.year, last.month):
@@ -96,13 +111,22 @@ def charge_rows(
 ) -> list[str]:
     """One line of a bill: dates, days, plan, amount (and 'projected'), with each add-on on a
     line of its own under the plan."""
+    english = i18n.language() == i18n.ENGLISH
+    span_width, days_width = (_SPAN, _DAYS) if english else (_KOREAN_SPAN, _KOREAN_DAYS)
+    amount_width = LINE_WIDTH - span_width - days_width - _LABEL - 6
+    # Translators: the days of a bill's line, in a table column ("30 days", " 1 day ")
+    counted = ngettext("{n:>2} day ", "{n:>2} days", days).format(n=days)
     head = (
-        f"{indent}{pad(span(first, last), _SPAN)}  {days:>2} day{'s' if days != 1 else ' '}  "
-        f"{pad(fit(cell(label), _LABEL), _LABEL)}  {pad(fit(cell(amount), _AMOUNT), _AMOUNT, right=True)}"
+        f"{indent}{pad(fit(span(first, last), span_width), span_width)}  "
+        f"{pad(fit(counted, days_width), days_width)}  "
+        f"{pad(fit(cell(label), _LABEL), _LABEL)}  "
+        f"{pad(fit(cell(amount), amount_width), amount_width, right=True)}"
     )
-    rows = [head + ("  projected" if projected else "")]
-    room = LINE_WIDTH - _ADDON_INDENT - 2
-    rows += [f"{indent}{' ' * _ADDON_INDENT}+ {fit(cell(a), room)}" for a in addons if a]
+    # Translators: marks a bill's line whose days are still to come
+    rows = [head + ("  " + _("projected") if projected else "")]
+    addon_indent = span_width + 2 + days_width + 2
+    room = LINE_WIDTH - addon_indent - 2
+    rows += [f"{indent}{' ' * addon_indent}+ {fit(cell(a), room)}" for a in addons if a]
     return rows
 
 
