@@ -11,13 +11,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
 from bot import metricsdir, provider_cli
+from bot.i18n import _, language_of_locale, number, speaking
+from bot.names import sweep_line
 from bot.observe import configure_logging
 from bot.settings import Settings, SettingsError
 from core import (
@@ -101,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
     shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")
     shell.add_argument("--no-color", action="store_true", help="plain text, no ANSI colors")
+    shell.add_argument(
+        "--lang",
+        choices=("ko", "en"),
+        default=None,
+        help="the language the shell speaks: its person and its channels (default: "
+        "PLANBOT_LANGUAGE, else English)",
+    )
     sub.add_parser("tick", help="one lifecycle sweep and outbox delivery, then exit")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command")
     db.add_parser("upgrade", help="bring the schema to the newest revision")
@@ -120,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: options of the shell that, given with no command, mean the shell (`planbot -c "..."`)
-_SHELL_OPTIONS = ("-c", "--as", "--no-color")
+_SHELL_OPTIONS = ("-c", "--as", "--no-color", "--lang")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,23 +139,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if first.split("=")[0] in _SHELL_OPTIONS or first.startswith("-c"):
         words = ["shell", *words]  # `planbot -c "/plan status demo-chat"` runs the shell
     args = _parser().parse_args(words)
+    if args.command == "shell" and args.lang:
+        # the shell's person and its channels speak it: set before the settings are read
+        os.environ["PLANBOT_LANGUAGE"] = args.lang
+        os.environ["PLANBOT_CHANNEL_LANGUAGE"] = args.lang
     load_dotenv(Path.cwd() / ".env", override=False)
     _configure_logging()
-    if args.command == "doctor":
-        from bot.doctor import run_doctor
+    with speaking(cli_language(os.environ)):
+        if args.command == "doctor":
+            from bot.doctor import run_doctor
 
-        return run_doctor(os.environ, manifest=args.manifest)
-    try:
-        settings = Settings.from_env(os.environ)
-        return _dispatch(args, settings)
-    except SettingsError as err:
-        print(f"planbot: configuration error: {err}", file=sys.stderr)
-        return 2
-    except PlanError as err:
-        print(f"planbot: {err.message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+            return run_doctor(os.environ, manifest=args.manifest)
+        try:
+            settings = Settings.from_env(os.environ)
+            return _dispatch(args, settings)
+        except SettingsError as err:
+            print(_("planbot: configuration error: {error}").format(error=err), file=sys.stderr)
+            return 2
+        except PlanError as err:
+            print(f"planbot: {err.message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+
+def cli_language(env: Mapping[str, str]) -> str | None:
+    """The language the command line speaks to its person: PLANBOT_LANGUAGE (`ko`, `ko-KR`),
+    English when it is unset or names a language planbot does not speak."""
+    return language_of_locale(env.get("PLANBOT_LANGUAGE"))
 
 
 def _configure_logging() -> None:
@@ -169,7 +189,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             args.workers = os.environ.get("PLANBOT_WORKERS", "1")
         else:
             command = "shell"
-            args.one_shot, args.user, args.no_color = None, None, False
+            args.one_shot, args.user, args.no_color, args.lang = None, None, False, None
     if command == "serve":
         delivery = not getattr(args, "no_delivery", False)
         try:
@@ -198,7 +218,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "shell":
         from bot.shell import run_shell
 
-        return run_shell(settings, one_shot=args.one_shot, user=args.user, color=not args.no_color)
+        return run_shell(
+            settings,
+            one_shot=args.one_shot,
+            user=args.user,
+            color=not args.no_color,
+            lang=args.lang or cli_language(os.environ),
+        )
     if command == "tick":
         return _tick(settings)
     if command == "db":
@@ -309,10 +335,13 @@ def _tick(settings: Settings) -> int:
     planbot = build(settings, signing_secret=settings.signing_secret or "unused")
     report = planbot.lifecycle.sweep()
     delivered = planbot.dispatcher.deliver_due()
-    print(f"sweep: {report.summary()}")
+    print(_("sweep: {summary}").format(summary=sweep_line(report)))
     print(
-        f"outbox: {delivered.delivered} delivered, {delivered.retried} to retry, "
-        f"{delivered.dead} given up"
+        _("outbox: {delivered} delivered, {retried} to retry, {dead} given up").format(
+            delivered=number(delivered.delivered),
+            retried=number(delivered.retried),
+            dead=number(delivered.dead),
+        )
     )
     planbot.close()
     return 1 if report.failed else 0
@@ -321,9 +350,13 @@ def _tick(settings: Settings) -> int:
 def _db(settings: Settings, what: str | None) -> int:
     engine = make_engine(settings.database_url)
     if what == "upgrade":
-        print(f"schema at revision {upgrade_schema(engine)}")
+        print(_("schema at revision {revision}").format(revision=upgrade_schema(engine)))
     else:
-        print(f"schema at revision {current_revision(engine)} (newest {head_revision()})")
+        print(
+            _("schema at revision {revision} (newest {newest})").format(
+                revision=current_revision(engine), newest=head_revision()
+            )
+        )
     return 0
 
 
@@ -337,12 +370,14 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     service = PlanService(engine=engine, config=config)
     if args.apps_command == "import":
         result = service.imports.from_csv(text, actor=CLI_ACTOR)
-        print(f"imported {result.imported} apps")
+        print(_("imported {n} apps").format(n=number(result.imported)))
         return 0
     with service.store.unit_of_work(write=False) as uow:
         offset, shown = 0, 0
         while True:
-            rows, _ = uow.apps.page(contains=args.filter, channels=None, offset=offset, limit=1000)
+            rows, _total = uow.apps.page(
+                contains=args.filter, channels=None, offset=offset, limit=1000
+            )
             for row in rows:
                 print(
                     f"{row.app_id}\t{row.name}\t{row.plan}\t{row.status}\t{row.billing_mode}\t{row.owner_channel or '-'}"
@@ -351,7 +386,7 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
             offset += 1000
             if not rows:
                 break
-        print(f"{shown} apps", file=sys.stderr)
+        print(_("{n} apps").format(n=number(shown)), file=sys.stderr)
     return 0
 
 
@@ -359,7 +394,7 @@ def _read(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise PlanError(f"Can't read {path}: {err}") from None
+        raise PlanError(_("Can't read {path}: {error}").format(path=path, error=err)) from None
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
@@ -370,9 +405,15 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
             head_seq, head_hash = uow.audit.head()
             report = verify_chain(uow.audit.records(), head_seq=head_seq, head_hash=head_hash)
             if report.ok:
-                print(f"audit log intact: {report.records} records, chain verified")
+                print(
+                    _("audit log intact: {n} records, chain verified").format(
+                        n=number(report.records)
+                    )
+                )
                 return 0
-            print(f"audit log TAMPERED: {report.problem}", file=sys.stderr)
+            print(
+                _("audit log TAMPERED: {problem}").format(problem=report.problem), file=sys.stderr
+            )
             return 1
         if args.output == "-":
             _export(uow.audit.records(), sys.stdout, args.format)

@@ -8,10 +8,18 @@ it; in another language it is the provider console's word for it (`개발 버전
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from bot.i18n import ENGLISH, N_, _, language
+from bot.i18n import ENGLISH, N_, _, language, number
 
-__all__ = ["billing_name", "figure_name", "plan_name", "role_name", "status_name"]
+__all__ = [
+    "billing_name",
+    "figure_name",
+    "plan_name",
+    "role_name",
+    "status_name",
+    "sweep_line",
+]
 
 _PLANS: Mapping[str, str] = {
     # Translators: the developer edition of an app (the provider console's 개발 버전)
@@ -89,3 +97,27 @@ def figure_name(figure: str) -> str:
     """One of the provider's daily figures (`active users`, `활성 사용자`)."""
     label = _FIGURES.get(figure)
     return _(label) if label else figure.replace("_", " ")
+
+
+def sweep_line(report: Any) -> str:
+    """One lifecycle sweep as one line (`core.SweepReport.summary`, in the current language)."""
+    if language() == ENGLISH:
+        return str(report.summary())
+    line = _(
+        "sweep at {at}: {suspended} suspended, {purged} purged, {reminders} expiry reminders, "
+        "{purge_warnings} purge warnings, {statements} statements, {requests_expired} requests "
+        "expired, {cards} approval cards updated"
+    ).format(
+        at=report.now.isoformat(),
+        suspended=number(report.suspended),
+        purged=number(report.purged),
+        reminders=number(report.reminders),
+        purge_warnings=number(report.purge_warnings),
+        statements=number(report.statements),
+        requests_expired=number(report.requests_expired),
+        cards=number(report.approval_cards_expired),
+    )
+    line += "".join(f"; {note}" for note in report.notes)
+    if report.failed:
+        line += "; " + _("FAILED: {jobs}").format(jobs=", ".join(report.failed))
+    return line
