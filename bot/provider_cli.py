@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import unicodedata
 from typing import Any
 
 from bot.i18n import _, money, number
 from bot.settings import Settings
+from bot.tables import pad
 from core import ProviderError, ReconcileReport, SyncReport, UsageReport
 
 __all__ = ["add_parser", "run"]
@@ -195,14 +195,3 @@ def _print_reconcile(report: ReconcileReport, settings: Settings) -> None:
         print(_("{n} differences over a cent: already posted").format(n=count))
     else:
         print(_("{n} differences over a cent (no audit channel to post to)").format(n=count))
-
-
-def _width(text: str) -> int:
-    """Columns the text takes in a terminal (a Hangul syllable takes two)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-def pad(text: str, columns: int, *, right: bool = False) -> str:
-    """The text padded with spaces to `columns` terminal columns (East Asian width)."""
-    room = " " * max(0, columns - _width(text))
-    return room + text if right else text + room

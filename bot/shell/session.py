@@ -47,7 +47,6 @@ import shutil
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +68,7 @@ from bot.names import plan_name, role_name, status_name, sweep_line
 from bot.settings import Settings
 from bot.shell.render import Button, confirm_prompt, render_message
 from bot.shell.views import Field, ShellSurfaces, draw_view, option_text
+from bot.tables import pad
 from bot.words import Words
 from core import Actor, PlanError, utcnow
 
@@ -1111,7 +1111,7 @@ def _banner(session: ShellSession, seeded: int, database_url: str) -> str:
         )
         demos = [
             "  {name} {rest}".format(
-                name=_pad(app.name, 14),
+                name=pad(app.name, 14),
                 rest=_("{plan}, {status}: try {shows}").format(
                     plan=plan_name(app.plan), status=status_name(app.status), shows=_(app.shows)
                 ),
@@ -1195,12 +1195,6 @@ def run_shell(
     """
     with speaking(lang or ENGLISH):
         return _run_shell(settings, one_shot=one_shot, user=user, color=color, env=env, out=out)
-
-
-def _pad(text: str, columns: int) -> str:
-    """The text padded with spaces to `columns` terminal columns (a Hangul syllable takes two)."""
-    used = sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-    return text + " " * max(0, columns - used)
 
 
 def _run_shell(
