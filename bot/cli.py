@@ -297,7 +297,9 @@ def _serve_metrics(planbot: Any, at: tuple[str, int] | None) -> None:
     except OSError as err:
         planbot.close()
         raise SettingsError(
-            f"PLANBOT_METRICS_PORT: cannot listen on {at[0]}:{at[1]}: {err}"
+            _("PLANBOT_METRICS_PORT: cannot listen on {host}:{port}: {error}").format(
+                host=at[0], port=at[1], error=err
+            )
         ) from None
 
 

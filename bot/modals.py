@@ -441,9 +441,9 @@ def confirm_view(pending: PendingRequest, words: Words, *, channel: str | None) 
     warnings = [words.notice(n) for n in preview.notices]
     body: list[dict[str, Any]] = [
         header(summary + ("?" if not pending.approval.needs_peer else "")),
-        section(f"*App:* {blocks.app_label(preview.app_name, preview.app_id)}"),
-        section("*Changes*\n" + blocks.change_lines(preview.changes, words)),
-        section(f"*Cost*\n{escape(words.cost(preview.cost))}"),
+        section(_("*App:* {app}").format(app=blocks.app_label(preview.app_name, preview.app_id))),
+        section(_("*Changes*") + "\n" + blocks.change_lines(preview.changes, words)),
+        section(_("*Cost*") + "\n" + escape(words.cost(preview.cost))),
     ]
     for warning in warnings:
         icon = ":warning:" if preview.danger or preview.irreversible else ":information_source:"
