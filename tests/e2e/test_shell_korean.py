@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.shell import DEMO_APPS
+from bot.shell import DEMO_APPS, demo_csv
+from core import utcnow
 from tests.e2e.test_shell import PLANBOT, TIMEOUT, shell_env
 from tests.unit.test_surfaces_korean import HANGUL, english_left
 
@@ -115,3 +116,35 @@ def test_the_language_can_be_given_without_naming_the_shell(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "── 내 홈 탭 ──" in result.stdout and "처리할 항목" in result.stdout
+
+
+def test_the_command_line_speaks_planbot_language(tmp_path: Path) -> None:
+    env = {**shell_env(tmp_path), "PLANBOT_LANGUAGE": "ko"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    (tmp_path / "apps.csv").write_text(demo_csv(utcnow(), "CTEAM"))
+
+    def planbot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PLANBOT, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    imported = planbot("apps", "import", "apps.csv")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert imported.stdout.strip() == f"애플리케이션 {len(DEMO_APPS)}개를 가져왔습니다"
+    tick = planbot("tick")
+    assert tick.returncode == 0, tick.stdout + tick.stderr
+    sweep, outbox = tick.stdout.splitlines()[:2]
+    assert sweep.startswith("점검: ") and "일시 중단" in sweep and "갱신된 승인 카드" in sweep
+    assert outbox.startswith("발신함: ") and "건 전달" in outbox
+    verified = planbot("audit", "verify")
+    assert verified.returncode == 0
+    assert re.fullmatch(r"감사 로그 정상: 레코드 [0-9]+개, 체인 검증 완료\n", verified.stdout)
+    missing = planbot("apps", "import", "nowhere.csv")
+    assert missing.returncode == 1 and "nowhere.csv을(를) 읽을 수 없습니다" in missing.stderr
+    assert "Traceback" not in imported.stderr + tick.stderr + missing.stderr
