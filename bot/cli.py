@@ -14,13 +14,15 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from dotenv import load_dotenv
 
 from bot import metricsdir, provider_cli
+from bot.i18n import _, language_of_locale, number, speaking
+from bot.names import sweep_line
 from bot.observe import configure_logging
 from bot.settings import Settings, SettingsError
 from core import (
@@ -107,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("-c", dest="one_shot", metavar="COMMAND", help="run one command and exit")
     shell.add_argument("--as", dest="user", default=None, help="act as this Slack user id")
     shell.add_argument("--no-color", action="store_true", help="plain text, no ANSI colors")
+    shell.add_argument(
+        "--lang",
+        choices=("ko", "en"),
+        default=None,
+        help="the language the shell speaks: its person and its channels (default: "
+        "PLANBOT_LANGUAGE, else English)",
+    )
     sub.add_parser("tick", help="one lifecycle sweep and outbox delivery, then exit")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command")
     db.add_parser("upgrade", help="bring the schema to the newest revision")
@@ -126,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: options of the shell that, given with no command, mean the shell (`planbot -c "..."`)
-_SHELL_OPTIONS = ("-c", "--as", "--no-color")
+_SHELL_OPTIONS = ("-c", "--as", "--no-color", "--lang")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,23 +145,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if first.split("=")[0] in _SHELL_OPTIONS or first.startswith("-c"):
         words = ["shell", *words]  # `planbot -c "/plan status demo-chat"` runs the shell
     args = _parser().parse_args(words)
+    if args.command == "shell" and args.lang:
+        # the shell's person and its channels speak it: set before the settings are read
+        os.environ["PLANBOT_LANGUAGE"] = args.lang
+        os.environ["PLANBOT_CHANNEL_LANGUAGE"] = args.lang
     load_dotenv(Path.cwd() / ".env", override=False)
     _configure_logging()
-    if args.command == "doctor":
-        from bot.doctor import run_doctor
+    with speaking(cli_language(os.environ)):
+        if args.command == "doctor":
+            from bot.doctor import run_doctor
 
-        return run_doctor(os.environ, manifest=args.manifest)
-    try:
-        settings = Settings.from_env(os.environ)
-        return _dispatch(args, settings)
-    except SettingsError as err:
-        print(f"planbot: configuration error: {err}", file=sys.stderr)
-        return 2
-    except PlanError as err:
-        print(f"planbot: {err.message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+            return run_doctor(os.environ, manifest=args.manifest)
+        try:
+            settings = Settings.from_env(os.environ)
+            return _dispatch(args, settings)
+        except SettingsError as err:
+            print(_("planbot: configuration error: {error}").format(error=err), file=sys.stderr)
+            return 2
+        except PlanError as err:
+            print(f"planbot: {err.message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+
+
+def cli_language(env: Mapping[str, str]) -> str | None:
+    """The language the command line speaks to its person: PLANBOT_LANGUAGE (`ko`, `ko-KR`),
+    English when it is unset or names a language planbot does not speak."""
+    return language_of_locale(env.get("PLANBOT_LANGUAGE"))
 
 
 def _configure_logging() -> None:
@@ -175,7 +195,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             args.workers = os.environ.get("PLANBOT_WORKERS", "1")
         else:
             command = "shell"
-            args.one_shot, args.user, args.no_color = None, None, False
+            args.one_shot, args.user, args.no_color, args.lang = None, None, False, None
     if command == "serve":
         delivery = not getattr(args, "no_delivery", False)
         try:
@@ -204,7 +224,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "shell":
         from bot.shell import run_shell
 
-        return run_shell(settings, one_shot=args.one_shot, user=args.user, color=not args.no_color)
+        return run_shell(
+            settings,
+            one_shot=args.one_shot,
+            user=args.user,
+            color=not args.no_color,
+            lang=args.lang or cli_language(os.environ),
+        )
     if command == "tick":
         return _tick(settings)
     if command == "db":
@@ -279,7 +305,9 @@ def _serve_metrics(planbot: Any, at: tuple[str, int] | None) -> None:
     except OSError as err:
         planbot.close()
         raise SettingsError(
-            f"PLANBOT_METRICS_PORT: cannot listen on {at[0]}:{at[1]}: {err}"
+            _("PLANBOT_METRICS_PORT: cannot listen on {host}:{port}: {error}").format(
+                host=at[0], port=at[1], error=err
+            )
         ) from None
 
 
@@ -319,10 +347,13 @@ def _tick(settings: Settings) -> int:
     )
     report = planbot.lifecycle.sweep()
     delivered = planbot.dispatcher.deliver_due()
-    print(f"sweep: {report.summary()}")
+    print(_("sweep: {summary}").format(summary=sweep_line(report)))
     print(
-        f"outbox: {delivered.delivered} delivered, {delivered.retried} to retry, "
-        f"{delivered.dead} given up"
+        _("outbox: {delivered} delivered, {retried} to retry, {dead} given up").format(
+            delivered=number(delivered.delivered),
+            retried=number(delivered.retried),
+            dead=number(delivered.dead),
+        )
     )
     planbot.close()
     return 1 if report.failed else 0
@@ -331,9 +362,13 @@ def _tick(settings: Settings) -> int:
 def _db(settings: Settings, what: str | None) -> int:
     engine = make_engine(settings.database_url, waits=BACKGROUND_WAITS)
     if what == "upgrade":
-        print(f"schema at revision {upgrade_schema(engine)}")
+        print(_("schema at revision {revision}").format(revision=upgrade_schema(engine)))
     else:
-        print(f"schema at revision {current_revision(engine)} (newest {head_revision()})")
+        print(
+            _("schema at revision {revision} (newest {newest})").format(
+                revision=current_revision(engine), newest=head_revision()
+            )
+        )
     return 0
 
 
@@ -347,7 +382,9 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
     with service.store.unit_of_work(write=False) as uow:
         offset, shown = 0, 0
         while True:
-            rows, _ = uow.apps.page(contains=args.filter, channels=None, offset=offset, limit=1000)
+            rows, _total = uow.apps.page(
+                contains=args.filter, channels=None, offset=offset, limit=1000
+            )
             for row in rows:
                 print(
                     f"{row.app_id}\t{row.name}\t{row.plan}\t{row.status}\t{row.billing_mode}\t{row.owner_channel or '-'}"
@@ -356,7 +393,7 @@ def _apps(settings: Settings, args: argparse.Namespace) -> int:
             offset += 1000
             if not rows:
                 break
-        print(f"{shown} apps", file=sys.stderr)
+        print(_("{n} apps").format(n=number(shown)), file=sys.stderr)
     return 0
 
 
@@ -375,15 +412,23 @@ def _import(service: PlanService, path: str) -> int:
         except PlanError:
             raise
         except UnicodeDecodeError as err:
-            raise PlanError(f"Can't read {path}: it is not UTF-8 text ({err.reason})") from None
+            raise PlanError(
+                _("Can't read {path}: it is not UTF-8 text ({reason})").format(
+                    path=path, reason=err.reason
+                )
+            ) from None
         except OSError as err:
-            raise PlanError(f"Can't read {path}: {err.strerror or err}") from None
+            raise PlanError(
+                _("Can't read {path}: {error}").format(path=path, error=err.strerror or err)
+            ) from None
         except Exception as err:  # the database's: a full disk, a constraint, a lost server
             log.debug("import failed", exc_info=err)
             raise PlanError(
-                f"Nothing was imported: the database refused it: {_cause(err)}"
+                _("Nothing was imported: the database refused it: {cause}").format(
+                    cause=_cause(err)
+                )
             ) from None
-    print(f"imported {result.imported} apps")
+    print(_("imported {n} apps").format(n=number(result.imported)))
     return 0
 
 
@@ -396,7 +441,9 @@ def _readable(path: str) -> None:
         with open(path, "rb") as probe:
             probe.read(1)
     except OSError as err:
-        raise PlanError(f"Can't read {path}: {err.strerror or err}") from None
+        raise PlanError(
+            _("Can't read {path}: {error}").format(path=path, error=err.strerror or err)
+        ) from None
 
 
 def _cause(err: BaseException) -> str:
@@ -414,9 +461,15 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
             head_seq, head_hash = uow.audit.head()
             report = verify_chain(uow.audit.records(), head_seq=head_seq, head_hash=head_hash)
             if report.ok:
-                print(f"audit log intact: {report.records} records, chain verified")
+                print(
+                    _("audit log intact: {n} records, chain verified").format(
+                        n=number(report.records)
+                    )
+                )
                 return 0
-            print(f"audit log TAMPERED: {report.problem}", file=sys.stderr)
+            print(
+                _("audit log TAMPERED: {problem}").format(problem=report.problem), file=sys.stderr
+            )
             return 1
         if args.output == "-":
             _export(uow.audit.records(), sys.stdout, args.format)

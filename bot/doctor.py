@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy.engine import Engine, make_url
 
+from bot.i18n import N_, _, language_of_locale, number, speaking
 from bot.settings import Settings, SettingsError
 from core import (
     ProviderConfig,
@@ -54,6 +55,17 @@ REFUSED_TOKEN = frozenset(
 )
 #: owner channels named in a failing line (the count covers them all)
 SHOWN_CHANNELS = 5
+#: each check's name as its line shows it (marked here, translated in `Check.line`)
+CHECK_LABELS = {
+    "settings": N_("settings"),
+    "database": N_("database"),
+    "slack token": N_("slack token"),
+    "slack scopes": N_("slack scopes"),
+    "audit channel": N_("audit channel"),
+    "approvals channel": N_("approvals channel"),
+    "owner channels": N_("owner channels"),
+    "provider credentials": N_("provider credentials"),
+}
 #: every check, in the order they are made
 CHECK_NAMES = (
     "settings",
@@ -78,12 +90,17 @@ class Check:
     skipped: bool = False
 
     def line(self) -> str:
-        """The line printed for it."""
+        """The line printed for it (the verdict, `ok`, `FAIL` or `skip`, stays as it is in every
+        language, for scripts that read it)."""
+        label = CHECK_LABELS.get(self.name)
+        name = _(label) if label else self.name
         if self.skipped:
-            return f"skip  {self.name}: {self.detail}"
+            return f"skip  {name}: {self.detail}"
         if self.ok:
-            return f"ok    {self.name}: {self.detail}"
-        return f"FAIL  {self.name}: {self.detail}; fix: {self.fix}"
+            return f"ok    {name}: {self.detail}"
+        return "FAIL  " + _("{name}: {detail}; fix: {fix}").format(
+            name=name, detail=self.detail, fix=self.fix
+        )
 
 
 def _ok(name: str, detail: str) -> Check:
@@ -109,21 +126,24 @@ def settings_check(env: Mapping[str, str]) -> tuple[Check, Settings | None]:
         settings.core_config()  # the plan catalog is read and checked too
     except SettingsError as err:
         variable = str(err).split(":", 1)[0]
-        return _fail(name, str(err), f"correct {variable} (README, Configuration)"), None
+        fix = _("correct {variable} (README, Configuration)").format(variable=variable)
+        return _fail(name, str(err), fix), None
     try:
         if settings.app_token:
             settings.require_socket()
-            mode = "Socket Mode"
+            mode = _("Socket Mode")
         else:
             settings.require_http()
-            mode = "HTTP mode"
+            mode = _("HTTP mode")
     except SettingsError as err:
         return (
             _fail(
                 name,
                 str(err),
-                "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP mode), or SLACK_APP_TOKEN "
-                "and SLACK_BOT_TOKEN (Socket Mode)",
+                _(
+                    "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP mode), or SLACK_APP_TOKEN "
+                    "and SLACK_BOT_TOKEN (Socket Mode)"
+                ),
             ),
             None,
         )
@@ -131,8 +151,10 @@ def settings_check(env: Mapping[str, str]) -> tuple[Check, Settings | None]:
     database = (
         "PostgreSQL" if backend == "postgresql" else "SQLite" if backend == "sqlite" else backend
     )
-    audit = settings.audit_channel or "none"
-    return _ok(name, f"{mode}, {database}, audit channel {audit}"), settings
+    detail = _("{mode}, {database}, audit channel {channel}").format(
+        mode=mode, database=database, channel=settings.audit_channel or _("none")
+    )
+    return _ok(name, detail), settings
 
 
 def _engine(database_url: str) -> Engine:
@@ -152,8 +174,8 @@ def database_check(settings: Settings) -> tuple[Check, Engine | None]:
         if path not in ("", ":memory:") and not Path(path).is_file():
             return _fail(
                 name,
-                f"no SQLite database at {path}",
-                "run `planbot db upgrade` to create it, or set DATABASE_URL",
+                _("no SQLite database at {path}").format(path=path),
+                _("run `planbot db upgrade` to create it, or set DATABASE_URL"),
             ), None
     engine = _engine(settings.database_url)
     where = url.render_as_string(hide_password=True)
@@ -164,22 +186,26 @@ def database_check(settings: Settings) -> tuple[Check, Engine | None]:
         cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:200]
         return _fail(
             name,
-            f"cannot reach {where}: {cause}",
-            "check DATABASE_URL, and that the server is up and accepts connections from here",
+            _("cannot reach {where}: {cause}").format(where=where, cause=cause),
+            _("check DATABASE_URL, and that the server is up and accepts connections from here"),
         ), None
     head = head_revision()
     if current == head:
-        return _ok(name, f"{where} answers; schema at the newest revision ({head})"), engine
+        detail = _("{where} answers; schema at the newest revision ({head})")
+        return _ok(name, detail.format(where=where, head=head)), engine
     engine.dispose()  # the checks that read it are skipped
     if current is None:
-        detail = f"{where} answers but holds no planbot schema"
+        detail = _("{where} answers but holds no planbot schema").format(where=where)
     else:
-        detail = f"{where} is at schema revision {current}, this planbot's newest is {head}"
+        detail = _("{where} is at schema revision {current}, this planbot's newest is {head}")
+        detail = detail.format(where=where, current=current, head=head)
     return _fail(
         name,
         detail,
-        "run `planbot db upgrade` (if the database is newer than this planbot, deploy the "
-        "newer planbot instead)",
+        _(
+            "run `planbot db upgrade` (if the database is newer than this planbot, deploy the "
+            "newer planbot instead)"
+        ),
     ), None
 
 
@@ -221,31 +247,37 @@ def token_check(client: WebClient) -> tuple[Check, Any]:
         if code in REFUSED_TOKEN:
             return _fail(
                 name,
-                f"Slack refused the token ({code})",
-                "put the app's Bot User OAuth Token (xoxb-…, OAuth & Permissions) in "
-                "SLACK_BOT_TOKEN; if it was revoked, reinstall the app to the workspace",
+                _("Slack refused the token ({code})").format(code=code),
+                _(
+                    "put the app's Bot User OAuth Token (xoxb-…, OAuth & Permissions) in "
+                    "SLACK_BOT_TOKEN; if it was revoked, reinstall the app to the workspace"
+                ),
             ), None
         return _fail(
             name,
-            f"auth.test answered {code or err.response.status_code}",
-            "try again later; if it persists, check Slack's status page",
+            _("auth.test answered {code}").format(code=code or err.response.status_code),
+            _("try again later; if it persists, check Slack's status page"),
         ), None
     except (SlackRequestError, OSError) as err:
         return _fail(
             name,
-            f"Slack unreachable at {client.base_url}: {err}",
-            "check this host's network access to Slack (and SLACK_API_URL, if set)",
+            _("Slack unreachable at {url}: {error}").format(url=client.base_url, error=err),
+            _("check this host's network access to Slack (and SLACK_API_URL, if set)"),
         ), None
     if not response.get("bot_id"):
         return _fail(
             name,
-            f"the token is not a bot's (user {response.get('user_id')})",
-            "use the Bot User OAuth Token (xoxb-…), not a user token",
+            _("the token is not a bot's (user {user})").format(user=response.get("user_id")),
+            _("use the Bot User OAuth Token (xoxb-…), not a user token"),
         ), None
     return _ok(
         name,
-        f"Slack takes it: bot @{response.get('user')} ({response.get('user_id')}) in "
-        f"{response.get('team')} ({response.get('team_id')})",
+        _("Slack takes it: bot @{bot} ({bot_id}) in {team} ({team_id})").format(
+            bot=response.get("user"),
+            bot_id=response.get("user_id"),
+            team=response.get("team"),
+            team_id=response.get("team_id"),
+        ),
     ), response
 
 
@@ -255,25 +287,38 @@ def scopes_check(response: Any, manifest: Path) -> Check:
     try:
         wanted = manifest_bot_scopes(manifest)
     except (OSError, ValueError, yaml.YAMLError) as err:
-        return _fail(name, f"cannot read the manifest: {err}", "pass --manifest PATH")
+        return _fail(
+            name,
+            _("cannot read the manifest: {error}").format(error=err),
+            _("pass --manifest PATH"),
+        )
     headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
     header = headers.get("x-oauth-scopes")
     if header is None:
         return _fail(
             name,
-            "Slack did not say which scopes the token has (no x-oauth-scopes header)",
-            "check SLACK_API_URL points at Slack's Web API",
+            _("Slack did not say which scopes the token has (no x-oauth-scopes header)"),
+            _("check SLACK_API_URL points at Slack's Web API"),
         )
     granted = {s.strip() for s in header.split(",") if s.strip()}
     missing = [s for s in wanted if s not in granted]
     if missing:
         return _fail(
             name,
-            f"missing {', '.join(missing)} (granted: {', '.join(sorted(granted)) or 'none'})",
-            "add them under OAuth & Permissions → Bot Token Scopes (or update the app from "
-            "manifest.yml), then reinstall the app to the workspace",
+            _("missing {missing} (granted: {granted})").format(
+                missing=", ".join(missing), granted=", ".join(sorted(granted)) or _("none")
+            ),
+            _(
+                "add them under OAuth & Permissions → Bot Token Scopes (or update the app from "
+                "manifest.yml), then reinstall the app to the workspace"
+            ),
         )
-    return _ok(name, f"all {len(wanted)} of manifest.yml granted ({', '.join(wanted)})")
+    return _ok(
+        name,
+        _("all {n} of manifest.yml granted ({scopes})").format(
+            n=number(len(wanted)), scopes=", ".join(wanted)
+        ),
+    )
 
 
 def _channel_state(client: WebClient, channel: str) -> tuple[str, str]:
@@ -305,28 +350,42 @@ def channel_check(
     state, label = _channel_state(client, channel)
     where = f"#{label} ({channel})" if label != channel else channel
     if state == "member":
-        return _ok(name, f"the bot is a member of {where}")
+        return _ok(name, _("the bot is a member of {where}").format(where=where))
     if state == "not_member":
         return _fail(
             name,
-            f"the bot is not a member of {where}",
-            f"invite it: /invite @{bot} in {where}",
+            _("the bot is not a member of {where}").format(where=where),
+            _("invite it: /invite @{bot} in {where}").format(bot=bot, where=where),
         )
     if state == "archived":
-        return _fail(name, f"{where} is archived", f"point {variable} at a channel in use")
+        return _fail(
+            name,
+            _("{where} is archived").format(where=where),
+            _("point {variable} at a channel in use").format(variable=variable),
+        )
     if state == "not_found":
         return _fail(
             name,
-            f"no channel {channel} that the bot can see",
-            f"check {variable}; a private channel must invite the bot first (/invite @{bot})",
+            _("no channel {channel} that the bot can see").format(channel=channel),
+            _(
+                "check {variable}; a private channel must invite the bot first (/invite @{bot})"
+            ).format(variable=variable, bot=bot),
         )
     if state == "no_scope":
-        return _fail(
-            name,
-            "the token may not read channels (missing_scope)",
-            "grant channels:read and groups:read (see slack scopes) and reinstall the app",
-        )
-    return _fail(name, f"conversations.info answered {state}", "try again later")
+        return _no_scope(name)
+    return _fail(
+        name,
+        _("conversations.info answered {state}").format(state=state),
+        _("try again later"),
+    )
+
+
+def _no_scope(name: str) -> Check:
+    return _fail(
+        name,
+        _("the token may not read channels (missing_scope)"),
+        _("grant channels:read and groups:read (see slack scopes) and reinstall the app"),
+    )
 
 
 def owner_channels_check(client: WebClient, engine: Engine, *, bot: str) -> Check:
@@ -336,30 +395,34 @@ def owner_channels_check(client: WebClient, engine: Engine, *, bot: str) -> Chec
         channels = owner_channels(SqlStore(engine))
     except Exception as err:
         cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:200]
-        return _fail(name, f"cannot read the apps: {cause}", "see the database check")
+        return _fail(
+            name,
+            _("cannot read the apps: {cause}").format(cause=cause),
+            _("see the database check"),
+        )
     if not channels:
-        return _ok(name, "no app has an owner channel yet")
+        return _ok(name, _("no app has an owner channel yet"))
     problems: list[str] = []
     for channel in channels:
         state, label = _channel_state(client, channel)
         if state == "no_scope":
-            return _fail(
-                name,
-                "the token may not read channels (missing_scope)",
-                "grant channels:read and groups:read (see slack scopes) and reinstall the app",
-            )
+            return _no_scope(name)
         if state != "member":
             why = state.replace("_", " ")
             problems.append(
                 f"#{label} ({channel}): {why}" if label != channel else f"{channel}: {why}"
             )
     if not problems:
-        return _ok(name, f"the bot can post in all {len(channels)}")
+        return _ok(name, _("the bot can post in all {n}").format(n=number(len(channels))))
     shown = "; ".join(problems[:SHOWN_CHANNELS]) + ("; …" if len(problems) > SHOWN_CHANNELS else "")
     return _fail(
         name,
-        f"the bot cannot post in {len(problems)} of {len(channels)}: {shown}",
-        f"invite it to each (/invite @{bot}), or give those apps another owner channel",
+        _("the bot cannot post in {n} of {total}: {channels}").format(
+            n=number(len(problems)), total=number(len(channels)), channels=shown
+        ),
+        _("invite it to each (/invite @{bot}), or give those apps another owner channel").format(
+            bot=bot
+        ),
     )
 
 
@@ -378,10 +441,10 @@ def provider_check(
         return _fail(
             name,
             str(err),
-            "correct the file PLANBOT_IM_KEYS names (README, the provider connector)",
+            _("correct the file PLANBOT_IM_KEYS names (README, the provider connector)"),
         )
     if not connector.enabled:
-        return _ok(name, "not set: the provider connector is off")
+        return _ok(name, _("not set: the provider connector is off"))
     account_for = account_for or (lambda config: TencentCloudAccount(config, attempts=1))
     try:
         ids = account_for(connector).app_ids()
@@ -389,29 +452,39 @@ def provider_check(
         if err.kind == "auth":
             return _fail(
                 name,
-                f"the provider refused them ({err.code})",
-                "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, and that the key's "
-                "policy allows cim:DescribeSdkAppid and billing:DescribeBillResourceSummary "
-                "(README, the provider connector)",
+                _("the provider refused them ({code})").format(code=err.code),
+                _(
+                    "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, and that the key's "
+                    "policy allows cim:DescribeSdkAppid and billing:DescribeBillResourceSummary "
+                    "(README, the provider connector)"
+                ),
             )
         if err.retryable:
             return _fail(
                 name,
-                f"the provider's API did not answer ({err.code})",
-                "try again later; check this host's network access to the provider (and "
-                "PLANBOT_TENCENT_ENDPOINT, if set)",
+                _("the provider's API did not answer ({code})").format(code=err.code),
+                _(
+                    "try again later; check this host's network access to the provider (and "
+                    "PLANBOT_TENCENT_ENDPOINT, if set)"
+                ),
             )
         return _fail(
             name,
-            f"the provider's API answered {err.code}: {err.message}",
-            "check TENCENTCLOUD_REGION and PLANBOT_TENCENT_ENDPOINT (README, the provider "
-            "connector)",
+            _("the provider's API answered {code}: {error}").format(
+                code=err.code, error=err.message
+            ),
+            _(
+                "check TENCENTCLOUD_REGION and PLANBOT_TENCENT_ENDPOINT (README, the provider "
+                "connector)"
+            ),
         )
     keyed = len(set(connector.im_keys) & ids)
     return _ok(
         name,
-        f"the provider's API takes them: {len(ids)} SDKAppIDs in the account, IM keys for "
-        f"{keyed} of them",
+        _(
+            "the provider's API takes them: {n} SDKAppIDs in the account, IM keys for "
+            "{keyed} of them"
+        ).format(n=number(len(ids)), keyed=number(keyed)),
     )
 
 
@@ -425,7 +498,7 @@ def _checks(
     yield check
     if settings is None:
         for name in CHECK_NAMES[1:]:
-            yield _skip(name, "needs the settings")
+            yield _skip(name, _("needs the settings"))
         return
     check, engine = database_check(settings)
     yield check
@@ -444,7 +517,7 @@ def _slack_checks(
     yield check
     if response is None:
         for name in ("slack scopes", "audit channel", "approvals channel", "owner channels"):
-            yield _skip(name, "needs a token Slack takes")
+            yield _skip(name, _("needs a token Slack takes"))
         return
     yield scopes_check(response, manifest)
     bot = str(response.get("user") or "planbot")
@@ -456,8 +529,11 @@ def _slack_checks(
         bot=bot,
         unset=_fail(
             "audit channel",
-            "PLANBOT_AUDIT_CHANNEL is not set: changes are announced only in the owners' channels",
-            "set it to the id of the channel for audit messages (C…), and invite the bot there",
+            _(
+                "PLANBOT_AUDIT_CHANNEL is not set: changes are announced only in the owners' "
+                "channels"
+            ),
+            _("set it to the id of the channel for audit messages (C…), and invite the bot there"),
         ),
     )
     yield channel_check(
@@ -466,10 +542,10 @@ def _slack_checks(
         channel=settings.approvals_channel,
         variable="PLANBOT_APPROVALS_CHANNEL",
         bot=bot,
-        unset=_ok("approvals channel", "not set: approval cards go to the owner channel"),
+        unset=_ok("approvals channel", _("not set: approval cards go to the owner channel")),
     )
     if engine is None:
-        yield _skip("owner channels", "needs the database, migrated")
+        yield _skip("owner channels", _("needs the database, migrated"))
     else:
         yield owner_channels_check(client, engine, bot=bot)
 
@@ -494,15 +570,21 @@ def run_doctor(
 ) -> int:
     """Run every check, printing a line for each as it is done; 0 when all passed, else 1."""
     out = out or sys.stdout
-    failed = skipped = total = 0
-    for check in _checks(env, manifest or default_manifest(), client_for):
-        total += 1
-        skipped += check.skipped
-        failed += not check.ok and not check.skipped
-        print(check.line(), file=out, flush=True)
-    if failed or skipped:
-        also = f", {skipped} skipped" if skipped else ""
-        print(f"{failed} of {total} checks failed{also}", file=out)
-        return 1
-    print(f"all {total} checks passed", file=out)
-    return 0
+    with speaking(language_of_locale(env.get("PLANBOT_LANGUAGE"))):
+        failed = skipped = total = 0
+        for check in _checks(env, manifest or default_manifest(), client_for):
+            total += 1
+            skipped += check.skipped
+            failed += not check.ok and not check.skipped
+            print(check.line(), file=out, flush=True)
+        counts = {"failed": number(failed), "total": number(total), "skipped": number(skipped)}
+        if skipped:
+            print(
+                _("{failed} of {total} checks failed, {skipped} skipped").format(**counts), file=out
+            )
+            return 1
+        if failed:
+            print(_("{failed} of {total} checks failed").format(**counts), file=out)
+            return 1
+        print(_("all {total} checks passed").format(**counts), file=out)
+        return 0

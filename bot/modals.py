@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from bot import blocks
-from bot.kit import clip, context, escape, header, section
+from bot.i18n import ENGLISH, N_, _, day, language, money, ngettext, number
+from bot.kit import clip, context, escape, header, plain_dates, section
+from bot.names import plan_name, status_name
 from bot.words import Words
 from core import (
     AmbiguousAppName,
@@ -34,7 +36,6 @@ from core import (
     Plan,
     PlanError,
     UnknownAddon,
-    format_money,
 )
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "form_state",
     "form_view",
     "message_view",
+    "refusal_text",
     "refusal_view",
     "result_view",
 ]
@@ -80,13 +82,14 @@ ACK_BLOCK = "plan_ack"
 PICK_ACK = "plan_pick_ack"
 
 #: what each operation is called in the form
+#: (marked here, translated where used: `_(OPERATION_LABELS[op])`)
 OPERATION_LABELS: dict[Operation, str] = {
-    Operation.UPGRADE: "Upgrade to a paid plan",
-    Operation.CONFIGURE: "Change the edition or add-ons",
-    Operation.EXTEND: "Extend the developer validity by a month",
-    Operation.DISABLE: "Disable (the service stops at once)",
-    Operation.ENABLE: "Re-enable",
-    Operation.MIGRATE: "Migrate to the current billing mode",
+    Operation.UPGRADE: N_("Upgrade to a paid plan"),
+    Operation.CONFIGURE: N_("Change the edition or add-ons"),
+    Operation.EXTEND: N_("Extend the developer validity by a month"),
+    Operation.DISABLE: N_("Disable (the service stops at once)"),
+    Operation.ENABLE: N_("Re-enable"),
+    Operation.MIGRATE: N_("Migrate to the current billing mode"),
 }
 _TITLE = 24  # Slack's limit for a modal's title and buttons
 _OPTION = 75  # and for an option's text
@@ -184,7 +187,8 @@ def _option(text: str, value: str, description: str | None = None) -> dict[str, 
 
 def app_option(app: AppState) -> dict[str, Any]:
     """An app as the picker offers it: name and id, then plan and status."""
-    return _option(f"{app.name} ({app.app_id})", app.app_id, f"{app.plan}, {app.status}")
+    state = _("{plan}, {status}").format(plan=plan_name(app.plan), status=status_name(app.status))
+    return _option(f"{app.name} ({app.app_id})", app.app_id, state)
 
 
 def app_options(apps: Iterable[AppState]) -> list[dict[str, Any]]:
@@ -198,7 +202,7 @@ def _modal(
     body: list[dict[str, Any]],
     *,
     submit: str | None = None,
-    close: str = "Close",
+    close: str | None = None,
     meta: Mapping[str, Any] | None = None,
     notify_on_close: bool = False,
 ) -> dict[str, Any]:
@@ -206,7 +210,7 @@ def _modal(
         "type": "modal",
         "callback_id": callback_id,
         "title": _text(clip(title, _TITLE)),
-        "close": _text(clip(close, _TITLE)),
+        "close": _text(clip(close or _("Close"), _TITLE)),
         "blocks": body[:100],
         "private_metadata": json.dumps(dict(meta or {}), separators=(",", ":"))[:3000],
     }
@@ -232,7 +236,7 @@ def form_view(
     picker: dict[str, Any] = {
         "type": "external_select",
         "action_id": PICK_APP,
-        "placeholder": _text("Type an app's name or id"),
+        "placeholder": _text(_("Type an app's name or id")),
         "min_query_length": 0,
     }
     if app is not None:
@@ -242,37 +246,37 @@ def form_view(
             "type": "input",
             "block_id": APP_BLOCK,
             "dispatch_action": True,
-            "label": _text("App"),
+            "label": _text(_("App")),
             "element": picker,
         }
     ]
     if notice:
         body.append(section(f":no_entry: {escape(notice)}"))
     if app is None:
-        body.append(context("Pick an app to see what you may do to it."))
+        body.append(context(_("Pick an app to see what you may do to it.")))
         return _modal(
             FORM_VIEW,
-            "Plan operation",
+            _("Plan operation"),
             body,
-            submit="Preview",
-            close="Cancel",
+            submit=_("Preview"),
+            close=_("Cancel"),
             meta={"channel": channel},
         )
     body.append(context(escape(_app_summary(app, words))))
     if not operations:
-        body.append(section("There is nothing you may do to this app now."))
+        body.append(section(_("There is nothing you may do to this app now.")))
         return _modal(
             FORM_VIEW,
-            "Plan operation",
+            _("Plan operation"),
             body,
-            close="Cancel",
+            close=_("Cancel"),
             meta={"channel": channel, "app": app.app_id},
         )
-    choices = [_option(OPERATION_LABELS[op], op.value) for op in operations]
+    choices = [_option(_(OPERATION_LABELS[op]), op.value) for op in operations]
     chooser: dict[str, Any] = {
         "type": "static_select",
         "action_id": PICK_OPERATION,
-        "placeholder": _text("Choose an operation"),
+        "placeholder": _text(_("Choose an operation")),
         "options": choices,
     }
     if operation is not None and operation in operations:
@@ -282,7 +286,7 @@ def form_view(
             "type": "input",
             "block_id": OPERATION_BLOCK,
             "dispatch_action": True,
-            "label": _text("Operation"),
+            "label": _text(_("Operation")),
             "element": chooser,
         }
     )
@@ -294,33 +298,58 @@ def form_view(
     if operation in operations:
         body.append(
             context(
-                "Preview shows what changes and what it costs; nothing changes until you confirm."
+                _(
+                    "Preview shows what changes and what it costs; "
+                    "nothing changes until you confirm."
+                )
             )
         )
     return _modal(
         FORM_VIEW,
-        "Plan operation",
+        _("Plan operation"),
         body,
-        submit="Preview",
-        close="Cancel",
+        submit=_("Preview"),
+        close=_("Cancel"),
         meta={"channel": channel, "app": app.app_id},
     )
 
 
 def _app_summary(app: AppState, words: Words) -> str:
-    text = f"{app.name} ({app.app_id}): {app.plan}, {app.status}"
-    if app.billing_mode.value == "legacy":
-        text += ", legacy billing"
+    values = {
+        "app": f"{app.name} ({app.app_id})",
+        "plan": plan_name(app.plan),
+        "status": status_name(app.status),
+    }
+    legacy = app.billing_mode.value == "legacy"
     if app.dev_expires_at is not None and app.plan is Plan.DEVELOPER:
-        text += f"; developer validity until {words.day(app.dev_expires_at)}"
-    return text + "."
+        values["day"] = _day(app.dev_expires_at, words)
+        if legacy:
+            text = _("{app}: {plan}, {status}, legacy billing; developer validity until {day}.")
+        else:
+            text = _("{app}: {plan}, {status}; developer validity until {day}.")
+    elif legacy:
+        text = _("{app}: {plan}, {status}, legacy billing.")
+    else:
+        text = _("{app}: {plan}, {status}.")
+    return text.format(**values)
+
+
+def _day(moment: datetime, words: Words) -> str:
+    """A day as plain text: the billing day as it always was in English, else as the language
+    writes it (Babel)."""
+    if language() == ENGLISH:
+        return words.day(moment)
+    return day(moment.astimezone(words.tz).date())
 
 
 def _edition_input(catalog: Catalog, app: AppState, *, optional: bool) -> dict[str, Any]:
     paid = [p for p in (Plan.STANDARD, Plan.PREMIUM) if p in catalog.plans]
     options = [
         _option(
-            f"{catalog.plans[p].label}: {format_money(catalog.plans[p].monthly, catalog.currency)} a month",
+            _("{edition}: {price} a month").format(
+                edition=catalog.plans[p].label if language() == ENGLISH else plan_name(p),
+                price=money(catalog.plans[p].monthly, catalog.currency),
+            ),
             p.value,
         )
         for p in paid
@@ -328,7 +357,7 @@ def _edition_input(catalog: Catalog, app: AppState, *, optional: bool) -> dict[s
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": PICK_EDITION,
-        "placeholder": _text("Choose the edition"),
+        "placeholder": _text(_("Choose the edition")),
         "options": options,
     }
     if app.plan in paid:
@@ -337,7 +366,7 @@ def _edition_input(catalog: Catalog, app: AppState, *, optional: bool) -> dict[s
         "type": "input",
         "block_id": EDITION_BLOCK,
         "optional": optional,
-        "label": _text("Edition"),
+        "label": _text(_("Edition")),
         "element": element,
     }
 
@@ -347,7 +376,11 @@ def _addon_input(catalog: Catalog, name: str, app: AppState) -> dict[str, Any]:
     values = list(addon.options)
     options = [
         _option(
-            f"{value}: +{format_money(price, catalog.currency)} a month" if price else value,
+            _("{option}: +{price} a month").format(
+                option=value, price=money(price, catalog.currency)
+            )
+            if price
+            else value,
             value,
         )
         for value, price in addon.options.items()
@@ -356,7 +389,7 @@ def _addon_input(catalog: Catalog, name: str, app: AppState) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": PICK_ADDON,
-        "placeholder": _text("Leave as it is"),
+        "placeholder": _text(_("Leave as it is")),
         "options": options,
     }
     if current in values[:100]:
@@ -373,9 +406,19 @@ def _addon_input(catalog: Catalog, name: str, app: AppState) -> dict[str, Any]:
     return block
 
 
-def field_errors(err: PlanError, state: FormState) -> dict[str, str]:
+def refusal_text(err: PlanError, words: Words | None = None) -> str:
+    """A refusal as plain text (a field's error, a notice in the form): the core's own message in
+    English, as it always was; in another language the refusal as `words` puts it, its dates as
+    their fallback text."""
+    if words is None or language() == ENGLISH:
+        return err.message
+    text = plain_dates(words.refusal(err))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def field_errors(err: PlanError, state: FormState, words: Words | None = None) -> dict[str, str]:
     """A refusal of the form, under the field it concerns."""
-    message = clip(err.message, 500)
+    message = clip(refusal_text(err, words), 500)
     if isinstance(err, AppNotFound | AmbiguousAppName) or state.operation is None:
         return {APP_BLOCK: message}
     if isinstance(err, InvalidTargetPlan) and state.operation in (
@@ -398,49 +441,52 @@ def confirm_view(pending: PendingRequest, words: Words, *, channel: str | None) 
     warnings = [words.notice(n) for n in preview.notices]
     body: list[dict[str, Any]] = [
         header(summary + ("?" if not pending.approval.needs_peer else "")),
-        section(f"*App:* {blocks.app_label(preview.app_name, preview.app_id)}"),
-        section("*Changes*\n" + blocks.change_lines(preview.changes, words)),
-        section(f"*Cost*\n{escape(words.cost(preview.cost))}"),
+        section(_("*App:* {app}").format(app=blocks.app_label(preview.app_name, preview.app_id))),
+        section(_("*Changes*") + "\n" + blocks.change_lines(preview.changes, words)),
+        section(_("*Cost*") + "\n" + escape(words.cost(preview.cost))),
     ]
     for warning in warnings:
         icon = ":warning:" if preview.danger or preview.irreversible else ":information_source:"
         body.append(section(f"{icon} {escape(warning)}"))
     expires = words.moment(pending.expires_at)
     meta = {"request": pending.id, "channel": channel}
+    footer = _("Expires {moment} · request `{request}`").format(moment=expires, request=pending.id)
     if pending.approval.needs_peer:
         n = pending.approval.approvers
-        body.append(
-            section(
-                f":hourglass_flowing_sand: This change needs approval by {n} other "
-                f"{'person' if n == 1 else 'people'} with the needed role. An approval card was "
-                "posted for them; planbot will message you the outcome. You can withdraw the "
-                "request from your home tab."
-            )
-        )
-        body.append(context(f"Expires {expires} · request `{pending.id}`"))
-        return _modal(CONFIRM_VIEW, "Sent for approval", body, meta=meta)
+        needs = ngettext(
+            "This change needs approval by {n} other person with the needed role. An approval "
+            "card was posted for them; planbot will message you the outcome. You can withdraw "
+            "the request from your home tab.",
+            "This change needs approval by {n} other people with the needed role. An approval "
+            "card was posted for them; planbot will message you the outcome. You can withdraw "
+            "the request from your home tab.",
+            n,
+        ).format(n=number(n))
+        body.append(section(f":hourglass_flowing_sand: {needs}"))
+        body.append(context(footer))
+        return _modal(CONFIRM_VIEW, _("Sent for approval"), body, meta=meta)
     if preview.danger:
         body.append(
             {
                 "type": "input",
                 "block_id": ACK_BLOCK,
-                "label": _text("Are you sure?"),
+                "label": _text(_("Are you sure?")),
                 "element": {
                     "type": "checkboxes",
                     "action_id": PICK_ACK,
                     "options": [
-                        _option("I have read the warnings above and want to go ahead.", "yes")
+                        _option(_("I have read the warnings above and want to go ahead."), "yes")
                     ],
                 },
             }
         )
-    body.append(context(f"Expires {expires} · request `{pending.id}`"))
+    body.append(context(footer))
     return _modal(
         CONFIRM_VIEW,
-        "Confirm the change",
+        _("Confirm the change"),
         body,
-        submit="Confirm",
-        close="Cancel",
+        submit=_("Confirm"),
+        close=_("Cancel"),
         meta=meta,
         notify_on_close=True,
     )
@@ -449,12 +495,12 @@ def confirm_view(pending: PendingRequest, words: Words, *, channel: str | None) 
 def result_view(outcome: Outcome, words: Words, now: datetime) -> dict[str, Any]:
     """What became of the request once confirmed."""
     card = blocks.outcome_card(outcome, words, now)
-    return _modal(RESULT_VIEW, "Done", list(card["blocks"]))
+    return _modal(RESULT_VIEW, _("Done"), list(card["blocks"]))
 
 
 def refusal_view(err: PlanError) -> dict[str, Any]:
     """Why it could not be done (nothing was changed)."""
-    return _modal(RESULT_VIEW, "Not done", list(blocks.refusal(err)["blocks"]))
+    return _modal(RESULT_VIEW, _("Not done"), list(blocks.refusal(err)["blocks"]))
 
 
 def message_view(title: str, message: Mapping[str, Any]) -> dict[str, Any]:

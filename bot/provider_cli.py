@@ -12,20 +12,21 @@ import re
 import sys
 from typing import Any
 
+from bot.i18n import _, money, number
 from bot.settings import Settings
-from bot.words import CONNECTOR_OFF
-from core import (
-    BACKGROUND_WAITS,
-    ProviderError,
-    ReconcileReport,
-    SyncReport,
-    UsageReport,
-    format_money,
-)
+from bot.tables import pad
+from core import BACKGROUND_WAITS, ProviderError, ReconcileReport, SyncReport, UsageReport
 
 __all__ = ["add_parser", "run"]
 
 _MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+
+
+def connector_off() -> str:
+    """What the command line says when the provider connector has no credentials."""
+    return _(
+        "the provider connector is off: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+    )
 
 
 def add_parser(sub: Any) -> None:
@@ -46,21 +47,23 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     """Carry out `planbot provider <command>`."""
     what = getattr(args, "provider_command", None)
     if what is None:
-        print("usage: planbot provider sync|usage|reconcile YYYY-MM", file=sys.stderr)
+        print(_("usage: planbot provider sync|usage|reconcile YYYY-MM"), file=sys.stderr)
         return 2
     month: tuple[int, int] | None = None
     if what == "reconcile":
         match = _MONTH.match(args.month.strip())
         if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
             print(
-                f"planbot: {args.month!r} is not a month that has a bill: write it YYYY-MM, "
-                "a month that has ended, from 1970 on",
+                _(
+                    "planbot: {month} is not a month that has a bill: write it YYYY-MM, a month "
+                    "that has ended, from 1970 on"
+                ).format(month=repr(args.month)),
                 file=sys.stderr,
             )
             return 2
         month = int(match.group(1)), int(match.group(2))
     if not settings.provider_config().enabled:
-        print(f"planbot: {CONNECTOR_OFF}", file=sys.stderr)
+        print(f"planbot: {connector_off()}", file=sys.stderr)
         return 2
     from bot.app import build
 
@@ -83,7 +86,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             planbot.dispatcher.deliver_due()
         return code
     except ProviderError as err:
-        print(f"planbot: provider {what} failed: {err.line()}", file=sys.stderr)
+        print(
+            _("planbot: provider {command} failed: {error}").format(command=what, error=err.line()),
+            file=sys.stderr,
+        )
         return 1
     except ValueError as err:
         print(f"planbot: {err}", file=sys.stderr)
@@ -93,67 +99,102 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ids(ids: tuple[str, ...]) -> str:
-    return ", ".join(ids) if ids else "none"
+    # Translators: the list of ids when there is none
+    return ", ".join(ids) if ids else _("none")
 
 
 def _print_sync(report: SyncReport) -> None:
     drift = report.drift
     print(
-        f"account: {report.account_count} SDKAppIDs · planbot: {report.planbot_count} apps "
-        "(not purged)"
-    )
-    print(f"unknown to planbot ({len(drift.unknown)}): {_ids(drift.unknown)}")
-    print(f"no longer in the account ({len(drift.missing)}): {_ids(drift.missing)}")
-    if not report.change:
-        print("drift unchanged since the last sync")
-    else:
-        where = "posted to the audit channel" if report.posted else "no audit channel to post to"
-        change = report.change
-        print(
-            f"drift changed: {len(change.new_unknown)} newly unknown, {len(change.new_missing)} "
-            f"newly missing, {len(change.resolved)} resolved; {where}"
+        _("account: {account} SDKAppIDs · planbot: {planbot} apps (not purged)").format(
+            account=number(report.account_count), planbot=number(report.planbot_count)
         )
+    )
+    print(
+        _("unknown to planbot ({n}): {ids}").format(
+            n=number(len(drift.unknown)), ids=_ids(drift.unknown)
+        )
+    )
+    print(
+        _("no longer in the account ({n}): {ids}").format(
+            n=number(len(drift.missing)), ids=_ids(drift.missing)
+        )
+    )
+    if not report.change:
+        print(_("drift unchanged since the last sync"))
+    else:
+        change = report.change
+        counts = {
+            "unknown": number(len(change.new_unknown)),
+            "missing": number(len(change.new_missing)),
+            "resolved": number(len(change.resolved)),
+        }
+        if report.posted:
+            line = _(
+                "drift changed: {unknown} newly unknown, {missing} newly missing, "
+                "{resolved} resolved; posted to the audit channel"
+            )
+        else:
+            line = _(
+                "drift changed: {unknown} newly unknown, {missing} newly missing, "
+                "{resolved} resolved; no audit channel to post to"
+            )
+        print(line.format(**counts))
     if drift.unknown:
-        print("adopt an unknown app with `planbot apps import apps.csv`")
+        print(_("adopt an unknown app with `planbot apps import apps.csv`"))
 
 
 def _print_usage(report: UsageReport) -> int:
     print(
-        f"usage: {report.apps} apps fetched, {report.days} days stored ({report.new_days} new), "
-        f"{report.warnings} warnings queued; {report.without_key} apps without an IM key"
+        _(
+            "usage: {apps} apps fetched, {days} days stored ({new_days} new), {warnings} "
+            "warnings queued; {without_key} apps without an IM key"
+        ).format(
+            apps=number(report.apps),
+            days=number(report.days),
+            new_days=number(report.new_days),
+            warnings=number(report.warnings),
+            without_key=number(report.without_key),
+        )
     )
-    for _, line in report.failed:
-        print(f"failed: {line}")
+    for _app, line in report.failed:
+        print(_("failed: {line}").format(line=line))
     if report.stopped_by is not None:
-        print(f"stopped: {report.stopped_by.line()}")
+        print(_("stopped: {line}").format(line=report.stopped_by.line()))
     return 1 if report.failed or report.stopped_by is not None else 0
 
 
 def _print_reconcile(report: ReconcileReport, settings: Settings) -> None:
     currency = report.currency
-    print(f"reconciliation of {report.month} ({currency}): {len(report.lines)} apps")
+    print(
+        _("reconciliation of {month} ({currency}): {n} apps").format(
+            month=report.month, currency=currency, n=number(len(report.lines))
+        )
+    )
     if report.lines:
-        print(f"{'app':<32}{'planbot':>14}{'billed':>14}{'difference':>14}")
+        heads = (_("app"), _("planbot"), _("billed"), _("difference"))
+        print(pad(heads[0], 32) + "".join(pad(h, 14, right=True) for h in heads[1:]))
     for line in report.lines:
         label = f"{line.app_id} {line.name}"[:31]
-        difference = format_money(line.difference, currency)
+        difference = money(line.difference, currency)
         if line.difference > 0:
             difference = "+" + difference
         note = ""
         if line.legacy:
-            note = "  legacy billing: not computed by planbot"
+            note = "  " + _("legacy billing: not computed by planbot")
         elif line.differs:
-            note = "  differs"
+            note = "  " + _("differs")
         print(
-            f"{label:<32}{format_money(line.ours, currency):>14}"
-            f"{format_money(line.billed, currency):>14}{difference:>14}{note}"
+            f"{pad(label, 32)}{pad(money(line.ours, currency), 14, right=True)}"
+            f"{pad(money(line.billed, currency), 14, right=True)}"
+            f"{pad(difference, 14, right=True)}{note}"
         )
-    count = len(report.differences)
-    if not count:
-        print("no difference over a cent")
+    count = number(len(report.differences))
+    if not report.differences:
+        print(_("no difference over a cent"))
     elif report.posted:
-        print(f"{count} differences over a cent: posted to the audit channel")
+        print(_("{n} differences over a cent: posted to the audit channel").format(n=count))
     elif settings.audit_channel:
-        print(f"{count} differences over a cent: already posted")
+        print(_("{n} differences over a cent: already posted").format(n=count))
     else:
-        print(f"{count} differences over a cent (no audit channel to post to)")
+        print(_("{n} differences over a cent (no audit channel to post to)").format(n=count))

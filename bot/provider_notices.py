@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from bot.i18n import _, money, number
 from bot.kit import Message, context, escape, message, section
+from bot.names import figure_name, plan_name
 from bot.tables import cell, fit, pad
-from bot.words import FIGURE_LABELS, OVERAGE_PER_MAU, Words
+from bot.words import OVERAGE_PER_MAU, Words
 from core import (
     DriftChanged,
     ReconciliationDifferences,
     UsageLevelReached,
-    format_money,
 )
 
 __all__ = [
@@ -40,38 +41,53 @@ _AMOUNT = 12
 def drift_message(notice: DriftChanged, words: Words) -> Message:
     """The inventory drift changed: what is new, what was resolved, and how to adopt an app."""
     unknown, missing = notice.unknown, notice.missing
-    lines = [":mag: *The provider's account and planbot's apps have drifted.*"]
+    lines = [":mag: *" + _("The provider's account and planbot's apps have drifted.") + "*"]
     if notice.new_unknown:
         lines.append(
-            f"New in the account, unknown to planbot ({len(notice.new_unknown)}): "
-            f"{_ids(notice.new_unknown)}"
+            _("New in the account, unknown to planbot ({n}): {ids}").format(
+                n=number(len(notice.new_unknown)), ids=_ids(notice.new_unknown)
+            )
         )
     if notice.new_missing:
         lines.append(
-            f"Known to planbot, no longer in the account ({len(notice.new_missing)}): "
-            f"{_ids(notice.new_missing)}"
+            _("Known to planbot, no longer in the account ({n}): {ids}").format(
+                n=number(len(notice.new_missing)), ids=_ids(notice.new_missing)
+            )
         )
     if notice.resolved:
-        lines.append(f"Resolved ({len(notice.resolved)}): {_ids(notice.resolved)}")
+        lines.append(
+            _("Resolved ({n}): {ids}").format(
+                n=number(len(notice.resolved)), ids=_ids(notice.resolved)
+            )
+        )
     if not unknown and not missing:
-        lines[0] = ":white_check_mark: *The provider's account and planbot's apps agree again.*"
+        agree = _("The provider's account and planbot's apps agree again.")
+        lines[0] = f":white_check_mark: *{agree}*"
     else:
         lines.append(
-            f"Now {len(unknown)} unknown and {len(missing)} missing in all "
-            f"(`planbot provider sync` lists them)."
+            _(
+                "Now {unknown} unknown and {missing} missing in all "
+                "(`planbot provider sync` lists them)."
+            ).format(unknown=number(len(unknown)), missing=number(len(missing)))
         )
     blocks = [section("\n".join(lines))]
     if unknown:
         blocks.append(
             context(
-                "Adopt an unknown app with the importer (`planbot apps import apps.csv`); an app "
-                "the account no longer lists may have been deleted in the console."
+                _(
+                    "Adopt an unknown app with the importer (`planbot apps import apps.csv`); an "
+                    "app the account no longer lists may have been deleted in the console."
+                )
             )
         )
     new = len(notice.new_unknown) + len(notice.new_missing)
-    text = (
-        f"Provider drift: {len(unknown)} unknown, {len(missing)} missing "
-        f"({new} new, {len(notice.resolved)} resolved)."
+    text = _(
+        "Provider drift: {unknown} unknown, {missing} missing ({new} new, {resolved} resolved)."
+    ).format(
+        unknown=number(len(unknown)),
+        missing=number(len(missing)),
+        new=number(new),
+        resolved=number(len(notice.resolved)),
     )
     return message(text, blocks)
 
@@ -81,39 +97,63 @@ def usage_level_message(notice: UsageLevelReached, words: Words) -> Message:
     app_id = escape(notice.app_id)
     name = escape(notice.app_name or notice.app_id)
     value, limit, level = notice.value, notice.limit, notice.level
-    plan = escape(words.plan(notice.plan))
+    plan = escape(plan_name(notice.plan))
     month = escape(notice.month)
-    figure = FIGURE_LABELS.get(notice.figure, notice.figure.replace("_", " "))
-    busiest = f"{value:,} {figure} on {notice.day:%Y-%m-%d}"
+    figure = figure_name(notice.figure)
+    busiest = _("{value} {figure} on {day}").format(
+        value=number(value), figure=figure, day=f"{notice.day:%Y-%m-%d}"
+    )
+    values = {
+        "name": name,
+        "app_id": app_id,
+        "month": month,
+        "busiest": busiest,
+        "plan": plan,
+        "limit": number(limit),
+        "over": number(notice.over),
+        "price": OVERAGE_PER_MAU,
+        "level": level,
+        "percent": value * 100 // max(limit, 1),
+    }
     if level >= 100 and notice.paid:
-        head = f":rotating_light: *{name}* (`{app_id}`): certain overage in {month}."
-        body = (
-            f"Its busiest day had {busiest}, above the {plan} plan's {limit:,} free monthly "
-            f"active users, so the month has at least {notice.over:,} more active users than are "
-            f"free. The provider bills them after the month ({OVERAGE_PER_MAU} each in its "
+        head = ":rotating_light: " + _("*{name}* (`{app_id}`): certain overage in {month}.")
+        body = _(
+            "Its busiest day had {busiest}, above the {plan} plan's {limit} free monthly "
+            "active users, so the month has at least {over} more active users than are "
+            "free. The provider bills them after the month ({price} each in its "
             "December 2022 list)."
         )
     elif level >= 100:
-        head = f":rotating_light: *{name}* (`{app_id}`) reached the {plan} plan's limit."
-        body = (
-            f"Its busiest day in {month} had {busiest}; the {plan} plan allows {limit:,} monthly "
-            f"active users. To serve more, upgrade it (`/plan upgrade {app_id} standard`)."
+        head = ":rotating_light: " + _("*{name}* (`{app_id}`) reached the {plan} plan's limit.")
+        body = _(
+            "Its busiest day in {month} had {busiest}; the {plan} plan allows {limit} monthly "
+            "active users. To serve more, upgrade it (`/plan upgrade {app_id} standard`)."
         )
     else:
-        head = f":warning: *{name}* (`{app_id}`) is at {level}% of its plan's limit in {month}."
-        body = (
-            f"Its busiest day had {busiest}, {value * 100 // max(limit, 1)}% of the {plan} "
-            f"plan's {limit:,} free monthly active users. A month's active users are at least "
-            "its busiest day's."
+        head = ":warning: " + _(
+            "*{name}* (`{app_id}`) is at {level}% of its plan's limit in {month}."
+        )
+        body = _(
+            "Its busiest day had {busiest}, {percent}% of the {plan} plan's {limit} free "
+            "monthly active users. A month's active users are at least its busiest day's."
         )
     blocks = [
-        section(f"{head}\n{body}"),
+        section(head.format(**values) + "\n" + body.format(**values)),
         context(
-            f"From the provider's daily figures · `/plan usage {app_id}` shows them · planbot "
-            "warns once at 80% and once at 100% of a limit each month."
+            _(
+                "From the provider's daily figures · `/plan usage {app_id}` shows them · planbot "
+                "warns once at 80% and once at 100% of a limit each month."
+            ).format(app_id=app_id)
         ),
     ]
-    text = f"{name} ({app_id}): {value:,} {figure} in a day, {level}% of {limit:,}."
+    text = _("{name} ({app_id}): {value} {figure} in a day, {level}% of {limit}.").format(
+        name=name,
+        app_id=app_id,
+        value=number(value),
+        figure=figure,
+        level=level,
+        limit=number(limit),
+    )
     return message(text, blocks)
 
 
@@ -123,8 +163,8 @@ def reconciliation_message(notice: ReconciliationDifferences, words: Words) -> M
     currency = notice.currency
     lines = notice.lines
     rows = [
-        pad("app", _NAME)
-        + "".join(pad(h, _AMOUNT, right=True) for h in ("planbot", "billed", "difference"))
+        pad(_("app"), _NAME)
+        + "".join(pad(h, _AMOUNT, right=True) for h in (_("planbot"), _("billed"), _("difference")))
     ]
     for line in lines[:_LISTED]:
         label = fit(cell(f"{line.name} {line.app_id}".strip()), _NAME - 1)
@@ -135,22 +175,32 @@ def reconciliation_message(notice: ReconciliationDifferences, words: Words) -> M
             + pad(_money(line.difference, currency, sign=True), _AMOUNT, right=True)
         )
     table = "```\n" + "\n".join(escape(r) for r in rows) + "\n```"
-    head = (
-        f":receipt: *The provider's bill for {month} differs from planbot's charges* for "
-        f"{len(lines)} of {notice.apps_compared} apps (by more than a cent)."
-    )
-    blocks = [section(head), section(table)]
+    head = _(
+        "*The provider's bill for {month} differs from planbot's charges* for "
+        "{n} of {compared} apps (by more than a cent)."
+    ).format(month=month, n=number(len(lines)), compared=number(notice.apps_compared))
+    blocks = [section(f":receipt: {head}"), section(table)]
     more = len(lines) - _LISTED
     if more > 0:
-        blocks.append(context(f"…and {more} more (`planbot provider reconcile {month}`)."))
+        blocks.append(
+            context(
+                _("…and {n} more (`planbot provider reconcile {month}`).").format(
+                    n=number(more), month=month
+                )
+            )
+        )
     blocks.append(
         context(
-            "Billed is the provider's amount after discounts for the resource whose id is the "
-            "SDKAppID; a positive difference means the provider billed more. Check the plan "
-            f"history (`/plan bill <app> {month}`) and the catalog's prices."
+            _(
+                "Billed is the provider's amount after discounts for the resource whose id is "
+                "the SDKAppID; a positive difference means the provider billed more. Check the "
+                "plan history (`/plan bill <app> {month}`) and the catalog's prices."
+            ).format(month=month)
         )
     )
-    text = f"The provider's bill for {month} differs from planbot's charges for {len(lines)} apps."
+    text = _("The provider's bill for {month} differs from planbot's charges for {n} apps.").format(
+        month=month, n=number(len(lines))
+    )
     return message(text, blocks)
 
 
@@ -164,11 +214,13 @@ BUILDERS: dict[type, Callable[[Any, Words], Message]] = {
 
 def _ids(ids: Sequence[str]) -> str:
     shown = ", ".join(f"`{escape(i)}`" for i in ids[:_LISTED])
-    return shown + (f" and {len(ids) - _LISTED} more" if len(ids) > _LISTED else "")
+    if len(ids) > _LISTED:
+        return _("{ids} and {more} more").format(ids=shown, more=number(len(ids) - _LISTED))
+    return shown
 
 
 def _money(amount: Decimal, currency: str, *, sign: bool = False) -> str:
-    text = format_money(abs(amount), currency)
+    text = money(abs(amount), currency)
     if amount < 0:
         return "-" + text
     return ("+" + text) if sign and amount > 0 else text

@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
+
+from bot.i18n import ENGLISH, _, language, number
 from bot.kit import Message, context, escape, message, section, text_message
-from bot.words import CONNECTOR_OFF, FIGURE_LABELS
+from bot.names import figure_name, plan_name
+from bot.tables import pad
 from core import FIGURES, AppStatus, DailyUsage, ProviderView
 
 __all__ = ["SPARKS", "sparkline", "status_fields", "usage_message"]
@@ -45,7 +49,24 @@ def _free_mau(status: AppStatus) -> int:
 
 
 def _share(value: int, limit: int) -> str:
-    return f" ({value * 100 // limit}% of {limit:,} free MAU)" if limit > 0 else ""
+    if limit <= 0:
+        return ""
+    return " " + _("({percent}% of {limit} free MAU)").format(
+        percent=value * 100 // limit, limit=number(limit)
+    )
+
+
+def _short(day: date) -> str:
+    """'Nov 05' (in Korean '11월 5일')."""
+    if language() == ENGLISH:
+        return f"{day:%b %d}"
+    return format_skeleton("MMMd", day, locale=language())
+
+
+def _connector_off() -> str:
+    return _(
+        "the provider connector is off: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+    )
 
 
 def status_fields(
@@ -56,14 +77,19 @@ def status_fields(
         return []
     day = _yesterday(now, tz)
     usage = view.on(status.app.app_id, day)
-    label = f"Yesterday ({day:%b %d})"
+    label = _("Yesterday ({day})").format(day=_short(day))
     if usage is None:
-        why = "" if view.has_key(status.app.app_id) else ": planbot has no IM key for this app"
-        return [(label, f"no figures from the provider{why}")]
-    text = (
-        f"{usage.active_users:,} active users{_share(usage.active_users, _free_mau(status))} · "
-        f"{usage.peak_online:,} peak online · {usage.logins:,} logins · "
-        f"{usage.messages:,} messages"
+        if view.has_key(status.app.app_id):
+            return [(label, _("no figures from the provider"))]
+        return [(label, _("no figures from the provider: planbot has no IM key for this app"))]
+    text = _(
+        "{active} active users{share} · {peak} peak online · {logins} logins · {messages} messages"
+    ).format(
+        active=number(usage.active_users),
+        share=_share(usage.active_users, _free_mau(status)),
+        peak=number(usage.peak_online),
+        logins=number(usage.logins),
+        messages=number(usage.messages),
     )
     return [(label, text)]
 
@@ -77,7 +103,10 @@ def usage_message(
     title = f"{escape(app.name)} (`{app.app_id}`)"
     if view is None or not view.enabled:
         return text_message(
-            f":electric_plug: No usage figures for {title}: {CONNECTOR_OFF} (see the README)."
+            ":electric_plug: "
+            + _("No usage figures for {app}: {why} (see the README).").format(
+                app=title, why=_connector_off()
+            )
         )
     last = _yesterday(now, tz)
     first = last - timedelta(days=days - 1)
@@ -85,39 +114,73 @@ def usage_message(
     notes = []
     if not view.has_key(app.app_id):
         notes.append(
-            "planbot has no IM admin key for this app (PLANBOT_IM_KEYS), so it can't fetch "
-            "its figures."
+            _(
+                "planbot has no IM admin key for this app (PLANBOT_IM_KEYS), so it can't fetch "
+                "its figures."
+            )
         )
     if not stored:
-        text = f"No usage figures stored for {title} from {first} to {last}."
+        text = _("No usage figures stored for {app} from {first} to {last}.").format(
+            app=title, first=first, last=last
+        )
         if view.has_key(app.app_id):
-            text += " The sweep fetches them from the provider once a day."
+            text += " " + _("The sweep fetches them from the provider once a day.")
         return text_message(" ".join([text, *notes]))
     limit = _free_mau(status)
     busiest = max(stored.values(), key=lambda u: (u.active_users, u.day))
-    lines = [f"*Usage of {title}*, {first:%b %d} to {last:%b %d} ({days} days)"]
+    head = _("Usage of {app}").format(app=title)
+    lines = [
+        _("*{head}*, {first} to {last} ({days} days)").format(
+            head=head, first=_short(first), last=_short(last), days=number(days)
+        )
+    ]
     if limit > 0:
         lines.append(
-            f"Plan {app.plan}: {limit:,} free monthly active users. Busiest day: "
-            f"{busiest.active_users:,} active users on {busiest.day:%b %d}"
-            f"{_share(busiest.active_users, limit)}."
+            _(
+                "Plan {plan}: {limit} free monthly active users. Busiest day: "
+                "{active} active users on {day}{share}."
+            ).format(
+                plan=plan_name(app.plan),
+                limit=number(limit),
+                active=number(busiest.active_users),
+                day=_short(busiest.day),
+                share=_share(busiest.active_users, limit),
+            )
         )
     missing = days - len(stored)
+    counts = {"stored": number(len(stored)), "days": number(days), "missing": _MISSING}
+    if missing:
+        stored_line = _(
+            "The provider's daily figures (days in UTC+8), fetched once a day. {stored} of "
+            "{days} days stored; `{missing}` is a day not stored."
+        )
+    else:
+        stored_line = _(
+            "The provider's daily figures (days in UTC+8), fetched once a day. {stored} of "
+            "{days} days stored."
+        )
     blocks = [
         section("\n".join(lines)),
         section(_table(stored, first, days, last)),
-        context(
-            f"The provider's daily figures (days in UTC+8), fetched once a day. {len(stored)} "
-            f"of {days} days stored" + (f"; `{_MISSING}` is a day not stored." if missing else ".")
-        ),
+        context(stored_line.format(**counts)),
         *(section(note) for note in notes),
     ]
-    return message(f"Usage of {escape(app.name)} ({app.app_id}), last {days} days", blocks)
+    text = _("Usage of {app} ({app_id}), last {days} days").format(
+        app=escape(app.name), app_id=app.app_id, days=number(days)
+    )
+    return message(text, blocks)
 
 
 def _table(stored: dict[date, DailyUsage], first: date, days: int, last: date) -> str:
     spark_width = max(days, len("last days"))
-    rows = [f"{'':<17}{'trend':<{spark_width}}  {'yesterday':>10}  {'highest':>10}"]
+    rows = [
+        pad("", 17)
+        + pad(_("trend"), spark_width)
+        + "  "
+        + pad(_("yesterday"), 10, right=True)
+        + "  "
+        + pad(_("highest"), 10, right=True)
+    ]
     for figure in FIGURES:
         values = [
             stored[d].figure(figure) if d in stored else None
@@ -126,7 +189,7 @@ def _table(stored: dict[date, DailyUsage], first: date, days: int, last: date) -
         known = [v for v in values if v is not None]
         yesterday = f"{stored[last].figure(figure):,}" if last in stored else "-"
         rows.append(
-            f"{FIGURE_LABELS[figure]:<17}{sparkline(values):<{spark_width}}  "
+            f"{pad(figure_name(figure), 17)}{sparkline(values):<{spark_width}}  "
             f"{yesterday:>10}  {max(known):>10,}"
         )
     return "```\n" + "\n".join(rows) + "\n```"

@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import modals, observe
+from bot.i18n import _
 from bot.listeners.context import Bot
 from core import Actor, Click, PlanError
 
@@ -62,7 +63,10 @@ class Forms:
             app, operations = self.service.forms.operations(state.app_id, actor=actor)
         except PlanError as err:
             return modals.form_view(
-                catalog=self.catalog, words=self.words, channel=state.channel, notice=err.message
+                catalog=self.catalog,
+                words=self.words,
+                channel=state.channel,
+                notice=modals.refusal_text(err, self.words),
             )
         return modals.form_view(
             catalog=self.catalog,
@@ -79,19 +83,22 @@ class Forms:
         if state.app_id is None or state.operation is None:
             observe.note(outcome="refused")
         if state.app_id is None:
-            return {"response_action": "errors", "errors": {modals.APP_BLOCK: "Pick an app."}}
+            return {"response_action": "errors", "errors": {modals.APP_BLOCK: _("Pick an app.")}}
         if state.operation is None:
             return {
                 "response_action": "errors",
-                "errors": {modals.OPERATION_BLOCK: "Choose an operation."},
+                "errors": {modals.OPERATION_BLOCK: _("Choose an operation.")},
             }
         try:
-            app, _ = self.service.forms.operations(state.app_id, actor=actor)
+            app, _operations = self.service.forms.operations(state.app_id, actor=actor)
             change = modals.change_of(state, app, self.catalog)
             pending = self.service.request(change, actor=actor, channel_id=state.channel)
         except PlanError as err:
             observe.refused(err)
-            return {"response_action": "errors", "errors": modals.field_errors(err, state)}
+            return {
+                "response_action": "errors",
+                "errors": modals.field_errors(err, state, self.words),
+            }
         view = modals.confirm_view(pending, self.words, channel=state.channel)
         return {"response_action": "update", "view": view}
 
@@ -104,7 +111,7 @@ class Forms:
             observe.note(outcome="refused")
             return {
                 "response_action": "errors",
-                "errors": {modals.ACK_BLOCK: "Tick the box to confirm, or cancel."},
+                "errors": {modals.ACK_BLOCK: _("Tick the box to confirm, or cancel.")},
             }
         try:
             outcome = self.service.changes.click(Click.CONFIRM, request_id, actor=actor)

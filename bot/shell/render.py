@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.i18n import _
+
 __all__ = ["Button", "Rendered", "confirm_prompt", "render_message", "render_mrkdwn"]
 
 _MIN_WIDTH = 20
@@ -152,7 +154,7 @@ def render_message(
             lines += painter.attachment(attachment)
     if not lines:
         gone = msg.get("delete_original") is True
-        lines.append(painter.paint("(message deleted)" if gone else "(empty message)", "dim"))
+        lines.append(painter.paint(_("(message deleted)") if gone else _("(empty message)"), "dim"))
     return Rendered("\n".join(lines), painter.buttons)
 
 
@@ -168,14 +170,15 @@ def confirm_prompt(button: Button, *, color: bool = False, width: int = 80) -> s
     if not isinstance(dialog, dict):
         return None
     painter = _Painter(color, _clamp_width(width), 1)
-    title = _plain_text(dialog.get("title")) or "Are you sure?"
-    yes = _plain_text(dialog.get("confirm")) or "Yes"
-    no = _plain_text(dialog.get("deny")) or "Cancel"
+    title = _plain_text(dialog.get("title")) or _("Are you sure?")
+    yes = _plain_text(dialog.get("confirm")) or _("Yes")
+    no = _plain_text(dialog.get("deny")) or _("Cancel")
     lines = painter.plain(title, painter.width, "bold")
     lines += painter.text_object(dialog.get("text"), painter.width)
     yes_style = "red" if dialog.get("style") == "danger" else None
     yes_shown = painter.paint(_clean(yes), yes_style) if yes_style else _clean(yes)
-    lines.append(f"{yes_shown} (y) or {_clean(no)} (n)? [y/N] ")
+    # Translators: the last line of a yes/no question; y and n stay the keys to type
+    lines.append(_("{yes} (y) or {no} (n)? [y/N] ").format(yes=yes_shown, no=_clean(no)))
     return "\n".join(lines)
 
 
@@ -415,7 +418,7 @@ class _Painter:
 
     def control(self, body: str) -> str:
         """A `<...>` control sequence: mention, channel, special mention, date or link."""
-        target, _, label = body.partition("|")
+        target, _sep, label = body.partition("|")
         target, label = _unescape(target), _unescape(label)
         if target.startswith("@"):
             return self.paint("@" + (label or target[1:]), "blue")
@@ -439,13 +442,13 @@ class _Painter:
         lines: list[str] = []
         for block in blocks:
             if not isinstance(block, dict):
-                lines.append(self.paint("[not a block]", "dim"))
+                lines.append(self.paint(_("[not a block]"), "dim"))
                 continue
             kind = block.get("type")
             draw = _BLOCK_PAINTERS.get(kind) if isinstance(kind, str) else None
             if draw is None:
                 name = _clean(kind)[:30] if isinstance(kind, str) else "?"
-                lines.append(self.paint(f"[{name} block]", "dim"))
+                lines.append(self.paint(_("[{name} block]").format(name=name), "dim"))
             else:
                 lines += draw(self, block, width)
         return lines
@@ -538,7 +541,7 @@ class _Painter:
         if kind == "button":
             return self._button(element, block_id)
         if kind == "image":
-            return f"[image: {_clean(_as_str(element.get('alt_text')) or '')}]"
+            return _("[image: {text}]").format(text=_clean(_as_str(element.get("alt_text")) or ""))
         hint = _plain_text(element.get("placeholder")) or _plain_text(element.get("text"))
         name = _clean(kind)[:30] if isinstance(kind, str) else "element"
         return self.paint(f"[{name}{': ' + _clean(hint) if hint else ''}]", "dim")
@@ -546,7 +549,7 @@ class _Painter:
     def _button(self, element: dict[str, Any], block_id: str | None) -> str:
         number = self.next_number
         self.next_number += 1
-        label = _emoji(_clean(_plain_text(element.get("text")))).replace("\n", " ") or "(button)"
+        label = _emoji(_clean(_plain_text(element.get("text")))).replace("\n", " ") or _("(button)")
         style = _as_str(element.get("style"))
         url = _as_str(element.get("url"))
         confirm = element.get("confirm")
@@ -681,22 +684,24 @@ class _Painter:
     def _image(self, block: dict[str, Any], width: int) -> list[str]:
         alt = _clean(_as_str(block.get("alt_text")) or "")
         title = _plain_text(block.get("title"))
-        return _wrap(self.paint(f"[image: {_clean(title) or alt}]", "dim"), width)
+        return _wrap(
+            self.paint(_("[image: {text}]").format(text=_clean(title) or alt), "dim"), width
+        )
 
     def _input(self, block: dict[str, Any], width: int) -> list[str]:
         label = _clean(_plain_text(block.get("label")))
-        return _wrap(self.paint(f"[input: {label}]", "dim"), width)
+        return _wrap(self.paint(_("[input: {label}]").format(label=label), "dim"), width)
 
     def _markdown(self, block: dict[str, Any], width: int) -> list[str]:
         text = _as_str(block.get("text"))
         return self.mrkdwn(text, width) if text else []
 
     def _file(self, block: dict[str, Any], width: int) -> list[str]:
-        return [self.paint("[file]", "dim")]
+        return [self.paint(_("[file]"), "dim")]
 
     def _video(self, block: dict[str, Any], width: int) -> list[str]:
         title = _clean(_plain_text(block.get("title")))
-        return _wrap(self.paint(f"[video: {title}]", "dim"), width)
+        return _wrap(self.paint(_("[video: {title}]").format(title=title), "dim"), width)
 
 
 _BLOCK_PAINTERS: dict[str, Callable[[_Painter, dict[str, Any], int], list[str]]] = {
@@ -735,4 +740,4 @@ def _rich_date(element: dict[str, Any]) -> str:
             return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
         except (ValueError, OverflowError, OSError):
             pass
-    return "(date)"
+    return _("(date)")

@@ -62,10 +62,13 @@ from slack_sdk.signature import SignatureVerifier
 from bot import blocks, grammar
 from bot.app import Planbot, build
 from bot.delivery import HOME_KINDS, SlackNotifier, rendered
+from bot.i18n import ENGLISH, N_, _, speaking
 from bot.kit import escape
+from bot.names import plan_name, role_name, status_name, sweep_line
 from bot.settings import Settings
 from bot.shell.render import Button, confirm_prompt, render_message
 from bot.shell.views import Field, ShellSurfaces, draw_view, option_text
+from bot.tables import pad
 from bot.words import Words
 from core import Actor, PlanError, utcnow
 
@@ -100,9 +103,11 @@ HISTORY_FILE = ".planbot_history"
 
 _REFUSAL_PREFIX = blocks.refusal(PlanError("-"))["text"].removesuffix("-")
 _FAILURE_PREFIX = blocks.failure_message("-")["text"].partition("`")[0]
-_QUIT = frozenset({"quit", "exit", ":q", "/quit", "/exit"})
-_HELP = frozenset({"help", "?", "/help"})
-_PRESS_RE = re.compile(r"([0-9]{1,6})(?:\s+(y|yes|n|no))?", re.IGNORECASE)
+_QUIT = frozenset({"quit", "exit", ":q", "/quit", "/exit", "종료", "나가기"})
+_HELP = frozenset({"help", "?", "/help", "도움말"})
+#: the answers that say yes to a question (in English, and in Korean)
+_YES = frozenset({"y", "yes", "예", "네"})
+_PRESS_RE = re.compile(r"([0-9]{1,6})(?:\s+(y|yes|n|no|예|네|아니요|아니오))?", re.IGNORECASE)
 _AS_RE = re.compile(r"as\s+(\S+)", re.IGNORECASE)
 _FILL_RE = re.compile(r"([0-9]{1,6})(?:\s+(.*))?")
 # Slack's autocomplete turns a picked person or channel into a control sequence; `@U123` and
@@ -110,7 +115,8 @@ _FILL_RE = re.compile(r"([0-9]{1,6})(?:\s+(.*))?")
 _PICKED_USER_RE = re.compile(r"(?<!\S)@([UW][A-Z0-9]{2,})(?!\S)")
 _PICKED_CHANNEL_RE = re.compile(r"(?<!\S)#([CG][A-Z0-9]{2,})(?!\S)")
 
-SHELL_HELP = """\
+SHELL_HELP = N_(
+    """\
 planbot shell: type what you would type in Slack.
   /plan <subcommand> ...   a /plan command (the leading /plan is optional)
   <number>                 press the button shown with that number, e.g. [1] Confirm
@@ -123,6 +129,7 @@ planbot shell: type what you would type in Slack.
   tick                     run one lifecycle sweep now (expiry, reminders, purge, statements)
   help, ?                  this help, then planbot's own
   quit, exit, Ctrl-D       leave"""
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,18 +152,23 @@ class DemoApp:
 
 
 DEMO_APPS: tuple[DemoApp, ...] = (
-    DemoApp("1400000001", "demo-chat", "developer", 3, "upgrade, extend, history", owned=True),
+    DemoApp("1400000001", "demo-chat", "developer", 3, N_("upgrade, extend, history"), owned=True),
     DemoApp(
-        "1400000002", "demo-expired", "developer", 40, "extend (it expired)", status="suspended"
+        "1400000002",
+        "demo-expired",
+        "developer",
+        40,
+        N_("extend (it expired)"),
+        status="suspended",
     ),
-    DemoApp("1400000003", "demo-standard", "standard", 90, "config, disable"),
-    DemoApp("1400000004", "demo-premium", "premium", 60, "bill, config"),
+    DemoApp("1400000003", "demo-standard", "standard", 90, N_("config, disable")),
+    DemoApp("1400000004", "demo-premium", "premium", 60, N_("bill, config")),
     DemoApp(
         "1400000005",
         "demo-disabled",
         "standard",
         120,
-        "enable (before the purge)",
+        N_("enable (before the purge)"),
         status="disabled",
         disabled_days_ago=10,
     ),
@@ -165,7 +177,7 @@ DEMO_APPS: tuple[DemoApp, ...] = (
         "demo-legacy",
         "standard",
         None,
-        "migrate (legacy billing)",
+        N_("migrate (legacy billing)"),
         created_on="2021-06-01",
     ),
 )
@@ -197,7 +209,7 @@ def seed_demo_apps(planbot: Planbot, *, owner_channel: str = SHELL_CHANNEL) -> i
     """
     service = planbot.service
     with service.store.unit_of_work(write=False) as uow:
-        _, total = uow.apps.page(contains=None, channels=None, offset=0, limit=1)
+        _apps, total = uow.apps.page(contains=None, channels=None, offset=0, limit=1)
     if total:
         return 0
     now = utcnow()
@@ -413,9 +425,9 @@ class ShellSession:
         if lowered in _QUIT:
             return "quit"
         if lowered in _HELP:
-            self.say(SHELL_HELP)
+            self.say(_(SHELL_HELP))
             return self.command("help")
-        if lowered == "tick":
+        if lowered in ("tick", "틱"):
             return self.tick()
         if match := _AS_RE.fullmatch(line):
             return self.switch_user(match.group(1))
@@ -431,9 +443,13 @@ class ShellSession:
             answer = match.group(2)
             return self.press(int(match.group(1)), answer.lower() if answer else None)
         if line.startswith("/"):
-            name, _, rest = line.partition(" ")
+            name, _sep, rest = line.partition(" ")
             if name.lower() != "/plan":
-                self.say(f"Only /plan is a command here: {name} would not reach planbot.")
+                self.say(
+                    _("Only /plan is a command here: {name} would not reach planbot.").format(
+                        name=name
+                    )
+                )
                 return "refused"
             line = rest
         return self.command(line)
@@ -445,13 +461,15 @@ class ShellSession:
         else:
             self.user_id, self.user_name = who, who.lower()
         role = self.planbot.service.role_of(self.planbot.bot.actor(self.user_id, self.user_name))
-        self.say(f"You are now {self.user_id} ({role.label}).")
+        self.say(
+            _("You are now {user} ({role}).").format(user=self.user_id, role=role_name(role.label))
+        )
         return "ok"
 
     def tick(self) -> str:
         """One lifecycle sweep, as the server runs every minute."""
         report = self.planbot.lifecycle.sweep()
-        self.say(f"Lifecycle sweep: {report.summary()}")
+        self.say(_("Lifecycle sweep: {summary}").format(summary=sweep_line(report)))
         self.after()
         return "ok"
 
@@ -512,21 +530,26 @@ class ShellSession:
         """Press a numbered button: its confirm dialog first, then the click through Bolt."""
         entry = self.buttons.get(number)
         if entry is None:
-            self.say(f"There is no button {number} on screen.{self._buttons_hint()}")
+            missing = _("There is no button {number} on screen.").format(number=number)
+            self.say(missing + self._buttons_hint())
             return "refused"
         card, button = entry
         if button.url:
-            self.say(f"{button.text} opens {button.url} in Slack; nothing to do here.")
+            self.say(
+                _("{button} opens {url} in Slack; nothing to do here.").format(
+                    button=button.text, url=button.url
+                )
+            )
             return "ok"
         prompt = confirm_prompt(button, color=self.color, width=self.width)
         if prompt is not None and answer is None:
             if self.ask is None:
                 self.say(prompt.rpartition("\n")[0])
-                self.say(f"Not pressed: type `{number} y` to answer yes.")
+                self.say(_("Not pressed: type `{number} y` to answer yes.").format(number=number))
                 return "refused"
             answer = self.ask(prompt)
-        if answer is not None and answer.strip().lower() not in ("y", "yes"):
-            self.say(f"{button.text} not pressed: nothing changed.")
+        if answer is not None and answer.strip().lower() not in _YES:
+            self.say(_("{button} not pressed: nothing changed.").format(button=button.text))
             return "ok"
         url = self._response_url()
         self.origins[url] = card
@@ -648,7 +671,7 @@ class ShellSession:
         body = json.dumps(event, separators=(",", ":"))
         response = self.dispatch(body, content_type="application/json")
         if self.user_id not in self.surfaces.homes:
-            self.say("Opening your home tab…")
+            self.say(_("Opening your home tab…"))
         return "ok" if response.status == 200 and not self.after() else "refused"
 
     def shortcut(self) -> str:
@@ -672,18 +695,22 @@ class ShellSession:
                 self.say(self._options_list(found.options))
             typed = self.ask(f"{found.label}: ").strip()
         if typed is None or not typed.strip():
-            self.say(f"Type `{number} <text>` to fill in {found.label}.")
+            self.say(
+                _("Type `{number} <text>` to fill in {field}.").format(
+                    number=number, field=found.label
+                )
+            )
             return "refused"
         typed = typed.strip()
         state: dict[str, Any] | None
         action: dict[str, Any] = {"action_id": found.action_id, "block_id": found.block_id}
         if found.kind == "checkboxes":
-            yes = typed.lower() in ("y", "yes", "x", "1")
+            yes = typed.lower() in (*_YES, "x", "1")
             state = {"type": "checkboxes", "selected_options": found.options[:1] if yes else []}
         elif found.kind == "conversations_select":
             channel = typed.lstrip("#").upper()
             if not _PICKED_CHANNEL_RE.fullmatch(f"#{channel}"):
-                self.say(f"`{typed}` is not a channel id (like C0123ABCD).")
+                self.say(_("`{typed}` is not a channel id (like C0123ABCD).").format(typed=typed))
                 return "refused"
             state = {"type": "conversations_select", "selected_conversation": channel}
         else:
@@ -692,7 +719,11 @@ class ShellSession:
                 options = self._suggestions(where, found, typed)
             chosen = self._choose(options, typed, found.kind == "external_select")
             if chosen is None:
-                self.say(f"No option of {found.label} matches `{typed}`.")
+                self.say(
+                    _("No option of {field} matches `{typed}`.").format(
+                        field=found.label, typed=typed
+                    )
+                )
                 return "refused"
             state = {"type": found.kind, "selected_option": chosen}
             self.say(f"{found.label}: {option_text(chosen)}")
@@ -741,7 +772,7 @@ class ShellSession:
             if option_text(option).lower().startswith(lowered):
                 return option
         if first and len(options) > 1 and self.ask is not None:
-            picked = self.ask(f"Which one (1-{len(options)}, Enter for 1)? ").strip()
+            picked = self.ask(_("Which one (1-{n}, Enter for 1)? ").format(n=len(options))).strip()
             if picked.isascii() and picked.isdigit() and 1 <= int(picked) <= len(options):
                 return options[int(picked) - 1]
         return options[0] if first else None
@@ -760,7 +791,7 @@ class ShellSession:
             if modal.get("notify_on_close"):
                 self.dispatch(self._interaction({"type": "view_closed", "view": view}))
             self._close_modal()
-            self.say(self.rule("modal closed"))
+            self.say(self.rule(_("modal closed")))
             return "refused" if self.after() else "ok"
         response = self.dispatch(
             self._interaction(
@@ -778,7 +809,7 @@ class ShellSession:
             self.surfaces.replace(answer["view"])
         else:
             self._close_modal()
-            self.say(self.rule("modal closed"))
+            self.say(self.rule(_("modal closed")))
         refused = self.after() or refused
         return "refused" if refused else "ok"
 
@@ -788,9 +819,9 @@ class ShellSession:
         self._forget_view("modal")
 
     def _forget_view(self, where: str) -> None:
-        for number in [n for n, (w, _) in self.fields.items() if w == where]:
+        for number in [n for n, (w, _field) in self.fields.items() if w == where]:
             del self.fields[number]
-        for number in [n for n, (card, _) in self.buttons.items() if card.view == where]:
+        for number in [n for n, (card, _button) in self.buttons.items() if card.view == where]:
             del self.buttons[number]
         if where == "modal":
             self.modal_ends = (None, None)
@@ -799,11 +830,11 @@ class ShellSession:
         """Draw the modal and home tab that changed."""
         for changed in self.surfaces.take():
             if changed == "modal" and self.surfaces.modal is not None:
-                self._draw("modal", self.surfaces.modal, "modal")
+                self._draw("modal", self.surfaces.modal, _("modal"))
             elif changed == self.user_id and self.home_shown:
-                self._draw("home", self.surfaces.homes[changed], "your home tab")
+                self._draw("home", self.surfaces.homes[changed], _("your home tab"))
             elif changed == self.user_id:  # kept up to date, drawn when asked for
-                self.say(self._dim("(your home tab changed: /home shows it)"))
+                self.say(self._dim(_("(your home tab changed: /home shows it)")))
 
     def _draw(self, where: str, view: dict[str, Any], heading: str) -> None:
         # the same view drawn again (a field filled in) keeps its numbers
@@ -868,7 +899,7 @@ class ShellSession:
             else:
                 card = _Card(posted.channel, posted.ts, posted.message, ephemeral=False)
             self.cards_by_ts[(card.channel, card.ts)] = card
-            self.show(card, self._heading(card, "updated" if posted.updated else None))
+            self.show(card, self._heading(card, updated=posted.updated))
         refused = self._replies() or refused
         self.draw_views()
         return refused
@@ -882,29 +913,31 @@ class ShellSession:
             origin = self.origins.get(url or "")
             if message.get("delete_original") and origin is not None:
                 self.forget(origin)
-                self.say(self.rule("card deleted"))
+                self.say(self.rule(_("card deleted")))
             elif message.get("replace_original") and origin is not None:
                 self.forget(origin)
                 origin.message = message
-                self.show(origin, self._heading(origin, "updated"))
+                self.show(origin, self._heading(origin, updated=True))
             else:
                 channel = origin.channel if origin else self.channel
                 self.show(_Card(channel, self._ts(), message, ephemeral=True), None)
         return refused
 
-    def _heading(self, card: _Card, note: str | None) -> str:
+    def _heading(self, card: _Card, *, updated: bool) -> str:
         if card.ephemeral:
-            return f"your card, {note}" if note else "only visible to you"
+            return _("your card, updated") if updated else _("only visible to you")
         labels = []
         settings = self.planbot.settings
         if card.channel == settings.audit_channel:
-            labels.append("audit")
+            # Translators: a channel heading's tag: the audit channel
+            labels.append(_("audit"))
         if card.channel == settings.approvals_channel:
-            labels.append("approvals")
+            # Translators: a channel heading's tag: the approvals channel
+            labels.append(_("approvals"))
         if card.channel == self.channel:
-            labels.append("this channel")
-        if note:
-            labels.append(f"message {note}")
+            labels.append(_("this channel"))
+        if updated:
+            labels.append(_("message updated"))
         label = f" ({', '.join(labels)})" if labels else ""
         return f"#{card.channel}{label}"
 
@@ -932,10 +965,10 @@ class ShellSession:
         if rendered.buttons and self.ask is not None and not self.hinted:
             self.hinted = True
             first = rendered.buttons[0]
-            self.out.write(
-                self._dim(f"(type a number to press a button: {first.number} for {first.text})")
-                + "\n"
+            hint = _("(type a number to press a button: {number} for {button})").format(
+                number=first.number, button=first.text
             )
+            self.out.write(self._dim(hint) + "\n")
         self.out.flush()
 
     def rule(self, text: str) -> str:
@@ -953,8 +986,8 @@ class ShellSession:
     def _buttons_hint(self) -> str:
         if not self.buttons:
             return ""
-        shown = ", ".join(f"{n} {b.text}" for n, (_, b) in sorted(self.buttons.items())[-6:])
-        return f" Buttons you can press: {shown}."
+        shown = ", ".join(f"{n} {b.text}" for n, (_c, b) in sorted(self.buttons.items())[-6:])
+        return " " + _("Buttons you can press: {buttons}.").format(buttons=shown)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1072,17 +1105,34 @@ def _completions(planbot: Planbot, actor: Actor) -> Callable[[], list[str]]:
 def _banner(session: ShellSession, seeded: int, database_url: str) -> str:
     planbot = session.planbot
     role = planbot.service.role_of(planbot.bot.actor(session.user_id, session.user_name))
+    if seeded:
+        database = _("Database: {url}, seeded with {n} demo apps:").format(
+            url=database_url, n=seeded
+        )
+        demos = [
+            "  {name} {rest}".format(
+                name=pad(app.name, 14),
+                rest=_("{plan}, {status}: try {shows}").format(
+                    plan=plan_name(app.plan), status=status_name(app.status), shows=_(app.shows)
+                ),
+            )
+            for app in DEMO_APPS
+        ]
+    else:
+        database = _("Database: {url}").format(url=database_url)
+        demos = [_("Demo apps: {apps}").format(apps=", ".join(app.name for app in DEMO_APPS))]
     lines = [
-        "planbot shell: the real bot and core, with this terminal standing in for Slack.",
-        f"You are {session.user_id} ({session.user_name}), {role.label}, in #{session.channel}; "
-        f"audit messages go to #{planbot.settings.audit_channel}.",
-        f"Database: {database_url}" + (f", seeded with {seeded} demo apps:" if seeded else ""),
-        *(
-            [f"  {app.name:<14} {app.plan}, {app.status}: try {app.shows}" for app in DEMO_APPS]
-            if seeded
-            else ["Demo apps: " + ", ".join(app.name for app in DEMO_APPS)]
+        _("planbot shell: the real bot and core, with this terminal standing in for Slack."),
+        _("You are {user} ({name}), {role}, in #{channel}; audit messages go to #{audit}.").format(
+            user=session.user_id,
+            name=session.user_name,
+            role=role_name(role.label),
+            channel=session.channel,
+            audit=planbot.settings.audit_channel,
         ),
-        "Try: /plan status demo-chat · /plan upgrade demo-chat premium · help · quit",
+        database,
+        *demos,
+        _("Try: /plan status demo-chat · /plan upgrade demo-chat premium · help · quit"),
     ]
     return session._dim("\n".join(lines)) if session.color else "\n".join(lines)
 
@@ -1105,14 +1155,14 @@ def _interactive(session: ShellSession, tty: bool, history: _Readline) -> int:
             if session.run_line(line) == "quit":
                 return 0
         except KeyboardInterrupt:
-            session.say("\n(interrupted)")
+            session.say("\n" + _("(interrupted)"))
         finally:
             history.save()
 
 
 def _asker(tty: bool, out: TextIO, history: _Readline) -> Ask:
     def ask(question: str) -> str:
-        head, _, last = question.rpartition("\n")
+        head, _sep, last = question.rpartition("\n")
         if head:
             out.write(head + "\n")
             out.flush()
@@ -1135,18 +1185,37 @@ def run_shell(
     color: bool = True,
     env: Mapping[str, str] | None = None,
     out: TextIO | None = None,
+    lang: str | None = None,
 ) -> int:
     """Run the shell (interactive, or the `-c` commands); returns the exit status.
 
-    One-shot mode exits 1 when a command was refused (see the module docstring), else 0.
+    One-shot mode exits 1 when a command was refused (see the module docstring), else 0. The
+    shell speaks `lang` (English when None): its own lines, and what the bot says to its person
+    and in its channels.
     """
+    with speaking(lang or ENGLISH):
+        return _run_shell(settings, one_shot=one_shot, user=user, color=color, env=env, out=out)
+
+
+def _run_shell(
+    settings: Settings,
+    *,
+    one_shot: str | None,
+    user: str | None,
+    color: bool,
+    env: Mapping[str, str] | None,
+    out: TextIO | None,
+) -> int:
     env = os.environ if env is None else env
     out = out or sys.stdout
     if "PLANBOT_LOG_LEVEL" not in env:  # the terminal is the conversation: only real trouble
         logging.getLogger().setLevel(logging.WARNING)
     user_id = (user or SHELL_USER).strip()
     if not user_id or any(ch.isspace() for ch in user_id):
-        print(f"planbot shell: --as needs a Slack user id, not {user!r}", file=sys.stderr)
+        print(
+            _("planbot shell: --as needs a Slack user id, not {user}").format(user=repr(user)),
+            file=sys.stderr,
+        )
         return 2
     user_name = env.get("USER") or env.get("USERNAME") or "you"
     if user_id != SHELL_USER:

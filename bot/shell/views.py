@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.i18n import _
 from bot.shell.render import Button, render_message
 
 __all__ = ["Field", "ShellSurfaces", "ViewDrawing", "draw_view", "option_text"]
@@ -127,7 +128,7 @@ def _held(state: Any) -> Any:
 def _shown(kind: str, value: Any) -> str:
     """What a field holds, as its line shows it."""
     if kind == "checkboxes":
-        return "ticked" if value else "not ticked"
+        return _("ticked") if value else _("not ticked")
     if kind == "conversations_select":
         return f"#{value}" if value else ""
     return option_text(value) if isinstance(value, Mapping) else ""
@@ -168,14 +169,16 @@ def draw_view(
                     held = element.get("initial_option") or element.get("initial_conversation")
                 placeholder = str((element.get("placeholder") or {}).get("text", ""))
                 name = label or placeholder
-                shown = _shown(kind, held) or (placeholder if label else "(none chosen)")
+                shown = _shown(kind, held) or (placeholder if label else _("(none chosen)"))
                 how = {
-                    "external_select": "type part of a name or id",
-                    "conversations_select": "type a channel id",
-                    "checkboxes": "type y or n",
-                }.get(kind, "choose")
-                optional = " (optional)" if block.get("optional") else ""
-                lines.append(f"[{number}] {name}{optional}: {shown}   ({how})")
+                    "external_select": _("type part of a name or id"),
+                    "conversations_select": _("type a channel id"),
+                    "checkboxes": _("type y or n"),
+                }.get(kind) or _("choose")
+                titled = (
+                    _("{field} (optional)").format(field=name) if block.get("optional") else name
+                )
+                lines.append(f"[{number}] {titled}: {shown}   ({how})")
                 if errors and block_id in errors:
                     lines.append(f"    ⛔ {errors[block_id]}")
                 fields.append(
@@ -205,9 +208,11 @@ def draw_view(
         ends = []
         if view.get("submit"):
             submit = number
-            ends.append(f"[{number}] {view['submit'].get('text', 'Submit')}")
+            submit_text = view["submit"].get("text") or _("Submit")
+            ends.append(f"[{number}] {submit_text}")
             number += 1
         close = number
-        ends.append(f"[{number}] {(view.get('close') or {}).get('text', 'Close')}")
+        close_text = (view.get("close") or {}).get("text") or _("Close")
+        ends.append(f"[{number}] {close_text}")
         lines += ["", "  ".join(ends), "└─"]
     return ViewDrawing("\n".join(lines), buttons, fields, submit, close)
