@@ -49,19 +49,16 @@ def test_groups_are_read_in_the_background_and_the_last_known_members_answer_at_
     slack = SlowDirectory({"S1": ["U1"]})
     slack.gate.clear()  # Slack is slow
     directory = GroupDirectory(slack, lambda: {"S1"}, ttl=0.05)  # type: ignore[arg-type]
-    started = time.monotonic()
     assert directory.groups_of("U1") == frozenset()  # never read: not waited for
     assert directory.unknown() == {"S1"}  # and said to be unknown
-    assert time.monotonic() - started < 0.5
     slack.gate.set()
     wait_until(lambda: directory.groups_of("U1") == {"S1"})
     assert directory.unknown() == frozenset()
     time.sleep(0.1)  # stale now
     slack.members["S1"] = []  # U1 left the group in Slack
     slack.gate.clear()  # and Slack is slow to say so
-    started = time.monotonic()
-    assert directory.groups_of("U1") == {"S1"}  # the last known answer, without waiting
-    assert time.monotonic() - started < 0.5
+    # the last known answer: a lookup made while it waits would have found U1 gone
+    assert directory.groups_of("U1") == {"S1"}
     slack.gate.set()
     wait_until(lambda: directory.groups_of("U1") == frozenset())
     directory.close()
@@ -92,10 +89,8 @@ def test_a_grant_schedules_a_refresh_and_keeps_what_is_known() -> None:
     slack.gate.clear()
     granted.add("S2")
     directory.forget()  # a grant to S2
-    started = time.monotonic()
     assert directory.groups_of("U1") == {"S1"}  # S1's members are kept
-    assert directory.unknown() == {"S2"}
-    assert time.monotonic() - started < 0.5
+    assert directory.unknown() == {"S2"}  # and S2 is not waited for
     slack.gate.set()
     wait_until(lambda: directory.groups_of("U2") == {"S2"})
     directory.close()
