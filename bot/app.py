@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
@@ -20,7 +20,9 @@ from bot.delivery import (
     make_client,
 )
 from bot.home import HomePublisher
+from bot.i18n import speaking
 from bot.listeners import Bot, register
+from bot.people import Languages, user_of
 from bot.settings import Settings
 from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
@@ -41,7 +43,7 @@ from core import (
     upgrade_schema,
 )
 
-__all__ = ["Planbot", "build"]
+__all__ = ["Planbot", "SpeakingApp", "build"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,12 @@ class Planbot:
     provider: ProviderJobs | None = None
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
-        """Start the background work: group lookups, and (in this process) outbox delivery with
-        SQLite's checkpoints, and the lifecycle sweep on its timer."""
+        """Start the background work: group lookups, people's languages, and (in this process)
+        outbox delivery with SQLite's checkpoints, and the lifecycle sweep on its timer."""
         self.bot.groups.warm()
         self.bot.channels.warm()
+        if self.bot.languages is not None:
+            self.bot.languages.warm(also=sorted(self.settings.admins))
         if deliver:
             self.dispatcher.start()
             self.checkpointer.start()
@@ -84,7 +88,23 @@ class Planbot:
             self.bot.surfaces.close()
         self.bot.groups.close()
         self.bot.channels.close()
+        if self.bot.languages is not None:
+            self.bot.languages.close()
         self.service.close()
+
+
+class SpeakingApp(App):
+    """A Bolt app that answers each payload in the language of the person it comes from: every
+    listener, its refusals and the error handler run inside `speaking` that language."""
+
+    def __init__(self, *args: object, languages: Languages, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.languages = languages
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        """Dispatch the payload as Bolt does, speaking its person's language."""
+        with speaking(self.languages.of(user_of(req.body))):
+            return super().dispatch(req)
 
 
 class _KnownBoltNotices(logging.Filter):
@@ -139,11 +159,20 @@ def build(
         views = WebClient(token=bot_token, base_url=settings.api_url, timeout=5, retry_handlers=[])
         surfaces = SlackSurfaces(views)
     home = HomePublisher(service, surfaces, words)
+    # People's locales are read in the background, one try, a short timeout, no sleeping on
+    # a 429's Retry-After (a failed read leaves the default until the next refresh).
+    lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
+    languages = Languages(
+        service.people,
+        lookups if bot_token else None,
+        default=settings.language,
+        channel=settings.channel_language,
+    )
     dispatcher = OutboxDispatcher(
         store=store,
-        notifier=notifier or SlackNotifier(client, words, home=home),
+        notifier=notifier or SlackNotifier(client, words, home=home, languages=languages),
         provisioner=_provisioner(settings),
-        replier=replier or SlackReplier(words, client if bot_token else None),
+        replier=replier or SlackReplier(words, client if bot_token else None, languages=languages),
         lease=timedelta(seconds=settings.outbox_lease),
         audit_channel=settings.audit_channel,
     )
@@ -153,7 +182,8 @@ def build(
         # One workspace, one token: no auth.test round trip to Slack on the ack path.
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
 
-    app = App(
+    app = SpeakingApp(
+        languages=languages,
         name="planbot",
         logger=_bolt_logger(),
         client=client,
@@ -168,7 +198,6 @@ def build(
     )
     # Group lookups run on the ack path: one try, a short timeout, no sleeping on a 429's
     # Retry-After (a failed lookup falls back to the last known members).
-    lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
     groups = GroupDirectory(lookups if bot_token else None, service.granted_groups)
     connector = settings.provider_config()
     bot = Bot(
@@ -179,6 +208,7 @@ def build(
         surfaces=surfaces,
         provider=ProviderView(store=store, provider=connector),
         channels=ChannelDirectory(lookups if bot_token else None),
+        languages=languages,
     )
     register(app, bot)
     provider = None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n import LANGUAGES
 from core import (
     AccessPolicy,
     ApprovalRule,
@@ -67,6 +68,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _language(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in LANGUAGES:
+        raise SettingsError(f"{name}: {value!r} is not one of {', '.join(LANGUAGES)}")
+    return value
+
+
 def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
     """PLANBOT_APPROVALS="disable=peer,migrate=peer:2" (operation=self|peer[:N])."""
     rules: dict[str, ApprovalRule] = {}
@@ -114,6 +122,10 @@ class Settings:
     im_api_host: str = "console.tim.qq.com"
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"
+    #: the language people read until their own is known (and when planbot speaks theirs not)
+    language: str = "en"
+    #: the language of channel messages (audit, reminders, statements, approval cards)
+    channel_language: str = "en"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -142,6 +154,7 @@ class Settings:
         log_format = env.get("PLANBOT_LOG_FORMAT", "").strip().lower() or "text"
         if log_format not in ("text", "json"):
             raise SettingsError(f"PLANBOT_LOG_FORMAT: {log_format!r} is not text or json")
+        language = _language(env, "PLANBOT_LANGUAGE", "en")
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip() or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
@@ -166,6 +179,8 @@ class Settings:
             **provider,
             metrics_token=env.get("PLANBOT_METRICS_TOKEN", "").strip() or None,
             log_format=log_format,
+            language=language,
+            channel_language=_language(env, "PLANBOT_CHANNEL_LANGUAGE", language),
         )
 
     def require_http(self) -> None:

@@ -81,6 +81,7 @@ from core.outbox import (
     Provisioner,
     Replier,
 )
+from core.people import People, Person
 from core.provider import (
     FIGURES,
     DailyUsage,
@@ -161,6 +162,8 @@ __all__ = [
     "OutboxBacklog",
     "OutboxDispatcher",
     "PendingRequest",
+    "People",
+    "Person",
     "Plan",
     "PlanDays",
     "PlanService",
