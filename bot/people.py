@@ -16,6 +16,7 @@ once, if the locale was never read).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -172,10 +173,8 @@ class Languages:
             if user_id in self._pending or self._stop.is_set():
                 return
             self._pending.add(user_id)
-        try:
+        with contextlib.suppress(RuntimeError):  # shut down
             self._pool.submit(self._safely, self._read, user_id, True)
-        except RuntimeError:  # shut down
-            pass
 
     @staticmethod
     def _safely(job: Any, *args: Any) -> None:
@@ -240,4 +239,3 @@ class Languages:
         """Stop the background reads."""
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
-

@@ -21,8 +21,8 @@ from core.grants import AccessAdmin
 from core.home import Home
 from core.importer import Imports
 from core.lifecycle import Lifecycle
-from core.people import People
 from core.messages import Message
+from core.people import People
 from core.queries import Queries
 from core.records import reply
 from core.roles import Roles

@@ -58,4 +58,3 @@ class Bot:
         """The person acting, with the granted groups they belong to."""
         observe.note(user=user_id)
         return Actor(user_id=user_id, name=name or "", groups=self.groups.groups_of(user_id))
-
