@@ -1209,8 +1209,15 @@ def _parse_list(args: list[_Token]) -> Command:
         elif filter_ is not None:
             raise _too_many("list", [token], names=False)
         else:
-            filter_ = token.text
+            word = "" if token.quoted else _keyword(token.text)
+            filter_ = _FILTER_WORDS.get(word) or _PLAN_WORDS.get(word) or token.text
     return ListApps(filter_, 1 if page is None else page)
+
+
+#: the Korean words for plans and statuses, as the list's filter (a quoted word stays as typed)
+_FILTER_WORDS = {"개발": "developer", "개발버전": "developer", "활성": "active"}
+_FILTER_WORDS |= {"일시중단": "suspended", "중단": "suspended", "비활성": "disabled"}
+_FILTER_WORDS |= {"비활성화": "disabled", "영구삭제": "purged"}
 
 
 def _number(value: str, subcommand: str, what: str, low: int, high: int) -> int:
