@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
@@ -46,6 +50,8 @@ from core import (
 __all__ = ["Planbot", "SpeakingApp", "build"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,11 +99,22 @@ class Planbot:
         self.service.close()
 
 
+class _ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose jobs run in the context of whoever submitted them."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run `fn` in a copy of the submitter's context."""
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
+
+
 class SpeakingApp(App):
     """A Bolt app that answers each payload in the language of the person it comes from: every
     listener, its refusals and the error handler run inside `speaking` that language."""
 
     def __init__(self, *args: object, languages: Languages, **kwargs: object) -> None:
+        # a listener Bolt runs on its executor (after an early ack) speaks the same language
+        kwargs.setdefault("listener_executor", _ContextExecutor(max_workers=10))
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.languages = languages
 

@@ -89,12 +89,14 @@ class Languages:
         default: str,
         channel: str,
         ttl: float = 60.0,
+        fresh_for: float = READING_TTL,
     ) -> None:
         self.people = people
         self.client = client
         self.default = default
         self.channel = channel
         self.ttl = ttl
+        self.fresh_for = fresh_for
         self._known: dict[str, Person] = {}
         self._checked: dict[str, float] = {}
         self._pending: set[str] = set()
@@ -141,7 +143,7 @@ class Languages:
         if not destination or not is_person(destination):
             return self.channel
         checked = self._checked.get(destination)
-        if checked is None or time.monotonic() - checked > READING_TTL:
+        if checked is None or time.monotonic() - checked > self.fresh_for:
             self._read(destination, ask_slack=True)
         person = self._known.get(destination)
         return self.default if person is None else self._resolve(person)
