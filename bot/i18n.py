@@ -34,7 +34,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 
-from core.money import cents, format_money
+from core import cents, format_money
 
 __all__ = [
     "DOMAIN",

@@ -70,6 +70,7 @@ from core.money import (
     DayCharge,
     Statement,
     billing_window,
+    cents,
     format_money,
     load_catalog,
 )
@@ -189,6 +190,7 @@ __all__ = [
     "WebhookProvisioner",
     "add_months",
     "billing_window",
+    "cents",
     "checkpoint",
     "current_revision",
     "dump_message",
