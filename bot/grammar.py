@@ -1103,7 +1103,7 @@ def parse(text: str) -> Command:
     if not tokens:
         return Help(None)
     first, args = tokens[0], tokens[1:]
-    subcommand = None if first.quoted else resolve_subcommand(first.text)
+    subcommand = resolve_subcommand(first.text)
     if subcommand is None:
         raise _unknown_subcommand(first.text, args)
     if subcommand != "help" and len(args) == 1 and _keyword(args[0].word) in _HELP_WORDS:
