@@ -13,7 +13,7 @@ import pytest
 
 from bot import delivery
 from bot.app import SpeakingApp
-from bot.i18n import language
+from bot.i18n import language, speaking
 from bot.people import Languages, is_person, user_of
 from bot.settings import Settings, SettingsError
 from core import People
@@ -141,9 +141,24 @@ def test_settings_choose_the_default_and_the_channels_language() -> None:
     assert (korean.language, korean.channel_language) == ("ko", "ko")
     mixed = Settings.from_env({"PLANBOT_LANGUAGE": "KO", "PLANBOT_CHANNEL_LANGUAGE": "en"})
     assert (mixed.language, mixed.channel_language) == ("ko", "en")
+    assert Settings.from_env({"PLANBOT_LANGUAGE": "ko-KR"}).language == "ko"
     for name in ("PLANBOT_LANGUAGE", "PLANBOT_CHANNEL_LANGUAGE"):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: "fr"})
+
+
+def test_a_bad_setting_is_named_in_the_language_spoken() -> None:
+    with speaking("ko"), pytest.raises(SettingsError) as caught:
+        Settings.from_env({"PLANBOT_AUDIT_CHANNEL": "general"})
+    assert (
+        str(caught.value)
+        == "PLANBOT_AUDIT_CHANNEL: 'general'은(는) 채널 ID(예: C0123ABCD)가 아닙니다"
+    )
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"PLANBOT_AUDIT_CHANNEL": "general"})
+    assert (
+        str(caught.value) == "PLANBOT_AUDIT_CHANNEL: 'general' is not a channel id (like C0123ABCD)"
+    )
 
 
 def test_deliveries_render_in_their_readers_language(
