@@ -979,8 +979,11 @@ def _keyboard_command(subcommand: str, args: Sequence[_Token]) -> str:
         if meant is not None and token.eq is None:
             words.append(meant)
         elif token.eq is not None and not token.quoted:
-            key = qwerty(token.text[: token.eq])
-            words.append((key or token.text[: token.eq]) + "=" + token.text[token.eq + 1 :])
+            key, value = token.text[: token.eq], token.text[token.eq + 1 :]
+            value = _keyboard_word(value, _KEYBOARD_ARGUMENTS) or value
+            words.append((qwerty(key) or key) + "=" + value)
+        elif token.text.startswith("<") and not token.quoted:  # a mention, as Slack sent it
+            words.append(token.text)
         else:
             words.append(_quote(token.text))
     return "/plan " + " ".join(words)

@@ -277,6 +277,16 @@ def test_the_suggestion_speaks_the_persons_language() -> None:
     assert "Korean keyboard" not in message
 
 
+def test_settings_and_mentions_are_given_back_as_meant() -> None:
+    with pytest.raises(CommandSyntaxError) as caught:
+        parse("ㅊㅐㅜ랴ㅎ demo-chat ㄷ얏ㅑㅐㅜ=ㅔㄱ드ㅑㅕㅡ")
+    assert "`/plan config demo-chat edition=premium`" in caught.value.message
+    with pytest.raises(CommandSyntaxError) as caught:
+        parse("ㅁㅊㅊㄷㄴㄴ ㅎㄱ무ㅅ <@U0123ABC|alice> ㅐㅔㄷㄱㅁ색")
+    message = caught.value.message
+    assert "`/plan access grant &lt;@U0123ABC|alice&gt; operator`" in message, message
+
+
 def test_plans_and_roles_typed_on_the_korean_layout_are_suggested() -> None:
     with pytest.raises(CommandSyntaxError) as caught:
         parse("upgrade 1400123456 ㅔㄱ드ㅑㅕㅡ")
