@@ -186,14 +186,17 @@ class Languages:
             log.exception("could not read people's languages")
 
     def _reload(self) -> None:
-        """Everyone from the database; a locale read more than a day ago is read again."""
+        """Everyone from the database; a locale never read (Slack did not answer) or read more
+        than a day ago is read again."""
         people = self.people.everyone()
         now = time.monotonic()
         with self._lock:
             for person in people:
                 self._known[person.user_id] = person
                 self._checked[person.user_id] = now
-        stale = [p.user_id for p in people if self._stale(p)]
+        with self._lock:  # and anyone whose locale could not be read yet
+            known = list(self._known.values())
+        stale = [p.user_id for p in known if self._stale(p)]
         for user_id in stale[:50]:  # a few at a time: the next refresh takes the next ones
             self._read(user_id, ask_slack=True)
 
@@ -211,10 +214,9 @@ class Languages:
                 locale = self._slack_locale(user_id)
                 if locale is not None:
                     person = self.people.read_locale(user_id, locale or None)
-            if person is not None:
-                self._remember(person)
-            else:
-                self._checked[user_id] = time.monotonic()
+            # someone nothing is known of is remembered as such (the default), so that the
+            # next answer does not look them up again; the next refresh reads them again
+            self._remember(person or Person(user_id=user_id))
         finally:
             with self._lock:
                 self._pending.discard(user_id)

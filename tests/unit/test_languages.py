@@ -76,6 +76,28 @@ def test_a_new_person_gets_the_default_at_once_and_their_own_once_read(clock: Cl
         found.close()
 
 
+class Unreachable(Slack):
+    def users_info(self, *, user: str, include_locale: bool = False) -> dict[str, Any]:
+        self.asked.append(user)
+        raise OSError("Slack is down")
+
+
+def test_a_person_slack_cannot_tell_about_is_looked_up_once_until_the_refresh(
+    clock: Clock,
+) -> None:
+    slack = Unreachable({})
+    found, _ = languages(slack, clock, ttl=3600)
+    try:
+        found.of("UKIM")
+        eventually(lambda: slack.asked == ["UKIM"] and found.choice("UKIM").language == "en")
+        for _n in range(50):  # answered from memory: no lookup per command
+            assert found.of("UKIM") == "en"
+        found._reload()  # the next refresh tries Slack again
+        assert slack.asked == ["UKIM", "UKIM"]
+    finally:
+        found.close()
+
+
 def test_a_choice_wins_over_the_locale_until_auto(clock: Clock) -> None:
     slack = Slack({"UKIM": "ko-KR"})
     found, _ = languages(slack, clock)
