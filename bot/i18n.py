@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 
-from core import cents, format_money
+from core import format_money
 
 __all__ = [
     "DOMAIN",
@@ -135,7 +135,8 @@ def money(amount: Decimal, currency: str = "USD") -> str:
     spoken = _current.get()
     if spoken == ENGLISH:
         return format_money(amount, currency)
-    return format_currency(cents(amount), currency, locale=_locale(spoken))
+    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return format_currency(cents, currency, locale=_locale(spoken))
 
 
 def day(value: date) -> str:

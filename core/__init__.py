@@ -70,7 +70,6 @@ from core.money import (
     DayCharge,
     Statement,
     billing_window,
-    cents,
     format_money,
     load_catalog,
 )
@@ -190,7 +189,6 @@ __all__ = [
     "WebhookProvisioner",
     "add_months",
     "billing_window",
-    "cents",
     "checkpoint",
     "current_revision",
     "dump_message",

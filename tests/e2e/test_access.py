@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
+from tests.support.waiting import eventually, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -141,12 +142,11 @@ def approval_card(served: Served, request_id: str) -> dict[str, Any]:
 
 def audit_about(served: Served, needle: str, *, count: int = 1) -> list[str]:
     """The audit channel's messages mentioning `needle` (waits until `count` have arrived)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = [card_text(m) for m in served.slack.messages(AUDIT) if needle in str(m)]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+
+    def found() -> list[str]:
+        return [card_text(m) for m in served.slack.messages(AUDIT) if needle in str(m)]
+
+    return settled(found, 10, until=lambda said: len(said) >= count)
 
 
 def card_updates(served: Served, request_id: str) -> list[dict[str, Any]]:
@@ -179,15 +179,14 @@ def receipt(served: Served, key: str) -> dict[str, Any]:
     """Where the outbox entry with that key was posted (channel and ts), once it is marked
     delivered (a moment after Slack took it)."""
     engine = make_engine(served.database_url)
-    deadline = time.monotonic() + 10
+
+    def found() -> dict[str, Any]:
+        with engine.connect() as connection:
+            query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
+            return dict(connection.execute(query).scalar_one())
+
     try:
-        while True:
-            with engine.connect() as connection:
-                query = sa.select(OUTBOX.c.receipt).where(OUTBOX.c.key == key)
-                found = dict(connection.execute(query).scalar_one())
-            if found.get("ts") or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return settled(found, 10, until=lambda said: said.get("ts"))
     finally:
         engine.dispose()
 
@@ -410,10 +409,11 @@ def test_two_admins_approving_at_once_apply_it_once(peer: Served) -> None:
         ]
         assert [c.result().status_code for c in clicks] == [200, 200]
     card_update(peer, request_id, "Applied")
-    deadline = time.monotonic() + 10  # the later click's answer goes to whichever clicked later
-    while not (peer.slack.responses("race-UBOB") or peer.slack.responses("race-UCY")):
-        assert time.monotonic() < deadline, "no answer to the later click within 10s"
-        time.sleep(0.05)
+    eventually(  # the later click's answer goes to whichever clicked later
+        lambda: peer.slack.responses("race-UBOB") or peer.slack.responses("race-UCY"),
+        10,
+        "an answer to the later click",
+    )
     late = peer.slack.wait_for_response(
         "race-UBOB" if peer.slack.responses("race-UBOB") else "race-UCY", 10
     )

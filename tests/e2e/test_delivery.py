@@ -11,9 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from fakes.slack import FakeSlack
 from tests.e2e.conftest import (
@@ -25,19 +23,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], timeout: float = 10.0) -> T:
-    """The first truthy value of `probe`, polled until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
+from tests.support.waiting import eventually
 
 
 def running(pid: int) -> bool:

@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -165,18 +166,20 @@ def test_an_app_is_not_created_where_planbot_cannot_post(week: tuple[Served, Pat
     def answer() -> str:
         return card_text(say(served, "create lost-chat", channel="CNOTIN"))
 
-    deadline = time.monotonic() + 10
-    while "is not a member" not in (said := answer()):
-        assert time.monotonic() < deadline, said
-        time.sleep(0.2)
+    said = eventually(
+        answer, 10, "a refusal", until=lambda said: "is not a member" in said, every=0.2
+    )
     assert "planbot is not a member of <#CNOTIN>" in said
     assert "Invite it with `/invite @planbot` in <#CNOTIN>" in said
 
     served.slack.outside.discard("CNOTIN")  # someone invites planbot
-    deadline = time.monotonic() + 10
-    while "plan_confirm" not in str(card := say(served, "create lost-chat", channel="CNOTIN")):
-        assert time.monotonic() < deadline, card_text(card)
-        time.sleep(0.2)
+    card = eventually(
+        lambda: say(served, "create lost-chat", channel="CNOTIN"),
+        10,
+        "a preview in <#CNOTIN>",
+        until=lambda card: "plan_confirm" in str(card),
+        every=0.2,
+    )
     assert "Create developer app lost-chat?" in card_text(card)
 
     granted = card_text(say(served, f"access grant <@{VIEWER}> operator <#CNOTIN2>"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +45,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -109,11 +109,13 @@ def opened_home(served: Served, user: str, event_id: str, retry: int | None = No
 
 def settled(served: Served) -> None:
     """Wait until the worker has delivered what concerns home tabs (so a test counts its own)."""
-    deadline = time.monotonic() + 10
     query = "SELECT count(*) FROM outbox WHERE topic = 'home' AND status = 'pending'"
-    while rows(served, query)[0][0]:
-        assert time.monotonic() < deadline, "the home tab's outbox entries were not delivered"
-        time.sleep(0.05)
+    eventually(
+        lambda: rows(served, query)[0][0],
+        10,
+        "the home tab's entries delivered",
+        until=lambda n: not n,
+    )
 
 
 def texts(view: dict[str, Any]) -> str:

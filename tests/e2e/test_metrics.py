@@ -12,9 +12,8 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -39,6 +38,7 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -55,19 +55,7 @@ DESTINATIONS = {
 }
 RESULTS = {"delivered", "retry", "dead"}
 
-T = TypeVar("T")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def eventually(probe: Callable[[], T], timeout: float = 15.0, what: str = "") -> T:
-    """The first truthy value of `probe`, polled until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what or probe}"
-        time.sleep(0.1)
 
 
 def scrape(served: Served, *, fresh: bool = False) -> Samples:

@@ -26,12 +26,12 @@ from tests.e2e.conftest import (
     start_planbot,
     stop_planbot,
 )
+from tests.support.csvs import HEADER
 from tests.support.fake_tencent import FakeIm, FakeTencentCloud, daily_figures
 
 pytestmark = pytest.mark.e2e
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 KEYED = ("1400000101", "1400000201")
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.conftest import AUDIT, TEAM, Served, button_value, card_text
+from tests.support.waiting import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -209,11 +210,7 @@ def test_ten_concurrent_clicks_change_once_and_audit_once(planbot: Served) -> No
             )
         )
     assert statuses == [200] * 10
-    replies = []
-    deadline = time.monotonic() + 10
-    while len(replies) < 10 and time.monotonic() < deadline:
-        replies = planbot.slack.responses("race")
-        time.sleep(0.05)
+    replies = settled(lambda: planbot.slack.responses("race"), 10, until=lambda r: len(r) >= 10)
     assert len(replies) == 10
     assert sum("upgraded" in card_text(r) for r in replies) == 1
     assert sum("already done" in card_text(r) for r in replies) == 9

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
@@ -12,6 +11,7 @@ from sqlalchemy.engine import Engine
 from core import ChangeRequest, Checkpointer, Operation, Plan, PlanService, checkpoint
 from core.store.db import WAL_BACKSTOP_PAGES
 from tests.integration.conftest import ADA
+from tests.support.waiting import eventually
 
 SEED = "app_id,name,plan,created_at\n" + "\n".join(
     f"14000000{n:02d},dev-{n},developer,2026-11-01" for n in range(30)
@@ -62,9 +62,10 @@ def test_the_checkpointer_copies_the_log_back_on_its_timer(
         if engine.dialect.name != "sqlite":
             return  # nothing to copy on PostgreSQL: no thread was started
         database = str(engine.url.database)
-        deadline = time.monotonic() + 5
-        while plan_in_database_file(database, "1400000029") is None:
-            assert time.monotonic() < deadline, "the log was not copied back within 5 s"
-            time.sleep(0.05)
+        eventually(
+            lambda: plan_in_database_file(database, "1400000029") is not None,
+            5,
+            "the log copied back into the database file",
+        )
     finally:
         checkpointer.stop()

@@ -21,9 +21,10 @@ from core import (
 from core.importer import Imports
 from tests.conftest import SHANGHAI, utc
 from tests.integration.conftest import CLI
+from tests.support.csvs import HEADER
 
 NOW = utc(2026, 11, 10, 4)
-FULL = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
+FULL = HEADER
 
 
 def run_import(engine: Engine, catalog: Catalog, text: str) -> ImportResult:

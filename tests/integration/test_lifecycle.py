@@ -54,9 +54,10 @@ from core import (
 )
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA, BOB
+from tests.support.csvs import apps_csv
 from tests.support.records import audit_log, chain_report, english, outbox, request_state
+from tests.support.waiting import eventually
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = english(CoreConfig(catalog=load_catalog(), billing_tz=SHANGHAI))
 
@@ -86,10 +87,6 @@ def lifecycle(service: PlanService) -> Lifecycle:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def csv(*rows: str) -> str:
-    return "\n".join([HEADER, *rows])
 
 
 @dataclass(frozen=True)
@@ -187,7 +184,7 @@ def test_reminders_7_and_1_days_before_expiry_then_suspension_once(
     reminded: list[str],
 ) -> None:
     clock.set(utc(2028, 2, 1) if "2028-01-31,,active" in row else utc(2028, 1, 1))
-    seed(csv(row))
+    seed(apps_csv(row))
     expiry = state(engine, "1400000001").dev_expires_at
     assert f"{expiry.astimezone(SHANGHAI):%Y-%m-%d %H:%M}" == expires
     # a timer every 6 hours, on the billing zone's midnights, from 10 days before to 2 days after
@@ -229,7 +226,7 @@ def test_extension_after_a_reminder_moves_the_next_reminders(
     seed: Callable[..., int],
 ) -> None:
     clock.set(utc(2028, 3, 1))
-    seed(csv("1400000001,dev-chat,developer,2028-03-01,,active,CTEAM,2028-03-20,"))
+    seed(apps_csv("1400000001,dev-chat,developer,2028-03-01,,active,CTEAM,2028-03-20,"))
     expiry = state(engine, "1400000001").dev_expires_at
     sweep_every(lifecycle, clock, utc(2028, 3, 10), expiry - timedelta(days=3), timedelta(hours=6))
     assert [n.message.notice_days for n in notices(engine, DevExpiryReminder)] == [7]
@@ -259,13 +256,12 @@ def test_the_timer_sweeps_in_the_background(
     engine: Engine, lifecycle: Lifecycle, clock: Clock, seed: Callable[..., int]
 ) -> None:
     clock.set(utc(2028, 3, 1))
-    seed(csv("1400000001,dev-chat,developer,2028-01-01,,active,CTEAM,2028-02-01,"))
+    seed(apps_csv("1400000001,dev-chat,developer,2028-01-01,,active,CTEAM,2028-02-01,"))
     lifecycle.start(interval=0.05)
     try:
-        deadline = time.monotonic() + 30
-        while state(engine, "1400000001").status is not Status.SUSPENDED:
-            assert time.monotonic() < deadline, "the timer never swept"
-            time.sleep(0.05)
+        eventually(
+            lambda: state(engine, "1400000001").status is Status.SUSPENDED, 30, "the timer's sweep"
+        )
     finally:
         lifecycle.stop()
     assert len(audit_events(engine, "suspend")) == 1
@@ -278,7 +274,7 @@ def test_purge_warnings_30_7_1_days_before_then_purge_once(
     engine: Engine, lifecycle: Lifecycle, clock: Clock, seed: Callable[..., int]
 ) -> None:
     clock.set(utc(2028, 2, 20))
-    seed(csv("1400000003,off-chat,premium,2027-01-01,,disabled,CTEAM,,2028-01-01T00:00:00Z"))
+    seed(apps_csv("1400000003,off-chat,premium,2027-01-01,,disabled,CTEAM,,2028-01-01T00:00:00Z"))
     purge_at = utc(2028, 3, 31)  # 90 days after 2028-01-01 00:00 UTC (29 days in February)
     assert state(engine, "1400000003").purge_at == purge_at
 
@@ -312,7 +308,7 @@ def test_re_enabled_app_is_neither_warned_nor_purged(
     seed: Callable[..., int],
 ) -> None:
     clock.set(utc(2028, 2, 20))
-    seed(csv("1400000003,off-chat,premium,2027-01-01,,disabled,CTEAM,,2028-01-01T00:00:00Z"))
+    seed(apps_csv("1400000003,off-chat,premium,2027-01-01,,disabled,CTEAM,,2028-01-01T00:00:00Z"))
     sweep_every(lifecycle, clock, utc(2028, 3, 1), utc(2028, 3, 2), timedelta(hours=6))
     assert len(notices(engine, PurgeWarning)) == 1
     pending = service.request(ChangeRequest(Operation.ENABLE, app="1400000003"), actor=ADA)
@@ -336,7 +332,7 @@ def test_statement_for_february_2028_on_march_1st_in_the_billing_zone(
     clock.set(utc(2028, 2, 20, 4))
     # known to planbot since January (its statements for January are planbot's to post) ...
     seed(
-        csv(
+        apps_csv(
             "1400000002,std-chat,standard,2027-06-01,,active,CTEAM,,",
             "1400000004,old-chat,standard,2021-06-01,,active,CTEAM,,",
             "1400000006,lone-chat,standard,2027-01-01,,active,,,",
@@ -345,7 +341,7 @@ def test_statement_for_february_2028_on_march_1st_in_the_billing_zone(
     )
     # ... and since February
     seed(
-        csv(
+        apps_csv(
             "1400000005,new-premium,premium,2028-02-10,,active,CTEAM,,",
             "1400000001,dev-chat,developer,2028-02-01,,active,CTEAM,,",
             "1400000007,free-only,developer,2028-02-01,,active,COTHER,,",
@@ -437,7 +433,7 @@ def test_a_week_down_catches_up_without_stale_notices(
     back = down + timedelta(days=7)
     clock.set(utc(2028, 2, 20))
     seed(
-        csv(
+        apps_csv(
             # 7-day moment during the downtime, expires 2 days after the return
             "1400000011,in-two-days,developer,2028-02-10,,active,CTEAM,2028-03-07T04:00:00Z,",
             # 7-day and 1-day moments during the downtime, expires 12 hours after the return
@@ -504,7 +500,7 @@ def test_expired_requests_and_their_approval_cards(
     lifecycle = service.lifecycle
     clock.set(utc(2028, 5, 10, 4))
     seed(
-        csv(
+        apps_csv(
             "1400000001,dev-chat,developer,2028-05-01,,active,CTEAM,,",
             "1400000002,std-chat,standard,2027-01-01,,active,CTEAM,,",
         )
@@ -589,7 +585,7 @@ def test_concurrent_sweeps_in_threads_do_each_thing_once(
 ) -> None:
     count = 60
     clock.set(NOW)
-    seed(csv(*busy_rows(count)), now=IMPORTED)
+    seed(apps_csv(*busy_rows(count)), now=IMPORTED)
     sweepers = [
         Lifecycle(
             store=service.store,
@@ -660,7 +656,7 @@ def test_two_processes_sweeping_at_once_on_postgres(
     count = 60
     clock.set(NOW)
     imports = PlanService(engine=engine, config=config, clock=clock).imports
-    imports.from_csv(csv(*busy_rows(count)), actor=Actor("cli", "importer"), now=IMPORTED)
+    imports.from_csv(apps_csv(*busy_rows(count)), actor=Actor("cli", "importer"), now=IMPORTED)
     go = tmp_path / "go"
     processes = [
         subprocess.Popen(
@@ -721,7 +717,7 @@ def test_a_sweep_with_nothing_due_never_scans_the_app_table(
     recorder: Recorder,
 ) -> None:
     clock.set(NOW)
-    seed(csv(*busy_rows(20)), now=IMPORTED)
+    seed(apps_csv(*busy_rows(20)), now=IMPORTED)
     lifecycle.sweep()  # does what is due
     clock.advance(minutes=1)
     recorder.on = True
@@ -750,7 +746,7 @@ def test_no_statement_for_a_month_that_ended_before_planbot_knew_the_app(
     seed: Callable[..., int],
 ) -> None:
     clock.set(utc(2028, 2, 20, 4))
-    seed(csv("1400000002,std-chat,standard,2027-06-01,,active,CTEAM,,"))  # imported today
+    seed(apps_csv("1400000002,std-chat,standard,2027-06-01,,active,CTEAM,,"))  # imported today
     assert lifecycle.sweep().statements == 0, "January ended before planbot knew the app"
     assert notices(engine, StatementIssued) == []
     _, january = service.statement("1400000002", actor=ADA, year=2028, month=1)

@@ -33,9 +33,9 @@ from core.provider import ImRestApi, RateLimiter, TencentCloudAccount
 from core.store.tables import OutboxRow, ProviderUsageRow
 from tests.conftest import Clock, utc
 from tests.integration.conftest import ADA
+from tests.support.csvs import HEADER
 from tests.support.fake_tencent import FakeIm, FakeTencentCloud, daily_figures
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 APPS = [
     "1400000101,std-one,standard,2025-01-01,,active,CTEAM,,",
     "1400000102,prem-one,premium,2025-02-01,,active,CTEAM,,",

@@ -19,9 +19,9 @@ from core.provider import BilledAmount
 from core.store.ports import Store
 from tests.conftest import Clock, utc
 from tests.integration.conftest import CLI
+from tests.support.csvs import HEADER
 from tests.support.fake_store import FakeStore
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 SEED = "\n".join(
     [
         HEADER,

@@ -28,6 +28,7 @@ from core import (
 )
 from tests.conftest import SHANGHAI, Clock, utc
 from tests.integration.conftest import ADA, BOB, EVE
+from tests.support.csvs import HEADER
 from tests.support.records import (
     audit_log,
     chain_report,
@@ -40,7 +41,6 @@ from tests.support.records import (
     warnings,
 )
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 DEV, STD, OFF, OLD, SLEEPY = "1400000001", "1400000002", "1400000003", "1400000004", "1400000005"
 SEED = "\n".join(
     [

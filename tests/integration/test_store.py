@@ -36,9 +36,9 @@ from core.store.runners import StaleWrite
 from core.store.statements import HEAD_INSERT, OUTBOX
 from tests.conftest import SHANGHAI, Clock
 from tests.integration.conftest import ADA, BOB
+from tests.support.csvs import HEADER
 from tests.support.records import audit_log
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 SEED = "\n".join(
     [
         HEADER,

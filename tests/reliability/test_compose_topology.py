@@ -45,6 +45,7 @@ from tests.reliability.conftest import (
     stop_all,
     wait_outbox_drained,
 )
+from tests.support.waiting import settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
@@ -221,9 +222,7 @@ def test_a_confirmation_through_the_topology_is_applied_and_announced_once(
     assert len(applied) == 1
 
     wait_outbox_drained(first.database_url, timeout=30)
-    deadline = time.monotonic() + 10
-    while len(slack.responses("compose")) < CLICKS and time.monotonic() < deadline:
-        time.sleep(0.1)
+    settled(lambda: slack.responses("compose"), 10, until=lambda r: len(r) >= CLICKS, every=0.1)
     time.sleep(1.0)  # a second delivery would show up now
     replies = [card_text(r) for r in slack.responses("compose")]
     assert len(replies) == CLICKS

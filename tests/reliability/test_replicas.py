@@ -30,6 +30,7 @@ from tests.reliability.conftest import (
     stop_all,
     wait_outbox_drained,
 )
+from tests.support.waiting import eventually, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
@@ -62,14 +63,13 @@ def replicas(
 
 def wait_for_replies(slack: FakeSlack, names: list[str], timeout: float) -> dict[str, list[dict]]:
     """The response_url posts under each name, once every name has at least one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        replies = {name: slack.responses(name) for name in names}
-        missing = [n for n, r in replies.items() if not r]
-        if not missing:
-            return replies
-        assert time.monotonic() < deadline, f"{len(missing)} replies missing, e.g. {missing[:5]}"
-        time.sleep(0.1)
+    return eventually(
+        lambda: {name: slack.responses(name) for name in names},
+        timeout,
+        "a reply under every name",
+        until=lambda replies: all(replies.values()),
+        every=0.1,
+    )
 
 
 def test_fifty_clicks_on_one_confirm_across_two_replicas_change_once(
@@ -92,9 +92,7 @@ def test_fifty_clicks_on_one_confirm_across_two_replicas_change_once(
     clicks_s = time.monotonic() - start
     assert statuses == [200] * 50
 
-    deadline = time.monotonic() + 20
-    while len(slack.responses("race")) < 50 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settled(lambda: slack.responses("race"), 20, until=lambda r: len(r) >= 50)
     replies = [card_text(r) for r in slack.responses("race")]
     assert len(replies) == 50
     assert sum("upgraded" in r for r in replies) == 1, replies

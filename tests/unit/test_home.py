@@ -30,9 +30,9 @@ from core import (
 from core.home import APPS_PER_PAGE, AUDIENCE_WINDOW, home_destination
 from core.importer import Imports
 from tests.conftest import SHANGHAI, Clock
+from tests.support.csvs import HEADER
 from tests.support.fake_store import FakeStore
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 SEED = "\n".join(
     [
         HEADER,

@@ -32,10 +32,10 @@ from core import (
 )
 from core.importer import Imports
 from tests.conftest import SHANGHAI, Clock
+from tests.support.csvs import HEADER
 from tests.support.fake_store import FakeStore
 from tests.support.records import english, said
 
-HEADER = "app_id,name,plan,created_at,billing_mode,status,owner_channel,dev_expires_at,disabled_at"
 DEV, STD, OFF, OLD, OTHER_DEV, OTHER_STD = (
     "1400000001",
     "1400000002",
