@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from fakes.slack import FakeSlack
 from tests.e2e.conftest import AUDIT, Served, button_value, card_text, start_planbot, stop_planbot
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -142,10 +142,12 @@ def served(
         try:
             # their locales are read in the background at start: wait until Kim is answered in
             # Korean (until then, the workspace's default)
-            deadline = time.monotonic() + 15
-            while not HANGUL.search(visible(planbot.command("도움말", user=KIM).json())):
-                assert time.monotonic() < deadline, "Kim's locale was never read"
-                time.sleep(0.1)
+            eventually(
+                lambda: visible(planbot.command("도움말", user=KIM).json()),
+                15,
+                "Kim's locale read",
+                until=HANGUL.search,
+            )
             yield planbot, channel_language
         finally:
             stop_planbot(planbot)

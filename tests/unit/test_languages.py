@@ -4,8 +4,6 @@ the settings that choose the defaults, and deliveries rendered in their reader's
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +17,7 @@ from bot.settings import Settings, SettingsError
 from core import People
 from tests.conftest import Clock
 from tests.support.fake_store import FakeStore
+from tests.support.waiting import eventually
 
 
 class Slack:
@@ -37,13 +36,6 @@ class Slack:
         if include_locale and user in self.locales:
             found["locale"] = self.locales[user]
         return {"ok": True, "user": found}
-
-
-def eventually(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
-    while not check():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -188,9 +180,12 @@ def test_deliveries_render_in_their_readers_language(
     clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spoken: list[str] = []
-    monkeypatch.setattr(
-        delivery, "rendered", lambda payload, words: spoken.append(language()) or {}
-    )
+
+    def rendered(payload: Any, words: Any) -> dict[str, Any]:
+        spoken.append(language())
+        return {}
+
+    monkeypatch.setattr(delivery, "rendered", rendered)
     found, people = languages(None, clock, channel="ko")
     people.choose("UANN", "en")
     people.choose("UKIM", "ko")
