@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
@@ -22,7 +26,9 @@ from bot.delivery import (
 )
 from bot.edge import Installation, ResponseUrls
 from bot.home import HomePublisher
+from bot.i18n import speaking
 from bot.listeners import Bot, register
+from bot.people import Languages, user_of
 from bot.settings import Settings
 from bot.surfaces import SlackSurfaces, Surfaces
 from bot.words import Words
@@ -45,12 +51,14 @@ from core import (
     upgrade_schema,
 )
 
-__all__ = ["GROUP_ROUND_BUDGET", "Planbot", "build"]
+__all__ = ["GROUP_ROUND_BUDGET", "Planbot", "SpeakingApp", "build"]
 
 #: seconds a user group lookup waits for Slack (in the background; lookups run in parallel)
 GROUP_ROUND_BUDGET = 10
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,10 +83,12 @@ class Planbot:
     response_urls: ResponseUrls = field(default_factory=lambda: ResponseUrls(("hooks.slack.com",)))
 
     def start(self, *, deliver: bool = True, sweep: bool = True) -> None:
-        """Start the background work: group lookups, and (in this process) outbox delivery with
-        SQLite's checkpoints, and the lifecycle sweep on its timer."""
+        """Start the background work: group lookups, people's languages, and (in this process)
+        outbox delivery with SQLite's checkpoints, and the lifecycle sweep on its timer."""
         self.bot.groups.warm()
         self.bot.channels.warm()
+        if self.bot.languages is not None:
+            self.bot.languages.warm(also=sorted(self.settings.admins))
         if deliver:
             self.dispatcher.start()
             self.checkpointer.start()
@@ -99,7 +109,34 @@ class Planbot:
             self.bot.surfaces.close()
         self.bot.groups.close()
         self.bot.channels.close()
+        if self.bot.languages is not None:
+            self.bot.languages.close()
         self.service.close()
+
+
+class _ContextExecutor(ThreadPoolExecutor):
+    """A thread pool whose jobs run in the context of whoever submitted them."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run `fn` in a copy of the submitter's context."""
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
+
+
+class SpeakingApp(App):
+    """A Bolt app that answers each payload in the language of the person it comes from: every
+    listener, its refusals and the error handler run inside `speaking` that language."""
+
+    def __init__(self, *args: object, languages: Languages, **kwargs: object) -> None:
+        # a listener Bolt runs on its executor (after an early ack) speaks the same language
+        kwargs.setdefault("listener_executor", _ContextExecutor(max_workers=10))
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.languages = languages
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        """Dispatch the payload as Bolt does, speaking its person's language."""
+        with speaking(self.languages.of(user_of(req.body))):
+            return super().dispatch(req)
 
 
 class _KnownBoltNotices(logging.Filter):
@@ -158,11 +195,21 @@ def build(
         surfaces = SlackSurfaces(views)
     home = HomePublisher(service, surfaces, words)
     response_urls = ResponseUrls(settings.response_url_hosts)
+    # People's locales are read in the background, one try, a short timeout, no sleeping on
+    # a 429's Retry-After (a failed read leaves the default until the next refresh).
+    lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
+    languages = Languages(
+        service.people,
+        lookups if bot_token else None,
+        default=settings.language,
+        channel=settings.channel_language,
+    )
     dispatcher = OutboxDispatcher(
         store=store,
-        notifier=notifier or SlackNotifier(client, words, home=home),
+        notifier=notifier or SlackNotifier(client, words, home=home, languages=languages),
         provisioner=_provisioner(settings),
-        replier=replier or SlackReplier(words, client if bot_token else None, response_urls),
+        replier=replier
+        or SlackReplier(words, client if bot_token else None, response_urls, languages=languages),
         lease=timedelta(seconds=settings.outbox_lease),
         audit_channel=settings.audit_channel,
     )
@@ -172,7 +219,8 @@ def build(
         # One workspace, one token: no auth.test round trip to Slack on the ack path.
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=bot_token)
 
-    app = App(
+    app = SpeakingApp(
+        languages=languages,
         name="planbot",
         logger=_bolt_logger(),
         client=client,
@@ -185,10 +233,9 @@ def build(
         url_verification_enabled=True,
         raise_error_for_unhandled_request=False,
     )
-    # Channel lookups: one try, a short timeout, no sleeping on a 429's Retry-After. User groups
-    # are read in the background only (never while a command waits): a slow Slack is waited
-    # for up to a round's budget (a failed lookup keeps the last known members).
-    lookups = WebClient(token=bot_token, base_url=settings.api_url, timeout=2, retry_handlers=[])
+    # User groups are read in the background only (never while a command waits): a slow Slack
+    # is waited for up to a round's budget (a failed lookup keeps the last known members).
+    # Channel lookups use `lookups`: one try, a short timeout, no sleeping on a Retry-After.
     group_reads = WebClient(
         token=bot_token, base_url=settings.api_url, timeout=GROUP_ROUND_BUDGET, retry_handlers=[]
     )
@@ -203,6 +250,7 @@ def build(
         provider=ProviderView(store=store, provider=connector),
         channels=ChannelDirectory(lookups if bot_token else None),
         direct=None if responder is not None else DirectResponder(response_urls),
+        languages=languages,
     )
     register(app, bot)
     provider = None

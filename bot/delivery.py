@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -20,7 +21,9 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.edge import ResponseUrls
 from bot.home import HomePublisher
+from bot.i18n import speaking
 from bot.notices import render
+from bot.people import Languages
 from bot.words import Words
 from core import (
     DatabaseBusy,
@@ -94,18 +97,39 @@ def rendered(payload: Mapping[str, Any], words: Words) -> dict[str, Any]:
     return render(message, words)
 
 
-class SlackNotifier:
-    """Delivers outbox message entries to Slack channels (the core's Notifier port); the home
-    tab's messages go to `home`, which draws home tabs."""
+def _in_language(
+    languages: Languages | None, destination: str | None, *, person: bool = False
+) -> AbstractContextManager[str | None]:
+    """Speak the language of whoever reads at `destination` (a channel's, or a person's; with
+    `person`, `destination` is a person's user id, or None for someone unknown)."""
+    if languages is None:
+        return nullcontext()
+    if person:
+        return speaking(languages.reading(destination) if destination else languages.default)
+    return speaking(languages.reading(destination))
 
-    def __init__(self, client: WebClient, words: Words, home: HomePublisher | None = None) -> None:
+
+class SlackNotifier:
+    """Delivers outbox message entries to Slack channels (the core's Notifier port), each in
+    its reader's language (a channel's, or the person's it is sent to); the home tab's messages
+    go to `home`, which draws home tabs (each in its person's language)."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        words: Words,
+        home: HomePublisher | None = None,
+        languages: Languages | None = None,
+    ) -> None:
         self.client = client
         self.words = words
         self.home = home
+        self.languages = languages
 
-    def render(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """The Slack message for an outbox payload."""
-        return rendered(payload, self.words)
+    def render(self, payload: Mapping[str, Any], destination: str | None = None) -> dict[str, Any]:
+        """The Slack message for an outbox payload, in the language of its reader."""
+        with _in_language(self.languages, destination):
+            return rendered(payload, self.words)
 
     def send(
         self,
@@ -117,7 +141,7 @@ class SlackNotifier:
         """Post (or update) the message; map Slack's failures to retryable or permanent."""
         if payload.get("kind") in HOME_KINDS:
             return self.deliver_home(payload)
-        message = self.render(payload)
+        message = self.render(payload, destination)
         try:
             if replaces:
                 response = self.client.chat_update(
@@ -148,7 +172,9 @@ class SlackNotifier:
             return {}
         message = load_message(payload)
         assert isinstance(message, HomeChanged | HomePublish)
-        return self.home.deliver(message)
+        reader = message.user_id if isinstance(message, HomePublish) else None
+        with _in_language(self.languages, reader, person=True):
+            return self.home.deliver(message)
 
 
 class Responder(Protocol):
@@ -219,17 +245,22 @@ class SlackReplier:
         words: Words,
         client: WebClient | None = None,
         response_urls: ResponseUrls | None = None,
+        languages: Languages | None = None,
     ) -> None:
         self.words = words
         self.client = client
         self.response_urls = response_urls or ResponseUrls(("hooks.slack.com",))
+        self.languages = languages
 
     def reply(self, url: str, message: Mapping[str, Any]) -> None:
-        """POST the message; map Slack's refusals to retryable or permanent failures."""
+        """POST the message, in its reader's language; map Slack's refusals to retryable or
+        permanent failures."""
         if not self.response_urls.allows(url):  # checked where it came in; and again here
             log.warning("dropped a reply to a response_url outside PLANBOT_RESPONSE_URL_HOSTS")
             raise DeliveryError("response_url not on an allowed host", permanent=True)
-        body = rendered(with_permalink(message, self.client), self.words)
+        reader = message.get("reader")
+        with _in_language(self.languages, reader if isinstance(reader, str) else None, person=True):
+            body = rendered(with_permalink(message, self.client), self.words)
         client = WebhookClient(url, timeout=10, retry_handlers=retry_handlers())
         try:
             response = client.send_dict(body)

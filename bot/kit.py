@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.i18n import _
+
 __all__ = [
     "MAX_BLOCKS",
     "MAX_BUTTON",
@@ -175,8 +177,10 @@ def chunks(text: str, size: int = MAX_SECTION) -> list[str]:
     return [*found, current] if current else found or [""]
 
 
-def date_token(
-    moment: datetime, fallback: str, *, style: str = "{date_short_pretty} at {time}"
-) -> str:
-    """A Slack date token: shown in each reader's own time zone, `fallback` where it can't be."""
+def date_token(moment: datetime, fallback: str, *, style: str | None = None) -> str:
+    """A Slack date token: shown in each reader's own time zone, `fallback` where it can't be
+    (`style`: Slack's, by default the day and the time as the current language says them)."""
+    if style is None:
+        # Translators: Slack's date token format; keep {date_short_pretty} and {time} as they are
+        style = _("{date_short_pretty} at {time}")
     return f"<!date^{int(moment.timestamp())}^{style}|{escape(fallback)}>"

@@ -65,6 +65,7 @@ _COMMAND_WORDS = {
     "AccessList": "access",
     "AccessGrant": "access",
     "AccessRevoke": "access",
+    "Lang": "lang",
 }
 #: the buttons, by action id
 _ACTION_WORDS = {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n import LANGUAGES, _, language_of_locale
 from core import (
     AccessPolicy,
     ApprovalRule,
@@ -28,7 +29,8 @@ _ID = re.compile(r"^[A-Z0-9][A-Z0-9_]{1,39}$")
 
 
 class SettingsError(Exception):
-    """A missing or malformed setting; the message names it in one line."""
+    """A missing or malformed setting; the message names it in one line, in the language
+    spoken when it was read (the command line speaks PLANBOT_LANGUAGE's)."""
 
 
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
@@ -36,21 +38,33 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
     bad = sorted(i for i in ids if not _ID.match(i))
     if bad:
-        raise SettingsError(f"{name}: {', '.join(bad)} is not a Slack id (like U0123ABCD)")
+        raise SettingsError(
+            _("{name}: {ids} is not a Slack id (like U0123ABCD)").format(
+                name=name, ids=", ".join(bad)
+            )
+        )
     return ids
 
 
 def _channel(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip() or None
     if value is not None and not _ID.match(value):
-        raise SettingsError(f"{name}: {value!r} is not a channel id (like C0123ABCD)")
+        raise SettingsError(
+            _("{name}: {value} is not a channel id (like C0123ABCD)").format(
+                name=name, value=repr(value)
+            )
+        )
     return value
 
 
 def _group(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip() or None
     if value is not None and not (_ID.match(value) and value.startswith("S")):
-        raise SettingsError(f"{name}: {value!r} is not a user group id (like S0123ABCD)")
+        raise SettingsError(
+            _("{name}: {value} is not a user group id (like S0123ABCD)").format(
+                name=name, value=repr(value)
+            )
+        )
     return value
 
 
@@ -70,9 +84,11 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}: {raw!r} is not a number of seconds") from None
+        raise SettingsError(
+            _("{name}: {value} is not a number of seconds").format(name=name, value=repr(raw))
+        ) from None
     if value <= 0:
-        raise SettingsError(f"{name}: must be positive, got {raw}")
+        raise SettingsError(_("{name}: must be positive, got {value}").format(name=name, value=raw))
     return value
 
 
@@ -85,15 +101,38 @@ def _hosts(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     bad = [h for h in hosts if not _HOST.match(h)]
     if bad or not hosts:
-        raise SettingsError(f"{name}: {', '.join(bad) or raw!r} is not a host or host:port")
+        raise SettingsError(
+            _("{name}: {value} is not a host or host:port").format(
+                name=name, value=", ".join(bad) or repr(raw)
+            )
+        )
     return hosts
 
 
 def _app_id(env: Mapping[str, str]) -> str | None:
     value = env.get("PLANBOT_APP_ID", "").strip() or None
     if value is not None and not (_ID.match(value) and value.startswith("A")):
-        raise SettingsError(f"PLANBOT_APP_ID: {value!r} is not an app id (like A0123ABCD)")
+        raise SettingsError(
+            _("{name}: {value} is not an app id (like A0123ABCD)").format(
+                name="PLANBOT_APP_ID", value=repr(value)
+            )
+        )
     return value
+
+
+def _language(env: Mapping[str, str], name: str, default: str) -> str:
+    """A language planbot speaks (`ko`, also written as a locale: `ko-KR`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    found = language_of_locale(raw)
+    if found is None:
+        raise SettingsError(
+            _("{name}: {value} is not one of {languages}").format(
+                name=name, value=repr(raw), languages=", ".join(LANGUAGES)
+            )
+        )
+    return found
 
 
 def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
@@ -101,12 +140,20 @@ def _approvals(env: Mapping[str, str]) -> dict[str, ApprovalRule]:
     rules: dict[str, ApprovalRule] = {}
     raw = env.get("PLANBOT_APPROVALS", "")
     for part in filter(None, (p.strip() for p in raw.split(","))):
-        op, _, rule = part.partition("=")
-        mode, _, count = rule.partition(":")
+        op, _eq, rule = part.partition("=")
+        mode, _colon, count = rule.partition(":")
         if op not in {o.value for o in Operation if o.requestable}:
-            raise SettingsError(f"PLANBOT_APPROVALS: unknown operation {op!r}")
+            raise SettingsError(
+                _("{name}: unknown operation {value}").format(
+                    name="PLANBOT_APPROVALS", value=repr(op)
+                )
+            )
         if mode not in ("self", "peer") or (count and not (count.isascii() and count.isdigit())):
-            raise SettingsError(f"PLANBOT_APPROVALS: {part!r} is not op=self or op=peer[:N]")
+            raise SettingsError(
+                _("{name}: {value} is not op=self or op=peer[:N]").format(
+                    name="PLANBOT_APPROVALS", value=repr(part)
+                )
+            )
         rules[op] = ApprovalRule(mode, int(count or 1))
     return rules
 
@@ -151,6 +198,10 @@ class Settings:
     app_id: str | None = None
     #: /healthz fails when the SQLite database's disk has less free than this (MiB)
     health_min_free_mb: int = 16
+    #: the language people read until their own is known (and when planbot speaks theirs not)
+    language: str = "en"
+    #: the language of channel messages (audit, reminders, statements, approval cards)
+    channel_language: str = "en"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -159,26 +210,47 @@ class Settings:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"PLANBOT_BILLING_TZ: {tz!r} is not a time zone name") from None
+            raise SettingsError(
+                _("{name}: {value} is not a time zone name").format(
+                    name="PLANBOT_BILLING_TZ", value=repr(tz)
+                )
+            ) from None
         catalog = env.get("PLANBOT_CATALOG", "").strip() or None
         if catalog is not None and not Path(catalog).is_file():
-            raise SettingsError(f"PLANBOT_CATALOG: no file at {catalog}")
+            raise SettingsError(
+                _("{name}: no file at {path}").format(name="PLANBOT_CATALOG", path=catalog)
+            )
         default_role = env.get("PLANBOT_DEFAULT_ROLE", "").strip().lower() or "viewer"
         if default_role not in ("nobody", "viewer", "operator", "admin"):
             raise SettingsError(
-                f"PLANBOT_DEFAULT_ROLE: {default_role!r} is not nobody, viewer, operator or admin"
+                _("{name}: {value} is not nobody, viewer, operator or admin").format(
+                    name="PLANBOT_DEFAULT_ROLE", value=repr(default_role)
+                )
             )
         api_url = env.get("SLACK_API_URL", "").strip() or "https://slack.com/api/"
         if not api_url.startswith(("http://", "https://")):
-            raise SettingsError(f"SLACK_API_URL: {api_url!r} is not an http(s) URL")
+            raise SettingsError(
+                _("{name}: {value} is not an http(s) URL").format(
+                    name="SLACK_API_URL", value=repr(api_url)
+                )
+            )
         webhook_url = env.get("PLANBOT_WEBHOOK_URL", "").strip() or None
         webhook_secret = env.get("PLANBOT_WEBHOOK_SECRET", "").strip() or None
         if webhook_url and not webhook_secret:
-            raise SettingsError("PLANBOT_WEBHOOK_SECRET: required when PLANBOT_WEBHOOK_URL is set")
+            raise SettingsError(
+                _("{name}: required when {other} is set").format(
+                    name="PLANBOT_WEBHOOK_SECRET", other="PLANBOT_WEBHOOK_URL"
+                )
+            )
         provider = _provider(env)
         log_format = env.get("PLANBOT_LOG_FORMAT", "").strip().lower() or "text"
         if log_format not in ("text", "json"):
-            raise SettingsError(f"PLANBOT_LOG_FORMAT: {log_format!r} is not text or json")
+            raise SettingsError(
+                _("{name}: {value} is not text or json").format(
+                    name="PLANBOT_LOG_FORMAT", value=repr(log_format)
+                )
+            )
+        language = _language(env, "PLANBOT_LANGUAGE", "en")
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN", "").strip() or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip() or None,
@@ -207,6 +279,8 @@ class Settings:
             allowed_teams=_ids(env, "PLANBOT_ALLOWED_TEAMS"),
             app_id=_app_id(env),
             health_min_free_mb=_megabytes(env, "PLANBOT_HEALTH_MIN_FREE_MB", 16),
+            language=language,
+            channel_language=_language(env, "PLANBOT_CHANNEL_LANGUAGE", language),
         )
 
     def require_http(self) -> None:
@@ -216,14 +290,22 @@ class Settings:
             ("SLACK_SIGNING_SECRET", self.signing_secret),
         ):
             if not value:
-                raise SettingsError(f"{name}: required to serve Slack over HTTP")
+                raise SettingsError(
+                    _("{name}: required to serve Slack over HTTP").format(name=name)
+                )
 
     def require_socket(self) -> None:
         """Socket Mode needs the app-level token and the bot token."""
         if not self.app_token or not self.app_token.startswith("xapp-"):
-            raise SettingsError("SLACK_APP_TOKEN: required for Socket Mode (an xapp- token)")
+            raise SettingsError(
+                _("{name}: required for Socket Mode (an xapp- token)").format(
+                    name="SLACK_APP_TOKEN"
+                )
+            )
         if not self.bot_token:
-            raise SettingsError("SLACK_BOT_TOKEN: required for Socket Mode")
+            raise SettingsError(
+                _("{name}: required for Socket Mode").format(name="SLACK_BOT_TOKEN")
+            )
 
     def core_config(self) -> CoreConfig:
         """The core's configuration."""
@@ -271,9 +353,17 @@ def _provider(env: Mapping[str, str]) -> dict[str, Any]:
     secret_id = env.get("TENCENTCLOUD_SECRET_ID", "").strip() or None
     secret_key = env.get("TENCENTCLOUD_SECRET_KEY", "").strip() or None
     if secret_id and not secret_key:
-        raise SettingsError("TENCENTCLOUD_SECRET_KEY: required when TENCENTCLOUD_SECRET_ID is set")
+        raise SettingsError(
+            _("{name}: required when {other} is set").format(
+                name="TENCENTCLOUD_SECRET_KEY", other="TENCENTCLOUD_SECRET_ID"
+            )
+        )
     if secret_key and not secret_id:
-        raise SettingsError("TENCENTCLOUD_SECRET_ID: required when TENCENTCLOUD_SECRET_KEY is set")
+        raise SettingsError(
+            _("{name}: required when {other} is set").format(
+                name="TENCENTCLOUD_SECRET_ID", other="TENCENTCLOUD_SECRET_KEY"
+            )
+        )
     endpoint = env.get("PLANBOT_TENCENT_ENDPOINT", "").strip() or None
     if endpoint:
         try:
@@ -282,12 +372,22 @@ def _provider(env: Mapping[str, str]) -> dict[str, Any]:
             raise SettingsError(f"PLANBOT_TENCENT_ENDPOINT: {err}") from None
     keys = env.get("PLANBOT_IM_KEYS", "").strip() or None
     if keys is not None and not Path(keys).is_file():
-        raise SettingsError(f"PLANBOT_IM_KEYS: no file at {keys}")
+        raise SettingsError(
+            _("{name}: no file at {path}").format(name="PLANBOT_IM_KEYS", path=keys)
+        )
     host = env.get("PLANBOT_IM_API_HOST", "").strip().rstrip("/") or "console.tim.qq.com"
     if "://" in host and not host.startswith(("http://", "https://")):
-        raise SettingsError(f"PLANBOT_IM_API_HOST: {host!r} is not a host or an http(s) URL")
+        raise SettingsError(
+            _("{name}: {value} is not a host or an http(s) URL").format(
+                name="PLANBOT_IM_API_HOST", value=repr(host)
+            )
+        )
     if "://" not in host and not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?", host):
-        raise SettingsError(f"PLANBOT_IM_API_HOST: {host!r} is not a host name")
+        raise SettingsError(
+            _("{name}: {value} is not a host name").format(
+                name="PLANBOT_IM_API_HOST", value=repr(host)
+            )
+        )
     return {
         "tencent_secret_id": secret_id,
         "tencent_secret_key": secret_key,

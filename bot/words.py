@@ -701,17 +701,6 @@ def _app_of(refusal: Refusal) -> str:
     return found.group(1) if found else f"`{app_id}`"
 
 
-#: the reasons the core gives for an app name it refuses
-_NAME_REASONS: dict[str, str] = {
-    "it is empty.": N_("That app name can't be used: it is empty."),
-    "it is longer than 80 characters.": N_(
-        "That app name can't be used: it is longer than 80 characters."
-    ),
-    "it is all digits, which would read as an app id.": N_(
-        "That app name can't be used: it is all digits, which would read as an app id."
-    ),
-}
-
 #: the reasons the core gives for refusing to disable an app
 _DISABLE_REASONS: dict[str, str] = {
     "it is a developer app; a suspended developer app is left to expire.": N_(
@@ -823,8 +812,21 @@ def _word_name_taken(r: Refusal) -> str | None:
 
 
 def _word_invalid_name(r: Refusal) -> str | None:
-    said = _NAME_REASONS.get(str(r.params.get("reason", "")))
-    return _(said) if said else None
+    problem = r.params.get("problem")
+    if problem == "empty":
+        return _("That app name can't be used: it is empty.")
+    if problem == "invisible":
+        return _(
+            "That app name can't be used: it holds invisible or control characters "
+            "({characters}): a name is one line of visible text."
+        ).format(characters=r.params.get("characters", ""))
+    if problem == "too_long":
+        return _("That app name can't be used: it is longer than {limit} characters.").format(
+            limit=r.params.get("limit", "")
+        )
+    if problem == "digits":
+        return _("That app name can't be used: it is all digits, which would read as an app id.")
+    return None
 
 
 def _word_purged(r: Refusal) -> str | None:

@@ -83,6 +83,7 @@ from core.outbox import (
     Provisioner,
     Replier,
 )
+from core.people import People, Person
 from core.provider import (
     FIGURES,
     DailyUsage,
@@ -172,6 +173,8 @@ __all__ = [
     "OutboxBacklog",
     "OutboxDispatcher",
     "PendingRequest",
+    "People",
+    "Person",
     "Plan",
     "PlanDays",
     "PlanService",

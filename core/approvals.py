@@ -94,6 +94,7 @@ def post_card(
             expires_at=request.expires_at,
             channel=channel,
             approver_group=card.approver_group,
+            reader=request.requester.user_id,
         )
         entry = reply(request.reply_url, posted, now)
         uow.outbox.add(_after(entry, key))
@@ -199,5 +200,6 @@ def tell_requester(
     their command still answers; whether it was queued."""
     if not request.reply_url or now >= request.created_at + config.reply_ttl:
         return False
-    uow.outbox.add(reply(request.reply_url, CardDecided(outcome=outcome, at=now), now))
+    decided = CardDecided(outcome=outcome, at=now, reader=request.requester.user_id)
+    uow.outbox.add(reply(request.reply_url, decided, now))
     return True

@@ -313,7 +313,8 @@ class Changes:
         # on the clicker's own card, answered at its reply URL.
         on_approval_card = request.needs_peers and click in (Click.APPROVE, Click.REJECT)
         if reply_url and not on_approval_card:
-            uow.outbox.add(reply(reply_url, CardDecided(outcome=outcome, at=now), now))
+            decided = CardDecided(outcome=outcome, at=now, reader=actor.user_id)
+            uow.outbox.add(reply(reply_url, decided, now))
         uow.after_commit(self.wake)
         uow.commit()
         return outcome

@@ -271,7 +271,7 @@ def app_name(raw: str) -> str:
     """
     clean = unicodedata.normalize("NFC", raw).strip()
     if not clean:
-        raise errors.InvalidAppName("it is empty.")
+        raise errors.InvalidAppName("it is empty.", problem="empty")
     bad = sorted(
         {f"U+{ord(ch):04X}" for ch in clean if unicodedata.category(ch) in _NAME_FORBIDDEN}
     )
@@ -279,12 +279,18 @@ def app_name(raw: str) -> str:
         shown = ", ".join(bad[:5])
         raise errors.InvalidAppName(
             f"it holds invisible or control characters ({shown}): a name is one line of "
-            "visible text."
+            "visible text.",
+            problem="invisible",
+            characters=shown,
         )
     if len(clean) > APP_NAME_MAX:
-        raise errors.InvalidAppName(f"it is longer than {APP_NAME_MAX} characters.")
+        raise errors.InvalidAppName(
+            f"it is longer than {APP_NAME_MAX} characters.", problem="too_long", limit=APP_NAME_MAX
+        )
     if clean.isdigit():
-        raise errors.InvalidAppName("it is all digits, which would read as an app id.")
+        raise errors.InvalidAppName(
+            "it is all digits, which would read as an app id.", problem="digits"
+        )
     return clean
 
 

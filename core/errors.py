@@ -134,8 +134,10 @@ class AppNameTaken(PlanError):
 class InvalidAppName(PlanError):
     """A name that cannot be an app's name."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"That app name can't be used: {reason}", reason=reason)
+    def __init__(self, reason: str, *, problem: str = "", **facts: object) -> None:
+        super().__init__(
+            f"That app name can't be used: {reason}", reason=reason, problem=problem, **facts
+        )
 
 
 class AppPurged(PlanError):

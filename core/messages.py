@@ -182,6 +182,8 @@ class ApprovalCardPosted:
     approver_group: str | None = None
     receipt: dict[str, Any] | None = None
     permalink: str | None = None
+    #: who reads it (the requester's user id), for their language
+    reader: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +246,8 @@ class CardDecided:
     kind: Literal["card_decided"] = "card_decided"
     outcome: Outcome
     at: datetime
+    #: who reads it (whose card it is: the clicker's, or the requester's), for their language
+    reader: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

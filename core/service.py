@@ -2,7 +2,7 @@
 
 Each concern is its own small service: `Queries` (reading), `Changes` (previews, requests and
 the clicks that decide them), `AccessAdmin` (grants), `Imports` (CSV), `Lifecycle` (the sweep),
-sharing the store, the configuration, the roles and the clock. `PlanService` builds them once
+`People` (who reads which language), sharing the store, the configuration, the roles and the clock. `PlanService` builds them once
 and hands them out; its methods are theirs.
 """
 
@@ -22,6 +22,7 @@ from core.home import Home
 from core.importer import Imports
 from core.lifecycle import Lifecycle
 from core.messages import Message
+from core.people import People
 from core.queries import Queries
 from core.records import reply
 from core.roles import Roles
@@ -64,6 +65,7 @@ class PlanService:
         )
         self.home = Home(store=store, config=config, roles=roles, clock=now, wake=wake)
         self.forms = Forms(store=store, config=config, roles=roles, clock=now)
+        self.people = People(store=store, clock=now)
         # the edge's verbs, straight from the services that own them
         self.status = self.queries.status
         self.list_apps = self.queries.list_apps

@@ -42,7 +42,14 @@ from urllib.parse import parse_qsl, urlsplit
 __all__ = ["DEFAULT_SCOPES", "Call", "FakeSlack", "OutageMode"]
 
 #: the scopes a token of the fake has unless told otherwise (planbot's manifest's bot scopes)
-DEFAULT_SCOPES = ("commands", "chat:write", "usergroups:read", "channels:read", "groups:read")
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "usergroups:read",
+    "channels:read",
+    "groups:read",
+    "users:read",
+)
 
 OutageMode = Literal["ratelimited", "server_error", "reset"]
 
@@ -124,6 +131,8 @@ class FakeSlack:
         # usergroup id -> member user ids, for usergroups.users.list (unknown: no_such_subteam)
         self.usergroups: dict[str, list[str]] = {}
         # user id -> fields overriding the derived users.info user, e.g. {"real_name": "Ann"}
+        # or {"locale": "ko-KR"} (the locale is only answered when asked: `include_locale`;
+        # en-US unless told otherwise)
         self.users: dict[str, dict[str, Any]] = {}
         # channels the bot is a member of, as users.conversations lists them
         self.joined: set[str] = set()
@@ -486,7 +495,12 @@ class FakeSlack:
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "users.info":
-            return {"ok": True, "user": self._user(str(body.get("user", "")))}
+            user = self._user(str(body.get("user", "")))
+            if str(body.get("include_locale", "")).lower() in ("1", "true"):
+                user.setdefault("locale", "en-US")
+            else:
+                user.pop("locale", None)
+            return {"ok": True, "user": user}
         if method == "conversations.info":
             channel_id = str(body.get("channel", ""))
             with self._lock:

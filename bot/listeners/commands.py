@@ -12,8 +12,10 @@ from slack_bolt import Ack, App, BoltRequest
 
 from bot import blocks, grammar, observe, provider_views
 from bot.channels import Reach
+from bot.i18n import N_, _, speaking
 from bot.listeners.context import Bot
 from bot.listeners.modals import Forms
+from bot.people import AUTO, Choice
 from bot.words import Words, mention
 from core import Actor, ChangeRequest, Grant, Operation, Plan, PlanError, Role
 
@@ -115,6 +117,7 @@ class Commands:
             grammar.AccessList: self._access_list,
             grammar.AccessGrant: self._access_change,
             grammar.AccessRevoke: self._access_change,
+            grammar.Lang: self._lang,
         }
 
     def _help(self, command: grammar.Help, asked: Asked) -> Message:
@@ -195,7 +198,7 @@ class Commands:
         principal = command.principal
         grant = Grant(principal.kind, principal.id, Role.parse(command.role), command.team)
         who = f"<@{principal.id}>" if principal.kind == "user" else f"<!subteam^{principal.id}>"
-        where = f" for the apps of <#{command.team}>" if command.team else " for all apps"
+        said = {"who": who, "role": command.role, "team": f"<#{command.team}>"}
         if isinstance(command, grammar.AccessGrant):
             if command.team:
                 refused = self._unreachable(command.team, "grant")
@@ -203,24 +206,82 @@ class Commands:
                     return refused
             self.service.grant(grant, label=principal.label, actor=asked.actor, once=asked.once)
             self.bot.groups.forget()
-            return blocks.text_message(f":key: {who} now has the `{command.role}` role{where}.")
+            if command.team:
+                text = _(":key: {who} now has the `{role}` role for the apps of {team}.")
+            else:
+                text = _(":key: {who} now has the `{role}` role for all apps.")
+            return blocks.text_message(text.format(**said))
         if self.service.revoke(grant, label=principal.label, actor=asked.actor, once=asked.once):
             self.bot.groups.forget()
-            return blocks.text_message(
-                f":key: {who} no longer has the `{command.role}` role{where}."
-            )
-        return blocks.text_message(f"{who} had no `{command.role}` grant{where}; nothing changed.")
+            if command.team:
+                text = _(":key: {who} no longer has the `{role}` role for the apps of {team}.")
+            else:
+                text = _(":key: {who} no longer has the `{role}` role for all apps.")
+            return blocks.text_message(text.format(**said))
+        if command.team:
+            text = _("{who} had no `{role}` grant for the apps of {team}; nothing changed.")
+        else:
+            text = _("{who} had no `{role}` grant for all apps; nothing changed.")
+        return blocks.text_message(text.format(**said))
+
+    def _lang(self, command: grammar.Lang, asked: Asked) -> Message:
+        """Show or choose the language the person is answered in (in that language)."""
+        languages = self.bot.languages
+        if languages is None:
+            return blocks.text_message(_("planbot speaks only English here."))
+        user = asked.actor.user_id
+        if command.language is None:
+            return blocks.text_message(_language_shown(languages.choice(user)))
+        chosen = None if command.language == AUTO else command.language
+        choice = languages.choose(user, chosen)
+        with speaking(choice.language):
+            if chosen is None:
+                text = _(
+                    ":speech_balloon: planbot now follows your Slack language: it answers you "
+                    "in {language}."
+                )
+            else:
+                text = _(":speech_balloon: planbot now answers you in {language}.")
+            text = text.format(language=_(LANGUAGE_NAMES[choice.language]))
+            text += "\n" + _("Channel messages keep the workspace's language.")
+            return blocks.text_message(text)
+
+
+#: each language by its name, in the language of the reader
+LANGUAGE_NAMES = {"en": N_("English"), "ko": N_("Korean")}
+
+
+def _language_shown(choice: Choice) -> str:
+    """What decides the person's language, said to them."""
+    name = _(LANGUAGE_NAMES[choice.language])
+    if choice.chosen is not None:
+        text = _(":speech_balloon: planbot answers you in {language}, as you chose.")
+    elif choice.locale_language is not None:
+        text = _(":speech_balloon: planbot answers you in {language}, the language of your Slack.")
+    else:
+        text = _(":speech_balloon: planbot answers you in {language}, the workspace's language.")
+    return (
+        text.format(language=name)
+        + "\n"
+        + _("To change it: `/plan lang ko`, `/plan lang en`, or `/plan lang auto`.")
+    )
 
 
 def _more_access(role: Role, admins: list[str]) -> str:
     """Whom to ask for more than `role` (the help of a viewer or an operator)."""
     nxt = Role(role + 1).label
     people = ", ".join(mention(a) for a in admins[:5])
-    ask = f"a planbot admin ({people})" if people else "a planbot admin"
-    return (
-        f"You have the *{role.label}* role. For more, ask {ask} to grant you the `{nxt}` role: "
-        f"`/plan access grant @you {nxt}`."
-    )
+    if people:
+        text = _(
+            "You have the *{role}* role. For more, ask a planbot admin ({admins}) to grant you "
+            "the `{next}` role: `/plan access grant @you {next}`."
+        )
+    else:
+        text = _(
+            "You have the *{role}* role. For more, ask a planbot admin to grant you the "
+            "`{next}` role: `/plan access grant @you {next}`."
+        )
+    return text.format(role=role.label, admins=people, next=nxt)
 
 
 def register(app: App, bot: Bot) -> None:

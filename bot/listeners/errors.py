@@ -1,5 +1,6 @@
 """The one error handler: whatever nobody expected is logged with a reference, and the person
-is told that nothing was changed, without internals."""
+is told that nothing was changed, without internals, in their language (it runs inside the
+dispatch of their payload, `bot.app.SpeakingApp`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 
 from bot import blocks, modals, observe
+from bot.i18n import _
 from bot.listeners.context import Bot
 from core import PlanError
 
@@ -35,7 +37,7 @@ def register(app: App, bot: Bot) -> None:
             message = blocks.failure_message(reference)
         if isinstance(body, dict) and body.get("type") == "view_submission":
             # a modal's submission: its answer replaces the modal, which never stays dead
-            view = modals.message_view("Not done", message)
+            view = modals.message_view(_("Not done"), message)
             return BoltResponse(
                 status=200,
                 body=json.dumps({"response_action": "update", "view": view}),

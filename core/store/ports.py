@@ -32,6 +32,8 @@ __all__ = [
     "Marks",
     "Outbox",
     "OutboxEntry",
+    "People",
+    "Person",
     "Provider",
     "Requests",
     "Store",
@@ -72,6 +74,18 @@ class OutboxEntry:
     status: str = "pending"
     attempts: int = 0
     receipt: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    """Someone planbot talks to: the locale of their chat account (None until read, and when
+    read it is the moment `locale_read_at`) and the language they chose (None: follow the
+    locale)."""
+
+    user_id: str
+    locale: str | None = None
+    locale_read_at: datetime | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,6 +410,26 @@ class Homes(Protocol):
         ...
 
 
+class People(Protocol):
+    """The people planbot talks to, and the language each reads."""
+
+    def get(self, user_id: str) -> Person | None:
+        """The person with that id."""
+        ...
+
+    def all(self, *, limit: int) -> list[Person]:
+        """Everyone known (at most `limit`)."""
+        ...
+
+    def read_locale(self, user_id: str, locale: str | None, at: datetime) -> None:
+        """Note the locale read for the person at `at` (None: their account has none)."""
+        ...
+
+    def choose(self, user_id: str, language: str | None, at: datetime) -> None:
+        """Note the language the person chose (None: follow their locale)."""
+        ...
+
+
 class Events(Protocol):
     """The ids of the events received."""
 
@@ -509,6 +543,9 @@ class UnitOfWork(Protocol):
 
     @property
     def replays(self) -> Replays: ...
+
+    @property
+    def people(self) -> People: ...
 
     @property
     def provider(self) -> Provider: ...

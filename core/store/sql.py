@@ -32,7 +32,14 @@ from core.requests import Approval, Request
 from core.store import mapping
 from core.store import statements as S
 from core.store.failures import translated
-from core.store.ports import HEALTH_WAIT, MIN_FREE_BYTES, HomeViewer, OutboxEntry, StoreUnwritable
+from core.store.ports import (
+    HEALTH_WAIT,
+    MIN_FREE_BYTES,
+    HomeViewer,
+    OutboxEntry,
+    Person,
+    StoreUnwritable,
+)
 from core.store.runners import (
     CompiledRunner,
     ConnectionRunner,
@@ -614,6 +621,37 @@ class SqlReplays:
         return len(self.run.execute(deleted))
 
 
+def _person(row: Any) -> Person:
+    return Person(
+        user_id=row["user_id"],
+        locale=row["locale"] or None,
+        locale_read_at=row["locale_read_at"],
+        language=row["language"] or None,
+    )
+
+
+class SqlPeople:
+    """People and their languages (see `core.store.ports.People`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+    def get(self, user_id: str) -> Person | None:
+        rows = self.run.rows(S.PERSON_GET, {"user_id": user_id})
+        return _person(rows[0]) if rows else None
+
+    def all(self, *, limit: int) -> list[Person]:
+        return [_person(r) for r in self.run.rows(S.PEOPLE_ALL, {"limit": limit})]
+
+    def read_locale(self, user_id: str, locale: str | None, at: datetime) -> None:
+        row = {"user_id": user_id, "locale": locale or "", "locale_read_at": at, "updated_at": at}
+        self.run.write(S.PERSON_LOCALE[self.run.dialect], row)
+
+    def choose(self, user_id: str, language: str | None, at: datetime) -> None:
+        row = {"user_id": user_id, "language": language or "", "updated_at": at}
+        self.run.write(S.PERSON_LANGUAGE[self.run.dialect], row)
+
+
 class SqlEvents:
     """Inbound event ids (see `core.store.ports.Events`)."""
 
@@ -735,6 +773,7 @@ class SqlUnitOfWork:
         self.homes = SqlHomes(run)
         self.events = SqlEvents(run)
         self.replays = SqlReplays(run)
+        self.people = SqlPeople(run)
         self.provider = SqlProvider(run)
         return self
 

@@ -28,6 +28,7 @@ from core.store.tables import (
     LifecycleMarkRow,
     OutboxRow,
     PendingRequestRow,
+    PersonRow,
     PlanHistoryRow,
     ProviderDriftRow,
     ProviderMarkRow,
@@ -48,6 +49,7 @@ GRANT = cast(sa.Table, AccessGrantRow.__table__)  # type: ignore[attr-defined]
 VIEWER = cast(sa.Table, HomeViewerRow.__table__)  # type: ignore[attr-defined]
 EVENT = cast(sa.Table, InboundEventRow.__table__)  # type: ignore[attr-defined]
 RECEIVED = cast(sa.Table, ReceivedRequestRow.__table__)  # type: ignore[attr-defined]
+PERSON = cast(sa.Table, PersonRow.__table__)  # type: ignore[attr-defined]
 #: SQLite's trigram table for substring search (migration 0005_home; not a model)
 APP_SEARCH = sa.table("app_search", sa.column("key"), sa.column("app_id"))
 USAGE = cast(sa.Table, ProviderUsageRow.__table__)  # type: ignore[attr-defined]
@@ -633,6 +635,12 @@ VIEWERS_RECENT = (
 )
 
 
+# --- people ----------------------------------------------------------------------------------
+
+PERSON_GET = sa.select(PERSON).where(PERSON.c.user_id == sa.bindparam("user_id"))
+PEOPLE_ALL = sa.select(PERSON).order_by(PERSON.c.user_id).limit(sa.bindparam("limit"))
+
+
 def events_before(before: datetime) -> sa.Delete:
     """Forget the events received before `before`."""
     return sa.delete(EVENT).where(EVENT.c.received_at < before)
@@ -754,6 +762,25 @@ def _received_first(insert: Any) -> Any:
     )
     ignoring = statement.on_conflict_do_nothing(index_elements=["signature"])
     return ignoring.execution_options(preserve_rowcount=True)
+
+
+def _person_set(insert: Any, columns: tuple[str, ...]) -> Any:
+    names = ("user_id", *columns, "updated_at")
+    statement = insert(PERSON).values({name: _param(PERSON, name) for name in names})
+    kept = {name: statement.excluded[name] for name in (*columns, "updated_at")}
+    return statement.on_conflict_do_update(index_elements=["user_id"], set_=kept)
+
+
+#: note a person's locale as read (inserting the person if new), by dialect
+PERSON_LOCALE = {
+    "postgresql": _person_set(postgresql.insert, ("locale", "locale_read_at")),
+    "sqlite": _person_set(sqlite.insert, ("locale", "locale_read_at")),
+}
+#: note the language a person chose (inserting the person if new), by dialect
+PERSON_LANGUAGE = {
+    "postgresql": _person_set(postgresql.insert, ("language",)),
+    "sqlite": _person_set(sqlite.insert, ("language",)),
+}
 
 
 #: insert a viewer, or on their next visit update their name, groups and moment (by dialect)

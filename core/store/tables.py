@@ -20,6 +20,7 @@ __all__ = [
     "LifecycleMarkRow",
     "OutboxRow",
     "PendingRequestRow",
+    "PersonRow",
     "PlanHistoryRow",
     "ProviderDriftRow",
     "ProviderMarkRow",
@@ -305,3 +306,16 @@ class ProviderMarkRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=80)
     at: datetime = _when()
     note: str = Field(default="", max_length=500)
+
+
+class PersonRow(SQLModel, table=True):
+    """A person planbot talks to: the locale their chat account has (when read) and the
+    language they chose (empty: follow the locale)."""
+
+    __tablename__ = "person"
+
+    user_id: str = Field(primary_key=True, max_length=40)
+    locale: str = Field(default="", max_length=35)  # "" until read
+    locale_read_at: datetime | None = _when(nullable=True)
+    language: str = Field(default="", max_length=8)  # "" : follow the locale
+    updated_at: datetime = _when()

@@ -259,9 +259,9 @@ def test_help_lists_only_what_the_role_allows(peer: Served, locked: Served) -> N
         return set(re.findall(r"^• `/plan (\w+)", text, re.MULTILINE)) - {"help"}
 
     viewer = say(peer, "help", user="UVIEWER")
-    assert forms(viewer) == {"list", "status", "history", "bill", "usage"}
+    assert forms(viewer) == {"list", "status", "history", "bill", "usage", "lang"}
     operator = say(peer, "help", user=OPERATOR)
-    assert forms(operator) == {"list", "status", "history", "bill", "usage"} | {
+    assert forms(operator) == {"list", "status", "history", "bill", "usage", "lang"} | {
         "upgrade",
         "config",
         "extend",

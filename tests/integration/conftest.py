@@ -41,6 +41,7 @@ TABLES = (
     "lifecycle_mark",
     "home_viewer",
     "inbound_event",
+    "person",
     "provider_usage",
     "provider_drift",
     "provider_reconciliation",

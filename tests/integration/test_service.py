@@ -285,6 +285,7 @@ def test_the_answer_to_a_confirmation_is_queued_with_the_change(
     assert [r["payload"]["url"] for r in replies] == [url]
     card = load_message(replies[0]["payload"]["message"])
     assert isinstance(card, CardDecided) and card.outcome == outcome  # the facts, not Block Kit
+    assert card.reader == ADA.user_id  # rendered in the language of whoever reads it
     with pytest.raises(errors.RequestAlreadyDecided):  # a second click: the first answer stands
         service.confirm(request_id, actor=ADA, reply_url=url)
     assert len([e for e in outbox(engine, before) if e["kind"] == "reply"]) == 1

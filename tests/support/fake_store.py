@@ -22,7 +22,7 @@ from core.money import RateSegment
 from core.provider.model import DailyUsage, Drift, ReconciliationLine
 from core.requests import Approval, Request, RequestState
 from core.store import mapping
-from core.store.ports import HomeViewer, OutboxEntry
+from core.store.ports import HomeViewer, OutboxEntry, Person
 from core.store.runners import DuplicateName, StaleWrite
 
 __all__ = ["FakeStore", "FakeUnitOfWork"]
@@ -44,6 +44,7 @@ class Tables:
     viewers: dict[str, HomeViewer] = field(default_factory=dict)
     events: dict[str, datetime] = field(default_factory=dict)
     received: dict[str, datetime] = field(default_factory=dict)
+    people: dict[str, Person] = field(default_factory=dict)
     usage: dict[tuple[str, date], dict[str, Any]] = field(default_factory=dict)
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconciled: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -94,6 +95,7 @@ class FakeUnitOfWork:
         self.homes = _Homes(self.tables)
         self.events = _Events(self.tables)
         self.replays = _Replays(self.tables)
+        self.people = _People(self.tables)
         self.provider = _Provider(self.tables)
         return self
 
@@ -142,6 +144,7 @@ def _copy(tables: Tables) -> Tables:
         viewers=dict(tables.viewers),
         events=dict(tables.events),
         received=dict(tables.received),
+        people=dict(tables.people),
         usage=dict(tables.usage),
         drift=dict(tables.drift),
         reconciled=dict(tables.reconciled),
@@ -679,6 +682,25 @@ class _Events:
         for event_id in old:
             del self.t.events[event_id]
         return len(old)
+
+
+class _People:
+    def __init__(self, t: Tables) -> None:
+        self.t = t
+
+    def get(self, user_id: str) -> Person | None:
+        return self.t.people.get(user_id)
+
+    def all(self, *, limit: int) -> list[Person]:
+        return [self.t.people[u] for u in sorted(self.t.people)][:limit]
+
+    def read_locale(self, user_id: str, locale: str | None, at: datetime) -> None:
+        known = self.t.people.get(user_id) or Person(user_id=user_id)
+        self.t.people[user_id] = replace(known, locale=locale or None, locale_read_at=at)
+
+    def choose(self, user_id: str, language: str | None, at: datetime) -> None:
+        known = self.t.people.get(user_id) or Person(user_id=user_id)
+        self.t.people[user_id] = replace(known, language=language or None)
 
 
 def _by_id(app_id: str) -> tuple[int, str]:

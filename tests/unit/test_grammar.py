@@ -166,6 +166,7 @@ def test_roles_of_subcommands() -> None:
         "enable": "admin",
         "migrate": "admin",
         "access": "admin",
+        "lang": "viewer",
     }
 
 

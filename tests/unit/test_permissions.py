@@ -813,6 +813,7 @@ def test_every_ending_replaces_the_approval_card_and_tells_the_requester(
         assert last["kind"] == "approval_card_posted"
     else:  # their card is replaced by the outcome: no Withdraw left
         assert (last["kind"], last["outcome"]["state"]) == ("card_decided", ending)
+    assert last["reader"] == ADA.user_id, "read by the requester, in their language"
 
 
 def test_a_partial_approval_updates_the_card_with_its_whole_preview(
