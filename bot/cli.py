@@ -428,7 +428,7 @@ def _import(service: PlanService, path: str) -> int:
                     cause=_cause(err)
                 )
             ) from None
-    print(_("imported {n} apps").format(n=number(result.imported)))
+    print(_("imported {n} apps").format(n=result.imported))
     return 0
 
 

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from bot import blocks, metrics, observe
 from bot.app import Planbot
 from bot.edge import BodyTimeout, BodyTooLarge, read_body, signature_problem, ssl_check_ping
+from bot.i18n import _, speaking
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 from core import HEALTH_WAIT, REQUEST_WAITS, Store, answering_within
 
@@ -127,9 +128,13 @@ def _refused(planbot: Planbot, bolt_request: BoltRequest) -> Response | None:
             str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
         )
         if "command" in body:
-            message = blocks.text_message(
-                ":no_entry: planbot does not answer this workspace or app; nothing was changed."
-            )
+            with speaking(planbot.settings.language):
+                message = blocks.text_message(
+                    _(
+                        ":no_entry: planbot does not answer this workspace or app; nothing was "
+                        "changed."
+                    )
+                )
             return JSONResponse({**message, "response_type": "ephemeral"})
         return Response(status_code=200)
     dropped = planbot.response_urls.keep_allowed(body)

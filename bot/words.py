@@ -36,10 +36,8 @@ from core import (
     Catalog,
     ConfigChangeLimitReached,
     CostImpact,
-    DatabaseBusy,
     Field,
     FieldChange,
-    GroupsNotYetKnown,
     Notice,
     NoticeCode,
     NotYourRequest,
@@ -603,10 +601,6 @@ class Words:
     def refusal_of(self, refusal: Refusal) -> str:
         """A refusal fact as the person reads it (mrkdwn)."""
         code, params = refusal.code, refusal.params
-        if code == DatabaseBusy.__name__:
-            return _(BUSY)
-        if code == GroupsNotYetKnown.__name__:
-            return _(GROUPS_NOT_YET_KNOWN)
         if code == RequestExpired.__name__ and params.get("expired_at"):
             at = _moment(params["expired_at"])
             return _(
@@ -753,11 +747,6 @@ _WHAT: dict[str, str] = {
     "enable this app": N_("You can't enable this app: it needs the `{role}` role."),
     "migrate this app": N_("You can't migrate this app: it needs the `{role}` role."),
 }
-
-_MONTH_REASON = re.compile(
-    r"^There is no bill for (?P<month>[0-9]{4}-[0-9]{2}): (?P<reason>.*)\. Give a month as"
-)
-_AHEAD = re.compile(r"^that is more than (?P<n>[0-9]+) months ahead \((?P<latest>[0-9-]+) at")
 
 _PAST_PARTICIPLES = {
     "created": "create",
@@ -919,27 +908,47 @@ def _word_nothing(r: Refusal) -> str | None:
 
 
 def _word_bill_month(r: Refusal) -> str | None:
-    found = _MONTH_REASON.match(r.message)
-    if found is None:
-        return None
-    month, reason = found.group("month"), found.group("reason")
-    if reason == "a month is 01 to 12":
-        return _(
-            "There is no bill for {month}: a month is 01 to 12. Give a month as `YYYY-MM`, or "
-            "none for this month's bill so far."
-        ).format(month=month)
-    if reason == "bills start in 1970":
-        return _(
-            "There is no bill for {month}: bills start in 1970. Give a month as `YYYY-MM`, or "
-            "none for this month's bill so far."
-        ).format(month=month)
-    ahead = _AHEAD.match(reason)
-    if ahead:
-        return _(
+    params = r.params
+    month = f"{int(params.get('year', 0)):04d}-{int(params.get('month', 0)):02d}"
+    problem = params.get("problem")
+    if problem == "month":
+        reason = _("There is no bill for {month}: a month is 01 to 12.")
+    elif problem == "before_1970":
+        reason = _("There is no bill for {month}: bills start in 1970.")
+    elif problem == "ahead":
+        reason = _(
             "There is no bill for {month}: that is more than {n} months ahead ({latest} at the "
-            "latest). Give a month as `YYYY-MM`, or none for this month's bill so far."
-        ).format(month=month, n=ahead.group("n"), latest=ahead.group("latest"))
-    return None
+            "latest)."
+        )
+    else:
+        return None
+    said = reason.format(month=month, n=params.get("ahead", ""), latest=params.get("latest", ""))
+    if not params.get("latest"):
+        advice = _("Give a month as `YYYY-MM`, or none for this month's bill so far.")
+    elif params.get("created"):
+        advice = _(
+            "Bills can be asked for from {earliest} (the app's creation) to {latest}: give a "
+            "month as `YYYY-MM`, or none for this month's bill so far."
+        )
+    else:
+        advice = _(
+            "Bills can be asked for from {earliest} to {latest}: give a month as `YYYY-MM`, or "
+            "none for this month's bill so far."
+        )
+    earliest, latest = params.get("earliest", ""), params.get("latest", "")
+    return f"{said} {advice.format(earliest=earliest, latest=latest)}"
+
+
+def _word_busy(r: Refusal) -> str | None:
+    return _(BUSY)
+
+
+def _word_groups_unknown(r: Refusal) -> str | None:
+    return _(GROUPS_NOT_YET_KNOWN)
+
+
+def _word_replayed(r: Refusal) -> str | None:
+    return _("This request was already received; nothing was changed.")
 
 
 def _word_extend(r: Refusal) -> str | None:
@@ -1097,15 +1106,16 @@ def _word_csv(r: Refusal) -> str | None:
     problems = r.params.get("problems") or []
     if not isinstance(problems, list | tuple):
         return None
+    total = int(r.params.get("total") or len(problems))
     shown = [str(p) for p in problems[:50]]
     head = ngettext(
         "Nothing was imported: {n} problem found.",
         "Nothing was imported: {n} problems found.",
-        len(problems),
-    ).format(n=len(problems))
+        total,
+    ).format(n=total)
     lines = [head, *shown]
-    if len(problems) > 50:
-        lines.append(_("... and {n} more").format(n=len(problems) - 50))
+    if total > len(shown):
+        lines.append(_("... and {n} more").format(n=total - len(shown)))
     return "\n".join(lines)
 
 
@@ -1141,6 +1151,9 @@ _WORDERS: dict[str, Callable[[Refusal], str | None]] = {
     "SelfApprovalNotAllowed": _word_self,
     "ChannelNotAllowed": _word_channel,
     "CsvImportError": _word_csv,
+    "DatabaseBusy": _word_busy,
+    "GroupsNotYetKnown": _word_groups_unknown,
+    "RequestReplayed": _word_replayed,
 }
 
 

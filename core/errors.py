@@ -270,17 +270,30 @@ class InvalidBillMonth(PlanError):
     """A bill asked for a month that cannot have one (not a month, or too far back or ahead)."""
 
     def __init__(
-        self, year: int, month: int, reason: str, *, earliest: str = "", latest: str = ""
+        self,
+        year: int,
+        month: int,
+        reason: str,
+        *,
+        problem: str = "",
+        earliest: str = "",
+        created: bool = False,
+        latest: str = "",
+        ahead: int = 0,
     ) -> None:
-        span = f"Bills can be asked for from {earliest} to {latest}: g" if latest else "G"
+        since = f"{earliest} (the app's creation)" if created else earliest
+        span = f"Bills can be asked for from {since} to {latest}: g" if latest else "G"
         super().__init__(
             f"There is no bill for {year:04d}-{month:02d}: {reason}. {span}ive a month as "
             "`YYYY-MM`, or none for this month's bill so far.",
             year=year,
             month=month,
             reason=reason,
+            problem=problem,
             earliest=earliest,
+            created=created,
             latest=latest,
+            ahead=ahead,
         )
         self.year, self.month = year, month
 
@@ -530,7 +543,8 @@ class DatabaseBusy(PlanError):
 
     def __init__(self, waited: float, what: str = "") -> None:
         super().__init__(
-            "The database did not answer in time; nothing was changed. Try again in a moment.",
+            "planbot is busy right now (the database did not answer in time); nothing was "
+            "changed — try again in a moment",
             waited=waited,
             what=what,
         )
@@ -543,8 +557,8 @@ class GroupsNotYetKnown(PlanError):
 
     def __init__(self, groups: Sequence[str]) -> None:
         super().__init__(
-            "Your user groups are still being read; nothing was changed. Try again in a few "
-            "seconds.",
+            "planbot is still reading your user groups from Slack (they may give you a role "
+            "here); nothing was changed — try again in a few seconds",
             groups=list(groups),
         )
         self.groups = tuple(groups)

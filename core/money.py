@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import errors
@@ -362,17 +363,25 @@ def bill_month(
     month = local.month if month is None else month
     latest = add_months(datetime(local.year, local.month, 1), BILL_MONTHS_AHEAD)
     first = created.astimezone(tz) if created is not None else None
-    earliest = f"{first:%Y-%m} (the app's creation)" if first is not None else "1970-01"
-    span = {"earliest": earliest, "latest": f"{latest:%Y-%m}"}
+    earliest = f"{first:%Y-%m}" if first is not None else "1970-01"
+    span: dict[str, Any] = {
+        "earliest": earliest,
+        "created": first is not None,
+        "latest": f"{latest:%Y-%m}",
+    }
     if not 1 <= month <= 12:
-        raise errors.InvalidBillMonth(year, month, "a month is 01 to 12", **span)
+        raise errors.InvalidBillMonth(year, month, "a month is 01 to 12", problem="month", **span)
     if year < 1970:
-        raise errors.InvalidBillMonth(year, month, "bills start in 1970", **span)
+        raise errors.InvalidBillMonth(
+            year, month, "bills start in 1970", problem="before_1970", **span
+        )
     if (year, month) > (latest.year, latest.month):
         raise errors.InvalidBillMonth(
             year,
             month,
             f"that is more than {BILL_MONTHS_AHEAD} months ahead ({latest:%Y-%m} at the latest)",
+            problem="ahead",
+            ahead=BILL_MONTHS_AHEAD,
             **span,
         )
     return year, month

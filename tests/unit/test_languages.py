@@ -11,6 +11,7 @@ import pytest
 
 from bot import delivery
 from bot.app import SpeakingApp
+from bot.edge import ResponseUrls
 from bot.i18n import language, speaking
 from bot.people import Languages, is_person, user_of
 from bot.settings import Settings, SettingsError
@@ -193,7 +194,9 @@ def test_deliveries_render_in_their_readers_language(
         notifier = delivery.SlackNotifier(None, None, languages=found)  # type: ignore[arg-type]
         notifier.render({}, "CAUDIT")
         notifier.render({}, "UANN")
-        replier = delivery.SlackReplier(None, languages=found)  # type: ignore[arg-type]
+        replier = delivery.SlackReplier(  # type: ignore[arg-type]
+            None, response_urls=ResponseUrls(("127.0.0.1",)), languages=found
+        )
         monkeypatch.setattr(delivery, "WebhookClient", _Posted)
         replier.reply("http://127.0.0.1/response", {"kind": "card_decided", "reader": "UKIM"})
         replier.reply("http://127.0.0.1/response", {"kind": "card_decided", "reader": "UANN"})

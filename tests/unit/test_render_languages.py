@@ -58,7 +58,8 @@ from core import (
     load_message,
 )
 from core.access import Role
-from core.money import RateSegment, statement
+from core.domain import app_name
+from core.money import RateSegment, bill_month, statement
 from core.provider.messages import (
     DriftChanged,
     ReconciliationDifferences,
@@ -169,9 +170,7 @@ def every_refusal() -> list[PlanError]:
         errors.AppNotFound("chat", ["chat-1", "chat-2"]),
         errors.AmbiguousAppName("chat", ["1400000001", "1400000002"]),
         errors.AppNameTaken("chat", "1400000001"),
-        errors.InvalidAppName("it is empty."),
-        errors.InvalidAppName("it is longer than 80 characters."),
-        errors.InvalidAppName("it is all digits, which would read as an app id."),
+        *(refused_name(name) for name in ("  ", "dev-1\u200b", "x" * 81, "1234")),
         errors.AppPurged("1400000001", "chat"),
         errors.AppPurged("1400000001"),
         errors.LegacyBillingMode("1400000001", "upgraded", "chat"),
@@ -193,11 +192,7 @@ def every_refusal() -> list[PlanError]:
         errors.UnknownAddon("gold", ["history", "members"]),
         errors.InvalidAddonValue("history", "1y", ["7d", "90d"]),
         errors.NothingToChange("1400000001", "that configuration", "chat"),
-        errors.InvalidBillMonth(2026, 13, "a month is 01 to 12"),
-        errors.InvalidBillMonth(1969, 1, "bills start in 1970"),
-        errors.InvalidBillMonth(
-            2030, 1, "that is more than 12 months ahead (2027-11 at the latest)"
-        ),
+        *(refused_month(year, month, made) for year, month, made in BAD_MONTHS),
         errors.ExtendNotAllowed("1400000001", "standard", "chat"),
         errors.DisableNotAllowed(
             "1400000001",
@@ -237,7 +232,34 @@ def every_refusal() -> list[PlanError]:
         errors.ChannelNotAllowed(["CALLOWED"]),
         errors.CsvImportError(["row 2: no app id", "row 3: bad plan"]),
         errors.CsvImportError([f"row {n}: bad" for n in range(60)]),
+        errors.CsvImportError([f"row {n}: bad" for n in range(50)], total=300),
+        errors.DatabaseBusy(2.0, "a preview"),
+        errors.GroupsNotYetKnown(["S1"]),
+        errors.RequestReplayed(),
     ]
+
+
+#: impossible months, for an app created (or not known to be) at some time
+BAD_MONTHS = [(2026, 13, True), (1969, 1, False), (9999, 12, True), (2030, 1, False)]
+
+
+def refused_name(name: str) -> PlanError:
+    """What the core's one name rule says of `name`."""
+    try:
+        app_name(name)
+    except errors.InvalidAppName as err:
+        return err
+    raise AssertionError(f"{name!r} was accepted")
+
+
+def refused_month(year: int, month: int, created: bool) -> PlanError:
+    """What the core says of a bill asked for an impossible month."""
+    made = datetime(2025, 6, 1, tzinfo=UTC) if created else None
+    try:
+        bill_month(year, month, now=datetime(2026, 11, 30, tzinfo=UTC), tz=SHANGHAI, created=made)
+    except errors.InvalidBillMonth as err:
+        return err
+    raise AssertionError(f"{year}-{month} was accepted")
 
 
 REFUSALS = every_refusal()
