@@ -1118,7 +1118,7 @@ def memory_run(
     server = start_planbot("planbot-memory", cmd, slack, database_url, csv_path, workdir)
     try:
         mem_bench = Bench(profile, fleet, slack)
-        statuses = mem_bench.load(server, mem_bench.status(server), 500, 16)
+        statuses, _cpu = mem_bench.load(server, mem_bench.status(server), 500, 16)
 
         def listing(i: int) -> Request:
             return command_request("list", server.response_url)
