@@ -2,7 +2,8 @@
 and the command line, in the current language.
 
 In English a name is the value itself (`developer`, `suspended`), as these surfaces always wrote
-it; in another language it is the provider console's word for it (`개발 버전`, `일시 중단`).
+it; in another language it is the provider console's word for it (`개발 버전`, `일시 중단`). The
+tables are the cards' own (`bot.words`): one name per value everywhere.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot import words
 from bot.i18n import ENGLISH, N_, _, language, number
+from bot.words import FIGURE_LABELS, ROLES
 
 __all__ = [
     "billing_name",
@@ -21,81 +24,38 @@ __all__ = [
     "sweep_line",
 ]
 
-_PLANS: Mapping[str, str] = {
-    # Translators: the developer edition of an app (the provider console's 개발 버전)
-    "developer": N_("developer"),
-    # Translators: the standard edition of an app (스탠다드 버전)
-    "standard": N_("standard"),
-    # Translators: the premium edition of an app (프리미엄 버전)
-    "premium": N_("premium"),
-}
-_STATUSES: Mapping[str, str] = {
-    # Translators: an app's service status
-    "active": N_("active"),
-    # Translators: an app's service status (일시 중단)
-    "suspended": N_("suspended"),
-    # Translators: an app's service status (비활성화)
-    "disabled": N_("disabled"),
-    # Translators: an app's service status (영구 삭제)
-    "purged": N_("purged"),
-}
-_BILLING: Mapping[str, str] = {
-    # Translators: the provider's billing mode of an app (기존 과금 모드)
-    "legacy": N_("legacy billing mode"),
-    # Translators: the provider's billing mode of an app (현재 과금 모드)
-    "current": N_("current billing mode"),
-}
+#: roles, and the word for holding none (the home tab and the shell say whose view it is)
 _ROLES: Mapping[str, str] = {
-    # Translators: a person's role in planbot
+    **ROLES,
+    # Translators: a person's role in planbot: none
     "nobody": N_("nobody"),
-    # Translators: a person's role in planbot (조회자)
-    "viewer": N_("viewer"),
-    # Translators: a person's role in planbot (운영자)
-    "operator": N_("operator"),
-    # Translators: a person's role in planbot (관리자)
-    "admin": N_("admin"),
 }
-#: the provider's daily figures, as the usage table and warnings name them
-_FIGURES: Mapping[str, str] = {
-    "active_users": N_("active users"),
-    "logins": N_("logins"),
-    "peak_online": N_("peak online"),
-    "registered_users": N_("registered users"),
-    "groups": N_("groups"),
-    "messages": N_("messages sent"),
-}
-
-
-def _name(table: Mapping[str, str], value: object) -> str:
-    key = str(value)
-    if language() == ENGLISH or key not in table:
-        return key
-    return _(table[key])
 
 
 def plan_name(plan: object) -> str:
     """A plan's name (`premium`, `프리미엄 버전`)."""
-    return _name(_PLANS, plan)
+    return words.plan_name(str(plan))
 
 
 def status_name(status: object) -> str:
     """A service status (`suspended`, `일시 중단`)."""
-    return _name(_STATUSES, status)
+    return words.status_name(status)
 
 
 def billing_name(mode: object) -> str:
-    """A billing mode (`legacy billing mode`, `기존 과금 모드`); in English the value itself."""
-    return _name(_BILLING, mode)
+    """A billing mode (`legacy`, `기존 과금 모드`)."""
+    return words.billing_mode_name(mode)
 
 
 def role_name(role: object) -> str:
     """A role's name (`operator`, `운영자`); pass the role's label."""
-    return _name(_ROLES, role)
+    known = _ROLES.get(str(role))
+    return _(known) if known is not None else str(role)
 
 
 def figure_name(figure: str) -> str:
     """One of the provider's daily figures (`active users`, `활성 사용자`)."""
-    label = _FIGURES.get(figure)
+    label = FIGURE_LABELS.get(figure)
     return _(label) if label else figure.replace("_", " ")
 
 
