@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from bot.i18n import ENGLISH, N_, _, language, number
+from bot.i18n import N_, _, language, number
 from bot.kit import escape
 from bot.words import refusal_text
 from core import ROLE_FOR, InvalidAppName, Operation, Plan, Refusal, Role, app_name
@@ -1382,35 +1382,47 @@ def _parse_create(args: list[_Token]) -> Command:
         raise _error("create", _("`/plan create` needs a name for the new app."))
     # the rest of the line is the name, quoted or not: `create Support Chat`
     name = " ".join(token.text.strip() for token in args).strip()
-    try:  # the core's one rule for names, said the grammar's way
+    try:  # the core's one rule for names, worded as every refusal of it is
         return Create(app_name(name))
     except InvalidAppName as err:
-        if not name.strip():
-            raise _error("create", _("The name is empty: give the new app a name.")) from None
-        if language() != ENGLISH:
-            raise _error("create", refusal_text(Refusal.of(err))) from None
-        reason = str(err.params.get("reason", "")).removesuffix(".")
-        raise _error("create", f"That name can't be used: {reason}.") from None
+        raise _error("create", refusal_text(Refusal.of(err))) from None
 
 
 def _parse_history(args: list[_Token]) -> Command:
+    app, limit = _app_and_count(
+        args,
+        "history",
+        _("`/plan history` needs an app: its id or exact name."),
+        ("limit", _("Unknown option {option}: give a number of changes.")),
+        (N_("limit"), MAX_HISTORY_LIMIT),
+    )
+    return History(app) if limit is None else History(app, limit)
+
+
+def _app_and_count(
+    args: list[_Token],
+    subcommand: str,
+    needs_app: str,
+    option: tuple[str, str],
+    bound: tuple[str, int],
+) -> tuple[str, int | None]:
+    """An app, then an optional count given bare or as `<key>=N` (`option`: the key, and the
+    refusal of any other key); the count from 1 to `bound`'s most (named by its label)."""
     if not args:
-        raise _error("history", _("`/plan history` needs an app: its id or exact name."))
+        raise _error(subcommand, needs_app)
     if len(args) > 2:
-        raise _too_many("history", args[2:])
-    app = _app(args[0], "history")
+        raise _too_many(subcommand, args[2:])
+    app = _app(args[0], subcommand)
     if len(args) == 1:
-        return History(app)
+        return app, None
     token = args[1]
     value = token.text
     if token.eq is not None:
         key, value = _option(token)
-        if key != "limit":
-            raise _error(
-                "history",
-                _("Unknown option {option}: give a number of changes.").format(option=_show(key)),
-            )
-    return History(app, _number(value, "history", N_("limit"), 1, MAX_HISTORY_LIMIT))
+        if key != option[0]:
+            raise _error(subcommand, option[1].format(option=_show(key)))
+    label, most = bound
+    return app, _number(value, subcommand, label, 1, most)
 
 
 def _parse_bill(args: list[_Token]) -> Command:
@@ -1447,23 +1459,14 @@ def _parse_bill(args: list[_Token]) -> Command:
 
 
 def _parse_usage(args: list[_Token]) -> Command:
-    if not args:
-        raise _error("usage", _("`/plan usage` needs an app: its id or exact name."))
-    if len(args) > 2:
-        raise _too_many("usage", args[2:])
-    app = _app(args[0], "usage")
-    if len(args) == 1:
-        return AppUsage(app)
-    token = args[1]
-    value = token.text
-    if token.eq is not None:
-        key, value = _option(token)
-        if key != "days":
-            raise _error(
-                "usage",
-                _("Unknown option {option}: give a number of days.").format(option=_show(key)),
-            )
-    return AppUsage(app, _number(value, "usage", N_("number of days"), 1, MAX_USAGE_DAYS))
+    app, days = _app_and_count(
+        args,
+        "usage",
+        _("`/plan usage` needs an app: its id or exact name."),
+        ("days", _("Unknown option {option}: give a number of days.")),
+        (N_("number of days"), MAX_USAGE_DAYS),
+    )
+    return AppUsage(app) if days is None else AppUsage(app, days)
 
 
 def _parse_lang(args: list[_Token]) -> Command:

@@ -599,6 +599,16 @@ class SqlHomes:
         return [_viewer(r) for r in rows]
 
 
+def _inserted_once(run: Runner, insert: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Insert `row` unless its key was seen before (`insert`: an insert-or-ignore by dialect);
+    whether it was new. Guarded: the insert must add the row, and adds none for a key seen."""
+    try:
+        run.write(insert[run.dialect], row, guarded=True)
+    except StaleWrite:
+        return False
+    return True
+
+
 class SqlReplays:
     """Signatures of state-changing requests (see `core.store.ports.Replays`)."""
 
@@ -607,11 +617,7 @@ class SqlReplays:
 
     def first(self, signature: str, at: datetime) -> bool:
         row = {"signature": signature, "received_at": at}
-        try:  # guarded: the insert must add the row, and adds none for a signature seen before
-            self.run.write(S.RECEIVED_FIRST[self.run.dialect], row, guarded=True)
-        except StaleWrite:
-            return False
-        return True
+        return _inserted_once(self.run, S.RECEIVED_FIRST, row)
 
     def any_before(self, before: datetime) -> bool:
         return bool(self.run.rows(S.RECEIVED_ANY_BEFORE, {"before": before}))
@@ -660,11 +666,7 @@ class SqlEvents:
 
     def first(self, event_id: str, at: datetime) -> bool:
         row = {"event_id": event_id, "received_at": at}
-        try:  # guarded: the insert must add the row, and adds none for an id seen before
-            self.run.write(S.EVENT_FIRST[self.run.dialect], row, guarded=True)
-        except StaleWrite:
-            return False
-        return True
+        return _inserted_once(self.run, S.EVENT_FIRST, row)
 
     def forget(self, before: datetime) -> int:
         return len(self.run.execute(S.events_before(before).returning(S.EVENT.c.event_id)))
