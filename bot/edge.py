@@ -203,9 +203,9 @@ def _host_of(url: object) -> str:
 class Installation:
     """The workspace (or enterprise) and the app planbot answers for.
 
-    The workspace comes from `PLANBOT_ALLOWED_TEAMS` when set, else from `auth.test`, called in
-    a background thread at start and again (with a growing pause) until Slack answers; until
-    then every request is refused. `app_id` (`PLANBOT_APP_ID`), when set, must be the request's
+    The workspace comes from `PLANBOT_ALLOWED_TEAMS` when set, else from `auth.test`, called once
+    at start before the process serves, then (if Slack did not answer) in a background thread
+    with a growing pause until it does; until then every request is refused. `app_id` (`PLANBOT_APP_ID`), when set, must be the request's
     `api_app_id`.
     """
 
@@ -229,33 +229,41 @@ class Installation:
         return self.teams is not None
 
     def learn(self) -> None:
-        """Ask Slack (`auth.test`) in the background, unless the settings name the teams."""
+        """Ask Slack (`auth.test`) once now, before the process serves (so that it never turns
+        its own workspace away), and again in the background until it answers; unless the
+        settings name the teams."""
         if self.known or self.client is None or self._thread is not None:
+            return
+        if self._asked():
             return
         self._thread = threading.Thread(target=self._ask, name="installation", daemon=True)
         self._thread.start()
 
     def _ask(self) -> None:
-        assert self.client is not None
         pause = 0.5
-        while not self._stop.is_set():
-            try:
-                answer = self.client.auth_test()
-                team = answer.get("team_id")
-                enterprise = answer.get("enterprise_id") or None
-                if isinstance(team, str) and team:
-                    ids = {team}
-                    if enterprise and answer.get("is_enterprise_install"):
-                        ids.add(str(enterprise))
-                    self.enterprise = str(enterprise) if enterprise else None
-                    self.teams = frozenset(ids)
-                    log.info("installed in workspace %s", team)
-                    return
-                log.warning("auth.test named no workspace; asking again")
-            except Exception as err:  # Slack unreachable at start: ask again
-                log.warning("auth.test failed (%s); requests are refused until it answers", err)
-            self._stop.wait(pause)
+        while not self._stop.wait(pause) and not self._asked():
             pause = min(pause * 2, 30.0)
+
+    def _asked(self) -> bool:
+        """One `auth.test`: whether it named the workspace."""
+        assert self.client is not None
+        try:
+            answer = self.client.auth_test()
+        except Exception as err:  # Slack unreachable at start: ask again
+            log.warning("auth.test failed (%s); requests are refused until it answers", err)
+            return False
+        team = answer.get("team_id")
+        enterprise = answer.get("enterprise_id") or None
+        if not (isinstance(team, str) and team):
+            log.warning("auth.test named no workspace; asking again")
+            return False
+        ids = {team}
+        if enterprise and answer.get("is_enterprise_install"):
+            ids.add(str(enterprise))
+        self.enterprise = str(enterprise) if enterprise else None
+        self.teams = frozenset(ids)
+        log.info("installed in workspace %s", team)
+        return True
 
     def close(self) -> None:
         """Stop asking."""

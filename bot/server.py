@@ -34,6 +34,7 @@ from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -359,7 +360,9 @@ def create_asgi(planbot: Planbot, activity: Activity | None = None) -> Starlette
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         planbot.start(deliver=False, sweep=False)
         if planbot.installation is not None:
-            planbot.installation.learn()  # auth.test, in the background: which workspace
+            # auth.test, before serving (in a thread: the loop stays free), then in the
+            # background until Slack answers: which workspace this is
+            await run_in_threadpool(planbot.installation.learn)
         # What was loaded to start (modules, the app, the catalog) lives as long as the process:
         # out of the collector's sight, full collections no longer walk it under load.
         gc.collect()
