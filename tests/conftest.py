@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -50,3 +53,21 @@ def catalog() -> Catalog:
 def clock() -> Clock:
     """A clock at noon (UTC+8) on Tuesday 10 November 2026, a 30-day month."""
     return Clock(utc(2026, 11, 10, 4, 0))
+
+
+#: how much of each server log a failed test shows (its end, where the failure is)
+LOG_TAIL = 6000
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test that ran servers shows the end of their logs (`*.log` in its tmp_path):
+    a server's traceback is the reason, and its files are gone once the run is over."""
+    report = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp, Path):
+        for log in sorted(tmp.rglob("*.log")):
+            text = log.read_text(errors="replace")
+            if text.strip():
+                report.sections.append((f"server log {log.name}", text[-LOG_TAIL:]))
+    return report
