@@ -279,6 +279,14 @@ class ThreadConnections:
         """Whether `connection` is still this thread's (not dropped as broken)."""
         return getattr(self._local, "connection", None) is connection
 
+    def drop(self, connection: Any) -> None:
+        """Stop using `connection` (in an unknown state): closed, and this thread's next
+        statement opens another."""
+        if self.is_current(connection):
+            self._local.connection = None
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+
     def close(self) -> None:
         """Give this thread's connection back."""
         connection = getattr(self._local, "connection", None)
@@ -438,14 +446,30 @@ class CompiledRunner:
         self._prepared = []
 
     def close(self) -> None:
-        """Undo what was sent if the transaction began and did not commit."""
+        """Undo what was sent if the transaction began and did not commit.
+
+        On PostgreSQL a failed statement's error may have been read before the pipeline's sync
+        (psycopg reads the answers that have arrived at each statement it sends): the server
+        then skips whatever follows until a sync, a ROLLBACK too. So the pipeline is synced
+        first (its error was raised already). Should the rollback still fail, the thread's
+        connection is dropped: the next unit of work opens another rather than finding this
+        transaction aborted, or worse, open.
+        """
+        connection = self.connection
+        began = connection is not None and not self.committed
         try:
             for cursor, _ in self._unanswered:
                 cursor.close()
             self._unanswered = []
-            connection = self.connection
-            began = connection is not None and not self.committed
             if began and self.connections.is_current(connection):
+                if self._pipeline is not None:
+                    with contextlib.suppress(self.connections.engine.dialect.loaded_dbapi.Error):
+                        self._pipeline.sync()
                 connection.dbapi_connection.execute("ROLLBACK")
-        finally:
             self._resources.close()
+        except BaseException:
+            if began:
+                self.connections.drop(connection)
+            with contextlib.suppress(Exception):
+                self._resources.close()
+            raise

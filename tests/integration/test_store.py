@@ -6,6 +6,7 @@ connection (locking); the repositories are the same code on both, and these test
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -33,7 +34,7 @@ from core import (
 from core.audit import AuditRecord
 from core.queries import nearest_names
 from core.store.runners import StaleWrite
-from core.store.statements import HEAD_INSERT, OUTBOX
+from core.store.statements import HEAD_INSERT, HEAD_READ, OUTBOX
 from tests.conftest import SHANGHAI, Clock
 from tests.integration.conftest import ADA, BOB
 from tests.support.csvs import HEADER
@@ -165,6 +166,33 @@ def test_a_failed_transaction_leaves_the_connection_usable(
         uow.commit()
     with store.unit_of_work(fast=True) as uow:
         assert uow.apps.get("1400000001") is not None
+    pending = service.request(
+        ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.STANDARD), actor=ADA
+    )
+    assert service.confirm(pending.id, actor=ADA).state == "applied"
+    with store.unit_of_work(fast=True) as uow:
+        assert uow.audit.head()[0] == 2
+
+
+def test_a_failure_reported_before_the_transaction_ends_leaves_the_connection_usable(
+    engine: Engine, service: PlanService, clock: Clock
+) -> None:
+    """A failed write whose error the driver reports at the next statement (PostgreSQL's
+    pipeline reads the answers that arrived meanwhile) still rolls back: the next unit of work
+    on this thread's connection is not told its transaction is aborted."""
+    store = service.store
+    with (
+        pytest.raises(engine.dialect.loaded_dbapi.IntegrityError),
+        store.unit_of_work(fast=True) as uow,
+    ):
+        uow.audit.append(AuditRecord(at=clock(), actor_id="UX", action="test", outcome="applied"))
+        uow.run.write(HEAD_INSERT, {"id": 1, "seq": 99, "hash": "x"})  # the head exists
+        time.sleep(0.2)  # the server's answer to it arrives
+        uow.run.rows(HEAD_READ)
+        uow.commit()
+    for _ in range(2):  # a read alone, then a whole change, on the same connection
+        with store.unit_of_work(fast=True) as uow:
+            assert uow.apps.get("1400000001") is not None
     pending = service.request(
         ChangeRequest(Operation.UPGRADE, app="1400000001", plan=Plan.STANDARD), actor=ADA
     )
