@@ -27,7 +27,7 @@ from typing import ClassVar, Literal
 
 from bot.i18n import N_, _, language, number
 from bot.kit import escape
-from bot.words import refusal_text
+from bot.words import catalog_text, refusal_text
 from core import ROLE_FOR, InvalidAppName, Operation, Plan, Refusal, Role, app_name
 
 __all__ = [
@@ -471,7 +471,7 @@ def _addon_lines(addons: Sequence[AddonHelp]) -> str:
             ).format(value=escape(value), price=escape(price))
             for value, price in addon.options
         )
-        lines.append(f"• `{escape(addon.name)}` ({escape(addon.label)}): {values}")
+        lines.append(f"• `{escape(addon.name)}` ({escape(catalog_text(addon.label))}): {values}")
     first = next((a for a in addons if len(a.options) > 1), None)
     if first is not None:
         value = next(v for v, _price in first.options if v != first.default)

@@ -21,7 +21,7 @@ from bot import blocks
 from bot.i18n import ENGLISH, N_, _, day, language, money, ngettext, number
 from bot.kit import clip, context, escape, header, plain_dates, section
 from bot.names import plan_name, status_name
-from bot.words import Words
+from bot.words import Words, catalog_text
 from core import (
     AmbiguousAppName,
     AppNotFound,
@@ -398,11 +398,11 @@ def _addon_input(catalog: Catalog, name: str, app: AppState) -> dict[str, Any]:
         "type": "input",
         "block_id": f"{ADDON_BLOCK}{name}",
         "optional": True,
-        "label": _text(clip(addon.label, 2000)),
+        "label": _text(clip(catalog_text(addon.label), 2000)),
         "element": element,
     }
     if addon.description:
-        block["hint"] = _text(clip(addon.description, 2000))
+        block["hint"] = _text(clip(catalog_text(addon.description), 2000))
     return block
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "VERBS",
     "Words",
     "billing_mode_name",
+    "catalog_text",
     "date_text",
     "day_range",
     "mention",
@@ -92,6 +93,30 @@ GROUPS_NOT_YET_KNOWN = N_(
     "planbot is still reading your user groups from Slack (they may give you a role here); "
     "nothing was changed — try again in a few seconds"
 )
+
+#: the add-ons' labels and descriptions in the catalog planbot ships (`core/catalog.toml`), so
+#: that they are translated; a catalog's own texts are shown as the operator wrote them
+CATALOG_TEXTS = frozenset(
+    {
+        N_("Message history retention"),
+        N_(
+            "Keep message history longer than the plan's free period (7 days standard, 30 days "
+            "premium)."
+        ),
+        N_("Members per group"),
+        N_(
+            "Raise the member limit of every group above the plan's own (200 standard, 2,000 "
+            "premium)."
+        ),
+    }
+)
+
+
+def catalog_text(text: str) -> str:
+    """An add-on's label or description from the catalog in use: in the current language when
+    it is one of the shipped catalog's, else as written."""
+    return _(text) if text in CATALOG_TEXTS else text
+
 
 #: the past participle of each operation ("upgraded"), as messages use it (English only: a
 #: sentence per operation is used wherever the verb would be glued into a sentence)

@@ -37,6 +37,7 @@ from bot.grammar import (
     resolve_subcommand,
 )
 from bot.i18n import speaking
+from tests.unit.test_reading import addon_help
 
 HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 
@@ -333,10 +334,15 @@ def test_the_korean_help_lists_the_korean_words() -> None:
     with speaking("ko"):
         overview = help_text()
         upgrade = help_text(topic="업그레이드")
+        configure = help_text(topic="구성", addons=addon_help())
     for name, words in KOREAN.items():
         assert all(f"`{word}`" in overview for word in words), name
     assert "`업그레이드`" in upgrade and "/plan upgrade" in upgrade
     assert "역할이 필요합니다" in upgrade
+    # the shipped catalog's add-ons by their Korean names, typed by their own
+    assert "`history_retention` (메시지 이력 보관 기간)" in configure
+    assert "`group_members` (그룹당 멤버 수)" in configure
+    assert "(Members per group)" in help_text(topic="config", addons=addon_help())
     english = help_text()
     assert "업그레이드" not in re.sub(r"`[^`]*`", "", english)
     assert "`업그레이드`" not in english and "Upgrade a developer app" in english

@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import redirect_stdout
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -283,13 +284,28 @@ def test_the_korean_form_names_operations_and_editions_with_the_glossary(
     if operation is not None:
         editions = [o["text"]["text"] for o in blocks[modals.EDITION_BLOCK]["element"]["options"]]
         assert editions == ["스탠다드 버전: 월 US$399.00", "프리미엄 버전: 월 US$699.00"]
-    # the add-ons' labels and options are the catalog's own (configured data, not sentences)
-    catalog_text = [
-        str(text)
-        for addon in CATALOG.addons.values()
-        for text in (addon.label, addon.description, *addon.options)
-    ]
-    assert english_left(summary, *catalog_text) == []
+    if operation is Operation.CONFIGURE:
+        # the shipped catalog's add-ons are named in Korean; their values are the catalog's own
+        assert "메시지 이력 보관 기간" in summary and "그룹당 멤버 수" in summary
+    values = [str(value) for addon in CATALOG.addons.values() for value in addon.options]
+    assert english_left(summary, *values) == []
+
+
+def test_an_operators_own_addon_label_is_shown_as_written_in_korean() -> None:
+    shipped = CATALOG.addons["history_retention"]
+    own = replace(shipped, label="Chat archive", description="Kept by our archive team.")
+    catalog = replace(CATALOG, addons={**CATALOG.addons, "history_retention": own})
+    form = modals.form_view(
+        catalog=catalog,
+        words=WORDS,
+        channel="CTEAM",
+        app=app(2),
+        operations=(Operation.CONFIGURE,),
+        operation=Operation.CONFIGURE,
+    )
+    summary = "\n".join(texts(form))
+    assert "Chat archive" in summary and "Kept by our archive team." in summary
+    assert "그룹당 멤버 수" in summary  # the other add-on is still the shipped one
 
 
 def pending(*, peer: bool, danger: bool) -> PendingRequest:
