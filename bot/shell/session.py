@@ -1168,9 +1168,9 @@ def _asker(tty: bool, out: TextIO, history: _Readline) -> Ask:
             out.flush()
         try:
             answer = input(last if tty else "")
-        except (EOFError, KeyboardInterrupt):  # no answer is a no
+        except (EOFError, KeyboardInterrupt):  # no answer: a no, or a field left empty
             out.write("\n")
-            return "n"
+            return ""
         history.forget_last()  # a y/n answer is not a command to recall
         return answer
 

@@ -122,6 +122,42 @@ def test_the_shortcut_modal_finds_apps_by_typing_previews_and_confirms(tmp_path:
     assert "premium" in status.stdout
 
 
+def test_input_that_ends_mid_question_leaves_the_field_empty_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Piped input that runs out while the shell asks (an option, "Are you sure?") is no
+    answer: the field stays empty, the danger is not done, and nothing is read as typed."""
+    asked = "/plan\n1\ndemo-standard\n5\n"
+    result = subprocess.run(
+        [PLANBOT, "shell", "--no-color"],
+        input=asked,
+        cwd=tmp_path,
+        env=shell_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1) Change the edition or add-ons" in result.stdout
+    assert "Type `5 <text>` to fill in Operation." in result.stdout
+    assert "No option" not in result.stdout
+    preview = one_shot(tmp_path, "/plan disable demo-standard").stdout
+    danger = subprocess.run(
+        [PLANBOT, "shell", "--no-color"],
+        input=f"/plan disable demo-standard\n{confirm_number(preview)}\n",
+        cwd=tmp_path,
+        env=shell_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert "Are you sure?" in danger.stdout and "nothing changed" in danger.stdout
+    status = one_shot(tmp_path, "/plan status demo-standard").stdout
+    assert "active" in status and "disabled" not in status
+
+
 def test_a_modal_refusal_shows_under_its_field_and_exits_1(tmp_path: Path) -> None:
     result = one_shot(tmp_path, "shortcut; 2")
     assert result.returncode == 1, result.stdout + result.stderr
