@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +15,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
+from bot import blocks, observe
 from bot.channels import ChannelDirectory
 from bot.delivery import (
     DirectResponder,
@@ -26,7 +28,7 @@ from bot.delivery import (
 )
 from bot.edge import Installation, ResponseUrls
 from bot.home import HomePublisher
-from bot.i18n import speaking
+from bot.i18n import _, speaking
 from bot.listeners import Bot, register
 from bot.people import Languages, user_of
 from bot.settings import Settings
@@ -94,6 +96,53 @@ class Planbot:
             self.checkpointer.start()
         if sweep:
             self.lifecycle.start(interval=self.settings.sweep_interval)
+
+    def foreign(self, body: dict[str, Any], context: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer to a request from another workspace or app (logged and counted as
+        refused): a slash command's is an ephemeral message saying so, any other's is empty
+        ({}); None when the request is ours (or the installation is not checked here)."""
+        if self.installation is None or body.get("type") == "url_verification":
+            return None
+        team, enterprise = context.get("team_id"), context.get("enterprise_id")
+        why = self.installation.refusal(team, enterprise, body.get("api_app_id"))
+        if why is None:
+            return None
+        observe.note(kind=observe.payload_kind(body) or "command:other", outcome="refused")
+        log.warning(
+            "refused a signed request from %s (team %s, enterprise %s, app %s)",
+            why,
+            *(str(v)[:40].encode("unicode_escape").decode() for v in (team, enterprise)),
+            str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
+        )
+        if "command" not in body:
+            return {}
+        with speaking(self.settings.language):
+            message = blocks.text_message(
+                _(":no_entry: planbot does not answer this workspace or app; nothing was changed.")
+            )
+        return {**message, "response_type": "ephemeral"}
+
+    def only_from_its_workspace(self) -> None:
+        """Socket Mode: refuse what comes from another workspace or app as the HTTP edge does
+        (Slack's socket carries every installation of the app), and learn the workspace from
+        `auth.test` now. HTTP mode checks at its edge, before Bolt."""
+
+        def ours_only(
+            req: BoltRequest, resp: BoltResponse, next_: Callable[[], None]
+        ) -> BoltResponse:
+            answer = self.foreign(req.body, req.context)
+            if answer is None:
+                next_()
+                return resp
+            return BoltResponse(
+                status=200,
+                body=json.dumps(answer) if answer else "",
+                headers={"content-type": "application/json"} if answer else {},
+            )
+
+        self.app.use(ours_only)
+        if self.installation is not None:
+            self.installation.learn()
 
     def close(self) -> None:
         """Stop background work."""

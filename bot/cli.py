@@ -332,6 +332,7 @@ def _socket(settings: Settings, metrics_at: tuple[str, int] | None = None) -> in
     metrics.instrument(planbot, role="socket")
     _serve_metrics(planbot, metrics_at)
     planbot.start()
+    planbot.only_from_its_workspace()
     try:
         SocketModeHandler(planbot.app, settings.app_token).start()
     finally:

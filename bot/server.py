@@ -39,10 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import blocks, metrics, observe
+from bot import metrics
 from bot.app import Planbot
 from bot.edge import BodyTimeout, BodyTooLarge, read_body, signature_problem, ssl_check_ping
-from bot.i18n import _, speaking
 from bot.worker import ChildProcess, DeliveryChild, stop_when_orphaned
 from core import HEALTH_WAIT, REQUEST_WAITS, Store, answering_within
 
@@ -110,34 +109,10 @@ def _refused(planbot: Planbot, bolt_request: BoltRequest) -> Response | None:
     """The answer to a signed request from another workspace or app (None: it is ours). Its
     response_urls that may not be posted to are dropped here, before anything can queue them."""
     body = bolt_request.body
-    if body.get("type") == "url_verification":
-        return None
     context = bolt_request.context
-    installation = planbot.installation
-    why = (
-        None
-        if installation is None
-        else installation.refusal(context.team_id, context.enterprise_id, body.get("api_app_id"))
-    )
-    if why is not None:
-        observe.note(kind=observe.payload_kind(body) or "command:other", outcome="refused")
-        log.warning(
-            "refused a signed request from %s (team %s, enterprise %s, app %s)",
-            why,
-            str(context.team_id)[:40].encode("unicode_escape").decode(),
-            str(context.enterprise_id)[:40].encode("unicode_escape").decode(),
-            str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
-        )
-        if "command" in body:
-            with speaking(planbot.settings.language):
-                message = blocks.text_message(
-                    _(
-                        ":no_entry: planbot does not answer this workspace or app; nothing was "
-                        "changed."
-                    )
-                )
-            return JSONResponse({**message, "response_type": "ephemeral"})
-        return Response(status_code=200)
+    answer = planbot.foreign(body, context)
+    if answer is not None:
+        return JSONResponse(answer) if answer else Response(status_code=200)
     dropped = planbot.response_urls.keep_allowed(body)
     if dropped:
         context.pop("response_url", None)
