@@ -298,7 +298,11 @@ def _send_big(url: str, headers: bytes, *, chunked: bool) -> tuple[int, bytes]:
             readable, _, _ = select.select([sock], [], [], 10)
             answer = sock.recv(4096) if readable else b""
     except (BrokenPipeError, ConnectionResetError):
-        pass
+        # the server answered and hung up while the body was still coming: its answer may be
+        # waiting, unread, before the reset
+        if not answer:
+            with contextlib.suppress(OSError):
+                answer = sock.recv(4096)
     finally:
         sock.close()
     return sent, answer.split(b"\r\n", 1)[0]
