@@ -104,15 +104,14 @@ class Planbot:
         if self.installation is None or body.get("type") == "url_verification":
             return None
         team, enterprise = context.get("team_id"), context.get("enterprise_id")
-        why = self.installation.refusal(team, enterprise, body.get("api_app_id"))
+        app_id = body.get("api_app_id")
+        why = self.installation.refusal(team, enterprise, app_id)
         if why is None:
             return None
         observe.note(kind=observe.payload_kind(body) or "command:other", outcome="refused")
+        shown = (str(v)[:40].encode("unicode_escape").decode() for v in (team, enterprise, app_id))
         log.warning(
-            "refused a signed request from %s (team %s, enterprise %s, app %s)",
-            why,
-            *(str(v)[:40].encode("unicode_escape").decode() for v in (team, enterprise)),
-            str(body.get("api_app_id"))[:40].encode("unicode_escape").decode(),
+            "refused a signed request from %s (team %s, enterprise %s, app %s)", why, *shown
         )
         if "command" not in body:
             return {}

@@ -45,10 +45,11 @@ def shell_env(home: Path) -> dict[str, str]:
     return env
 
 
-def one_shot(cwd: Path, command: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """`planbot shell --no-color [options] -c COMMAND` in `cwd`."""
+def run_shell(cwd: Path, *args: str, typed: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`planbot shell --no-color [args]` in `cwd`, `typed` piped to it as its input."""
     return subprocess.run(
-        [PLANBOT, "shell", "--no-color", *options, "-c", command],
+        [PLANBOT, "shell", "--no-color", *args],
+        input=typed,
         cwd=cwd,
         env=shell_env(cwd),
         capture_output=True,
@@ -56,6 +57,11 @@ def one_shot(cwd: Path, command: str, *options: str) -> subprocess.CompletedProc
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def one_shot(cwd: Path, command: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`planbot shell --no-color [options] -c COMMAND` in `cwd`."""
+    return run_shell(cwd, *options, "-c", command)
 
 
 def test_one_shot_status_prints_the_card_and_exits_0(tmp_path: Path) -> None:
@@ -127,32 +133,13 @@ def test_input_that_ends_mid_question_leaves_the_field_empty_and_changes_nothing
 ) -> None:
     """Piped input that runs out while the shell asks (an option, "Are you sure?") is no
     answer: the field stays empty, the danger is not done, and nothing is read as typed."""
-    asked = "/plan\n1\ndemo-standard\n5\n"
-    result = subprocess.run(
-        [PLANBOT, "shell", "--no-color"],
-        input=asked,
-        cwd=tmp_path,
-        env=shell_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = run_shell(tmp_path, typed="/plan\n1\ndemo-standard\n5\n")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1) Change the edition or add-ons" in result.stdout
     assert "Type `5 <text>` to fill in Operation." in result.stdout
     assert "No option" not in result.stdout
     preview = one_shot(tmp_path, "/plan disable demo-standard").stdout
-    danger = subprocess.run(
-        [PLANBOT, "shell", "--no-color"],
-        input=f"/plan disable demo-standard\n{confirm_number(preview)}\n",
-        cwd=tmp_path,
-        env=shell_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    danger = run_shell(tmp_path, typed=f"/plan disable demo-standard\n{confirm_number(preview)}\n")
     assert "Are you sure?" in danger.stdout and "nothing changed" in danger.stdout
     status = one_shot(tmp_path, "/plan status demo-standard").stdout
     assert "active" in status and "disabled" not in status

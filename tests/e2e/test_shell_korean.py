@@ -17,7 +17,7 @@ import pytest
 
 from bot.shell import DEMO_APPS, demo_csv
 from core import utcnow
-from tests.e2e.test_shell import PLANBOT, TIMEOUT, shell_env
+from tests.e2e.test_shell import PLANBOT, TIMEOUT, one_shot, shell_env
 from tests.unit.test_surfaces_korean import HANGUL, english_left
 
 pytestmark = pytest.mark.e2e
@@ -31,15 +31,7 @@ NAMES = tuple(app.name for app in DEMO_APPS)
 
 
 def korean_shell(cwd: Path, command: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PLANBOT, "shell", "--no-color", "--lang", "ko", *options, "-c", command],
-        cwd=cwd,
-        env=shell_env(cwd),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return one_shot(cwd, command, "--lang", "ko", *options)
 
 
 def sections(text: str) -> list[tuple[str, list[str]]]:

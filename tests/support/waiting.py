@@ -20,15 +20,9 @@ def eventually(
     every: float = 0.05,
 ) -> T:
     """`probe`'s first value that satisfies `until` (truthy by default); fails after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if until(value):
-            return value
-        assert time.monotonic() < deadline, (
-            f"timed out after {timeout} s waiting for {what or probe}: {value!r:.300}"
-        )
-        time.sleep(every)
+    value = settled(probe, timeout, until=until, every=every)
+    assert until(value), f"timed out after {timeout} s waiting for {what or probe}: {value!r:.300}"
+    return value
 
 
 def settled(

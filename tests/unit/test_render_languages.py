@@ -35,7 +35,6 @@ from core import (
     BillingMode,
     CardDecided,
     ChangeApplied,
-    CostImpact,
     DeliveryFailed,
     Field,
     FieldChange,
@@ -67,23 +66,13 @@ from core.provider.messages import (
     UsageLevelReached,
 )
 from tests.conftest import SHANGHAI
-from tests.unit.test_blocks import pending
+from tests.unit.test_blocks import COST, pending
+from tests.unit.test_blocks import walk_texts as texts
 from tests.unit.test_notices import expired_card, reminder, team_statement, warning
 
 WORDS = Words(load_catalog(), SHANGHAI)
 NOW = datetime(2026, 11, 26, 3, tzinfo=UTC)
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-COST = CostImpact(
-    year=2026,
-    month=11,
-    currency="USD",
-    before_month_total=Decimal("0.00"),
-    after_month_total=Decimal("116.50"),
-    monthly_before=Decimal(0),
-    monthly_after=Decimal(699),
-    billed_from=date(2026, 12, 1),
-    billed_to=date(2026, 12, 3),
-)
 CHANGES = (
     FieldChange(field=Field.PLAN, before="developer", after="premium"),
     FieldChange(field=Field.STATUS, before="active", after="disabled"),
@@ -95,21 +84,6 @@ CHANGES = (
 )
 ADA, BOB = Actor("UADA", "Ada"), Actor("UBOB", "Bob")
 PLANBOT = Actor("planbot", "planbot")
-
-
-def texts(node: Any) -> list[str]:
-    """Every text of a message (its notification text and every block's)."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                found.append(value)
-            else:
-                found.extend(texts(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(texts(item))
-    return found
 
 
 def said(message: dict[str, Any]) -> str:

@@ -29,27 +29,19 @@ from bot.shell.render import _width, confirm_prompt, render_message
 from bot.shell.views import draw_view
 from core import (
     AppLine,
-    ApprovalRule,
     AppState,
-    ChangeRequest,
     ComingUp,
-    CostImpact,
-    Field,
-    FieldChange,
     HomeBoard,
-    Notice,
-    NoticeCode,
     Operation,
     PendingRequest,
     Plan,
-    Preview,
     ReconcileReport,
     ReconciliationLine,
-    Request,
     Status,
     SweepReport,
 )
-from tests.unit.test_home_view import CATALOG, NOW, WORDS, app, board, request, texts
+from tests.unit.test_blocks import pending
+from tests.unit.test_home_view import CATALOG, NOW, WORDS, app, board, texts
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 #: words of the English sentences these surfaces say, none of which may be left in Korean
@@ -308,46 +300,12 @@ def test_an_operators_own_addon_label_is_shown_as_written_in_korean() -> None:
     assert "그룹당 멤버 수" in summary  # the other add-on is still the shipped one
 
 
-def pending(*, peer: bool, danger: bool) -> PendingRequest:
-    cost = CostImpact(
-        year=2026,
-        month=11,
-        currency="USD",
-        before_month_total=Decimal("0.00"),
-        after_month_total=Decimal("116.50"),
-        monthly_before=Decimal(0),
-        monthly_after=Decimal(699),
-        billed_from=NOW.date().replace(month=12, day=1),
-        billed_to=NOW.date().replace(month=12, day=3),
-    )
-    op = Operation.DISABLE if danger else Operation.UPGRADE
-    shown = Preview(
-        operation=op,
-        app_id="1400000001",
-        app_name="chat",
-        plan_before=Plan.DEVELOPER,
-        plan_after=Plan.PREMIUM,
-        changes=(FieldChange(field=Field.PLAN, before="developer", after="premium"),),
-        cost=cost,
-        notices=(Notice(code=NoticeCode.IRREVERSIBLE_UPGRADE),),
-    )
-    asked = Request(
-        id="req0001xxxx",
-        change=ChangeRequest(op, app="1400000001", plan=Plan.PREMIUM),
-        requester=request(1).requester,
-        app_id="1400000001",
-        app_name="chat",
-        app_version=1,
-        channel_id="C1",
-        created_at=NOW,
-        expires_at=NOW + timedelta(minutes=15),
-        approvals_needed=2 if peer else 0,
-    )
-    return PendingRequest(asked, shown, ApprovalRule("peer" if peer else "self"))
+def korean_pending(*, peer: bool, danger: bool) -> PendingRequest:
+    return pending("chat", Operation.DISABLE if danger else Operation.UPGRADE, peer=peer)
 
 
 def test_the_korean_confirmation_modal_asks_in_korean() -> None:
-    view = modals.confirm_view(pending(peer=False, danger=True), WORDS, channel="C1")
+    view = modals.confirm_view(korean_pending(peer=False, danger=True), WORDS, channel="C1")
     slack_limits(view)
     assert (view["title"]["text"], view["submit"]["text"], view["close"]["text"]) == (
         "변경 확인",
@@ -360,15 +318,15 @@ def test_the_korean_confirmation_modal_asks_in_korean() -> None:
         "위의 경고를 읽었으며 계속 진행하겠습니다."
     )
     footer = view["blocks"][-1]["elements"][0]["text"]
-    assert footer.startswith("만료: <!date^") and footer.endswith("· 요청 `req0001xxxx`")
+    assert footer.startswith("만료: <!date^") and footer.endswith("· 요청 `req123`")
 
 
 def test_a_korean_request_sent_for_approval_says_who_must_approve() -> None:
-    view = modals.confirm_view(pending(peer=True, danger=False), WORDS, channel="C1")
+    view = modals.confirm_view(korean_pending(peer=True, danger=False), WORDS, channel="C1")
     slack_limits(view)
     assert view["title"]["text"] == "승인 요청됨" and "submit" not in view
     text = "\n".join(texts(view))
-    approvers = pending(peer=True, danger=False).approval.approvers
+    approvers = korean_pending(peer=True, danger=False).approval.approvers
     assert f"필요한 역할을 가진 다른 사람 {approvers}명의 승인이 필요합니다" in text
     assert "홈 탭에서 요청을 철회할 수 있습니다" in text
 
